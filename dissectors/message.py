@@ -1,0 +1,80 @@
+"""What one NetBIOS SESSION MESSAGE carries: SMB1, SMB2 (compound), encrypted or compressed.
+
+`bytes_to_keep` decides, from a frame's first bytes, how much of it is worth
+buffering: headers always, whole messages for the commands smbwatch decodes,
+never the bulk data of READ/WRITE. That is what keeps file-server links cheap.
+"""
+
+from __future__ import annotations
+
+from dissectors import smb1, smb2
+from dissectors.constants import (
+    SMB1_PROTOCOL_ID,
+    SMB2_COMPRESSION_PROTOCOL_ID,
+    SMB2_PROTOCOL_ID,
+    SMB2_TRANSFORM_PROTOCOL_ID,
+    Smb1Command,
+    Smb2Command,
+)
+from dissectors.records import Anomaly, AnomalyKind, StreamEvent
+
+# Bytes needed to decide how much of a frame to keep: the SMB2 header is the longest.
+PEEK_SIZE = smb2.SMB2_HEADER_SIZE
+# Largest message smbwatch decodes whole. A Kerberos AP-REQ in a SESSION_SETUP stays
+# below Windows' MaxTokenSize (48,000 bytes by default, 65,535 at most).
+MAX_KEPT_MESSAGE = 128 * 1024
+# For bulk-data commands the header and the fixed part of the body are enough.
+BULK_MESSAGE_PREFIX = 256
+
+_SMB2_BULK_COMMANDS = frozenset((Smb2Command.READ, Smb2Command.WRITE))
+_SMB1_BULK_COMMANDS = frozenset(
+    (
+        Smb1Command.SMB_COM_READ,
+        Smb1Command.SMB_COM_WRITE,
+        Smb1Command.SMB_COM_READ_ANDX,
+        Smb1Command.SMB_COM_WRITE_ANDX,
+        Smb1Command.SMB_COM_READ_RAW,
+        Smb1Command.SMB_COM_WRITE_RAW,
+        Smb1Command.SMB_COM_WRITE_AND_CLOSE,
+        Smb1Command.SMB_COM_LOCK_AND_READ,
+        Smb1Command.SMB_COM_WRITE_AND_UNLOCK,
+    )
+)
+_SMB2_COMMAND_OFFSET = 12
+_SMB2_NEXT_COMMAND_OFFSET = 20
+_SMB1_COMMAND_OFFSET = 4
+
+
+def bytes_to_keep(prefix: bytes | bytearray, frame_length: int) -> int:
+    """How many leading bytes of a `frame_length`-byte frame to buffer, given its first bytes."""
+    protocol = bytes(prefix[:4])
+    if protocol == SMB2_PROTOCOL_ID:
+        if len(prefix) >= PEEK_SIZE:
+            command = int.from_bytes(prefix[_SMB2_COMMAND_OFFSET : _SMB2_COMMAND_OFFSET + 2], "little")
+            next_command = int.from_bytes(prefix[_SMB2_NEXT_COMMAND_OFFSET : _SMB2_NEXT_COMMAND_OFFSET + 4], "little")
+            if command in _SMB2_BULK_COMMANDS and not next_command:
+                return min(frame_length, BULK_MESSAGE_PREFIX)
+        return min(frame_length, MAX_KEPT_MESSAGE)
+    if protocol == SMB1_PROTOCOL_ID:
+        if len(prefix) > _SMB1_COMMAND_OFFSET and prefix[_SMB1_COMMAND_OFFSET] in _SMB1_BULK_COMMANDS:
+            return min(frame_length, BULK_MESSAGE_PREFIX)
+        return min(frame_length, MAX_KEPT_MESSAGE)
+    if protocol == SMB2_TRANSFORM_PROTOCOL_ID:
+        return min(frame_length, smb2.SMB2_TRANSFORM_HEADER_SIZE)
+    if protocol == SMB2_COMPRESSION_PROTOCOL_ID:
+        return min(frame_length, smb2.SMB2_COMPRESSION_HEADER_SIZE)
+    return min(frame_length, PEEK_SIZE)
+
+
+def dissect_session_message(kept: bytes, frame_length: int) -> list[StreamEvent]:
+    """Records for one SESSION MESSAGE of which `kept` are the first bytes."""
+    protocol = kept[:4]
+    if protocol == SMB2_PROTOCOL_ID:
+        return list(smb2.parse_compound(kept, frame_length))
+    if protocol == SMB1_PROTOCOL_ID:
+        return list(smb1.parse_message(kept))
+    if protocol == SMB2_TRANSFORM_PROTOCOL_ID:
+        return [smb2.parse_transform_header(kept)]
+    if protocol == SMB2_COMPRESSION_PROTOCOL_ID:
+        return [smb2.parse_compression_header(kept)]
+    return [Anomaly(AnomalyKind.NOT_SMB, f"frame of {frame_length} bytes starts {protocol.hex()}")]

@@ -1,0 +1,303 @@
+"""Frozen records the dissectors produce, named after the spec structures they decode.
+
+A dissector returns one of these records, or an `Anomaly` when the bytes are
+malformed. Records hold decoded values only (no buffers), so they are cheap to
+keep and safe to hand to any sink.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class AnomalyKind(Enum):
+    """One flat list of everything odd the pipeline can meet; each is counted and visible."""
+
+    # capture and decode
+    LINKTYPE_UNSUPPORTED = "linktype_unsupported"
+    FRAME_MALFORMED = "frame_malformed"
+    IP_MALFORMED = "ip_malformed"
+    IP_FRAGMENT = "ip_fragment"
+    TCP_MALFORMED = "tcp_malformed"
+    # flows and reassembly
+    FLOW_TABLE_FULL = "flow_table_full"
+    OUT_OF_ORDER_BUFFER_FULL = "out_of_order_buffer_full"
+    OVERLAP_DATA_DIFFERS = "overlap_data_differs"
+    RESYNC_SKIPPED_BYTES = "resync_skipped_bytes"
+    CONNECTION_RECORDS_FULL = "connection_records_full"
+    # NetBIOS session service
+    NETBIOS_BAD_TYPE = "netbios_bad_type"
+    NETBIOS_BAD_FLAGS = "netbios_bad_flags"
+    NETBIOS_MALFORMED = "netbios_malformed"
+    # SMB framing
+    NOT_SMB = "not_smb"
+    SMB1_MALFORMED = "smb1_malformed"
+    SMB2_MALFORMED = "smb2_malformed"
+    SMB2_NEXT_COMMAND_INVALID = "smb2_next_command_invalid"
+    SMB2_COMPOUND_TOO_LONG = "smb2_compound_too_long"
+    SMB2_COMPOUND_BEYOND_KEPT_BYTES = "smb2_compound_beyond_kept_bytes"
+    TRANSFORM_MALFORMED = "transform_malformed"
+    COMPRESSION_MALFORMED = "compression_malformed"
+    # NEGOTIATE
+    NEGOTIATE_MALFORMED = "negotiate_malformed"
+    NEGOTIATE_MALFORMED_DIALECTS = "negotiate_malformed_dialects"
+    NEGOTIATE_CONTEXT_MALFORMED = "negotiate_context_malformed"
+    NEGOTIATE_UNKNOWN_DIALECT_INDEX = "negotiate_unknown_dialect_index"
+    # per-connection state
+    PENDING_REQUESTS_FULL = "pending_requests_full"
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """Something the bytes should not contain, or a cap that was hit."""
+
+    kind: AnomalyKind
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReassemblyGap:
+    """`size` bytes of one direction were never seen; framing restarts after them."""
+
+    size: int
+
+
+# --- NetBIOS session service (RFC 1002 4.3) ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NetbiosSessionPacket:
+    """RFC 1002 4.3.1: a session service packet other than SESSION MESSAGE."""
+
+    type: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class NetbiosSessionRequest:
+    """RFC 1002 4.3.2: SESSION REQUEST with its decoded called and calling names."""
+
+    called_name: str
+    calling_name: str
+
+
+# --- SMB1 ([MS-CIFS] / [MS-SMB]) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1Header:
+    """[MS-CIFS] 2.2.3.1 SMB_Header (32 bytes); `pid` joins PIDHigh and PIDLow."""
+
+    command: int
+    status: int
+    flags: int
+    flags2: int
+    tid: int
+    pid: int
+    uid: int
+    mid: int
+
+    @property
+    def is_response(self) -> bool:
+        return bool(self.flags & 0x80)
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1NegotiateRequest:
+    """[MS-CIFS] 2.2.4.52.1 SMB_COM_NEGOTIATE request: the dialect strings in order."""
+
+    dialects: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1NegotiateResponse:
+    """[MS-CIFS] 2.2.4.52.2 / [MS-SMB] 2.2.4.5.2 SMB_COM_NEGOTIATE response.
+
+    `word_count` tells the form: 17 for NT LM 0.12, 13 for LANMAN dialects,
+    1 for the core protocol and for "no dialect acceptable" (index 0xFFFF).
+    Fields a form does not carry are None.
+    """
+
+    word_count: int
+    dialect_index: int
+    security_mode: int | None = None
+    max_mpx_count: int | None = None
+    max_buffer_size: int | None = None
+    capabilities: int | None = None
+    system_time: int | None = None
+    server_guid: bytes | None = None
+    security_blob_length: int | None = None
+
+
+# --- SMB2/3 ([MS-SMB2]) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2Header:
+    """[MS-SMB2] 2.2.1.1 / 2.2.1.2 SMB2 packet header (sync or async form)."""
+
+    credit_charge: int
+    status: int
+    command: int
+    credits: int
+    flags: int
+    next_command: int
+    message_id: int
+    async_id: int | None
+    tree_id: int | None
+    session_id: int
+    signature: bytes
+
+    @property
+    def is_response(self) -> bool:
+        return bool(self.flags & 0x01)
+
+
+@dataclass(frozen=True, slots=True)
+class PreauthIntegrityCapabilities:
+    """[MS-SMB2] 2.2.3.1.1 SMB2_PREAUTH_INTEGRITY_CAPABILITIES."""
+
+    hash_algorithms: tuple[int, ...]
+    salt_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionCapabilities:
+    """[MS-SMB2] 2.2.3.1.2 SMB2_ENCRYPTION_CAPABILITIES."""
+
+    ciphers: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompressionCapabilities:
+    """[MS-SMB2] 2.2.3.1.3 SMB2_COMPRESSION_CAPABILITIES."""
+
+    flags: int
+    algorithms: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NetnameNegotiateContextId:
+    """[MS-SMB2] 2.2.3.1.4 SMB2_NETNAME_NEGOTIATE_CONTEXT_ID: the server name the client asked for."""
+
+    net_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransportCapabilities:
+    """[MS-SMB2] 2.2.3.1.5 SMB2_TRANSPORT_CAPABILITIES."""
+
+    flags: int
+
+
+@dataclass(frozen=True, slots=True)
+class RdmaTransformCapabilities:
+    """[MS-SMB2] 2.2.3.1.6 SMB2_RDMA_TRANSFORM_CAPABILITIES."""
+
+    transform_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SigningCapabilities:
+    """[MS-SMB2] 2.2.3.1.7 SMB2_SIGNING_CAPABILITIES."""
+
+    algorithms: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownNegotiateContext:
+    """A negotiate context whose type [MS-SMB2] 2.2.3.1 does not define."""
+
+    context_type: int
+    data_length: int
+
+
+NegotiateContext = (
+    PreauthIntegrityCapabilities
+    | EncryptionCapabilities
+    | CompressionCapabilities
+    | NetnameNegotiateContextId
+    | TransportCapabilities
+    | RdmaTransformCapabilities
+    | SigningCapabilities
+    | UnknownNegotiateContext
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2NegotiateRequest:
+    """[MS-SMB2] 2.2.3 SMB2 NEGOTIATE Request."""
+
+    dialects: tuple[int, ...]
+    security_mode: int
+    capabilities: int
+    client_guid: bytes
+    contexts: tuple[NegotiateContext, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2NegotiateResponse:
+    """[MS-SMB2] 2.2.4 SMB2 NEGOTIATE Response."""
+
+    security_mode: int
+    dialect: int
+    server_guid: bytes
+    capabilities: int
+    max_transact_size: int
+    max_read_size: int
+    max_write_size: int
+    system_time: int
+    security_buffer_length: int
+    contexts: tuple[NegotiateContext, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2TransformHeader:
+    """[MS-SMB2] 2.2.41 SMB2 TRANSFORM_HEADER: an encrypted message follows."""
+
+    original_message_size: int
+    flags: int
+    session_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2CompressionTransformHeader:
+    """[MS-SMB2] 2.2.42 SMB2 COMPRESSION_TRANSFORM_HEADER (unchained or chained)."""
+
+    original_size: int
+    algorithm: int
+    flags: int
+    offset_or_length: int
+
+
+Smb1Body = Smb1NegotiateRequest | Smb1NegotiateResponse
+Smb2Body = Smb2NegotiateRequest | Smb2NegotiateResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1Message:
+    """One SMB1 message; `body` is the decoded command when smbwatch decodes it, else None."""
+
+    header: Smb1Header
+    body: Smb1Body | None
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2Message:
+    """One SMB2 message of a (possibly compound) frame."""
+
+    header: Smb2Header
+    body: Smb2Body | None
+
+
+StreamEvent = (
+    Smb1Message
+    | Smb2Message
+    | Smb2TransformHeader
+    | Smb2CompressionTransformHeader
+    | NetbiosSessionPacket
+    | NetbiosSessionRequest
+    | ReassemblyGap
+    | Anomaly
+)

@@ -1,0 +1,141 @@
+"""SMB2 header, compound chains and the transform headers ([MS-SMB2] 2.2.1, 2.2.41, 2.2.42)."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from dissectors import smb2_negotiate
+from dissectors.constants import Smb2Command, Smb2Flags
+from dissectors.records import (
+    Anomaly,
+    AnomalyKind,
+    Smb2Body,
+    Smb2CompressionTransformHeader,
+    Smb2Header,
+    Smb2Message,
+    Smb2TransformHeader,
+)
+
+SMB2_HEADER_SIZE = 64
+SMB2_HEADER_STRUCTURE_SIZE = 64
+SMB2_ERROR_RESPONSE_STRUCTURE_SIZE = 9  # [MS-SMB2] 2.2.2
+SMB2_TRANSFORM_HEADER_SIZE = 52
+SMB2_COMPRESSION_HEADER_SIZE = 16
+# [MS-SMB2] 3.3.5.2.7 lets a chain be as long as the frame; real ones hold a few. Cap the walk.
+MAX_COMPOUND_MESSAGES = 32
+
+_HEADER = struct.Struct("<4sHHIHHIIQQQ16s")
+_TRANSFORM = struct.Struct("<4s16s16sIHHQ")
+_COMPRESSION = struct.Struct("<4sIHHI")
+
+_REQUEST_PARSERS: dict[int, Callable[[bytes], Smb2Body | Anomaly]] = {
+    Smb2Command.NEGOTIATE: smb2_negotiate.parse_negotiate_request,
+}
+_RESPONSE_PARSERS: dict[int, Callable[[bytes], Smb2Body | Anomaly]] = {
+    Smb2Command.NEGOTIATE: smb2_negotiate.parse_negotiate_response,
+}
+
+
+def parse_header(message: bytes | bytearray, offset: int = 0) -> Smb2Header | Anomaly:
+    """[MS-SMB2] 2.2.1: the 64-byte header at `offset`, in its sync or async form."""
+    if len(message) - offset < SMB2_HEADER_SIZE:
+        return Anomaly(AnomalyKind.SMB2_MALFORMED, f"header needs 64 bytes, has {len(message) - offset}")
+    (
+        _,
+        structure_size,
+        credit_charge,
+        status,
+        command,
+        credits,
+        flags,
+        next_command,
+        message_id,
+        async_or_tree,
+        session_id,
+        signature,
+    ) = _HEADER.unpack_from(message, offset)
+    if structure_size != SMB2_HEADER_STRUCTURE_SIZE:
+        return Anomaly(AnomalyKind.SMB2_MALFORMED, f"header StructureSize {structure_size}")
+    if flags & Smb2Flags.SMB2_FLAGS_ASYNC_COMMAND:
+        async_id, tree_id = async_or_tree, None
+    else:
+        async_id, tree_id = None, async_or_tree >> 32
+    return Smb2Header(
+        credit_charge=credit_charge,
+        status=status,
+        command=command,
+        credits=credits,
+        flags=flags,
+        next_command=next_command,
+        message_id=message_id,
+        async_id=async_id,
+        tree_id=tree_id,
+        session_id=session_id,
+        signature=bytes(signature),
+    )
+
+
+def _parse_body(header: Smb2Header, message: bytes) -> Smb2Body | Anomaly | None:
+    parsers = _RESPONSE_PARSERS if header.is_response else _REQUEST_PARSERS
+    parser = parsers.get(header.command)
+    if parser is None:
+        return None
+    if header.is_response and header.status and len(message) >= SMB2_HEADER_SIZE + 2:
+        structure_size = int.from_bytes(message[SMB2_HEADER_SIZE : SMB2_HEADER_SIZE + 2], "little")
+        if structure_size == SMB2_ERROR_RESPONSE_STRUCTURE_SIZE:
+            return None  # [MS-SMB2] 2.2.2 ERROR Response: nothing more to decode
+    return parser(message)
+
+
+def parse_compound(frame: bytes, frame_length: int) -> list[Smb2Message | Anomaly]:
+    """All messages of a frame, following NextCommand ([MS-SMB2] 3.2.4.1.4).
+
+    `frame` holds the first bytes of the frame and `frame_length` its real size;
+    when smbwatch kept only a prefix, a chain that continues past it is reported.
+    """
+    events: list[Smb2Message | Anomaly] = []
+    offset = 0
+    for _ in range(MAX_COMPOUND_MESSAGES):
+        header = parse_header(frame, offset)
+        if isinstance(header, Anomaly):
+            events.append(header)
+            return events
+        next_command = header.next_command
+        end = offset + next_command if next_command else len(frame)
+        message = frame[offset:end] if offset or next_command else frame
+        body = _parse_body(header, message)
+        if isinstance(body, Anomaly):
+            events.append(Smb2Message(header, None))
+            events.append(body)
+        else:
+            events.append(Smb2Message(header, body))
+        if not next_command:
+            return events
+        if next_command < SMB2_HEADER_SIZE or next_command % 8 or offset + next_command >= frame_length:
+            events.append(Anomaly(AnomalyKind.SMB2_NEXT_COMMAND_INVALID, f"NextCommand {next_command}"))
+            return events
+        offset += next_command
+        if offset + SMB2_HEADER_SIZE > len(frame) and len(frame) < frame_length:
+            events.append(Anomaly(AnomalyKind.SMB2_COMPOUND_BEYOND_KEPT_BYTES, f"next message at {offset}"))
+            return events
+    events.append(Anomaly(AnomalyKind.SMB2_COMPOUND_TOO_LONG, f"more than {MAX_COMPOUND_MESSAGES}"))
+    return events
+
+
+def parse_transform_header(frame: bytes) -> Smb2TransformHeader | Anomaly:
+    """[MS-SMB2] 2.2.41 SMB2 TRANSFORM_HEADER (encrypted message follows)."""
+    if len(frame) < SMB2_TRANSFORM_HEADER_SIZE:
+        return Anomaly(AnomalyKind.TRANSFORM_MALFORMED, f"needs 52 bytes, has {len(frame)}")
+    _, _signature, _nonce, original_size, _reserved, flags, session_id = _TRANSFORM.unpack_from(frame)
+    return Smb2TransformHeader(original_message_size=original_size, flags=flags, session_id=session_id)
+
+
+def parse_compression_header(frame: bytes) -> Smb2CompressionTransformHeader | Anomaly:
+    """[MS-SMB2] 2.2.42 SMB2 COMPRESSION_TRANSFORM_HEADER."""
+    if len(frame) < SMB2_COMPRESSION_HEADER_SIZE:
+        return Anomaly(AnomalyKind.COMPRESSION_MALFORMED, f"needs 16 bytes, has {len(frame)}")
+    _, original_size, algorithm, flags, offset_or_length = _COMPRESSION.unpack_from(frame)
+    return Smb2CompressionTransformHeader(
+        original_size=original_size, algorithm=algorithm, flags=flags, offset_or_length=offset_or_length
+    )

@@ -1,0 +1,423 @@
+"""TCP flow table and per-direction ordered reassembly.
+
+A flow is one TCP connection to or from port 445/139, keyed by its 4-tuple in
+both orientations. The client is the SYN sender; without a SYN, the side not
+on a well-known port (else the sender of the first segment seen). Each
+direction puts segments in sequence order (out of order, retransmitted and
+overlapping segments handled) and hands the bytes to its `SmbStream`; a hole
+that cannot be filled becomes a gap the stream resynchronises after.
+
+Time is always the packets' own timestamps, so a pcap and a live interface
+age flows alike. Every structure that grows with input is capped, and hitting
+a cap is counted as an anomaly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+
+from dissectors.constants import NETBIOS_SESSION_PORT, SMB_PORTS
+from dissectors.records import AnomalyKind, StreamEvent
+from dissectors.stream import SmbStream
+from monitor.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpSegment
+
+SEQ_MASK = 0xFFFFFFFF
+SEQ_HALF = 0x80000000
+
+
+class Direction(IntEnum):
+    CLIENT_TO_SERVER = 0
+    SERVER_TO_CLIENT = 1
+
+
+class FlowState(Enum):
+    OPENING = "opening"  # SYN seen, no data or answer yet
+    ESTABLISHED = "established"
+    CLOSED_FIN = "closed_fin"
+    RESET = "reset"
+
+
+class CloseReason(Enum):
+    """Why a flow left the table."""
+
+    CLOSED = "closed"  # FIN or RST, then the closed timeout passed
+    IDLE = "idle"
+    TABLE_FULL = "table_full"
+    PORT_REUSED = "port_reused"
+    END_OF_INPUT = "end_of_input"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowLimits:
+    """Caps and timeouts; defaults follow Suricata's and Zeek's flow handling."""
+
+    max_flows: int = 50_000
+    # Out-of-order bytes held per direction before the hole is declared a gap.
+    max_out_of_order_bytes: int = 256 * 1024
+    established_timeout: float = 600.0
+    opening_timeout: float = 60.0
+    closed_timeout: float = 10.0
+    sweep_interval: float = 5.0
+
+
+def seq_diff(a: int, b: int) -> int:
+    """a - b in 32-bit sequence space (RFC 793 modular comparison)."""
+    diff = (a - b) & SEQ_MASK
+    return diff - 0x100000000 if diff >= SEQ_HALF else diff
+
+
+class HalfConnection:
+    """One direction: sequence tracking, out-of-order store, and the SMB stream it feeds."""
+
+    __slots__ = (
+        "bytes_delivered",
+        "ended",
+        "fin",
+        "gap_bytes",
+        "gaps",
+        "next_seq",
+        "pending",
+        "pending_bytes",
+        "retransmitted_bytes",
+        "stream",
+    )
+
+    def __init__(self) -> None:
+        self.next_seq: int | None = None
+        self.pending: dict[int, tuple[bytes, int]] = {}
+        self.pending_bytes = 0
+        self.stream: SmbStream | None = None
+        self.fin = False
+        self.ended = False  # the stream was told eof: later bytes are not fed
+        self.bytes_delivered = 0
+        self.retransmitted_bytes = 0
+        self.gaps = 0
+        self.gap_bytes = 0
+
+
+class Flow:
+    """One TCP connection between a client and an SMB server."""
+
+    __slots__ = (
+        "anomalies",
+        "client",
+        "first_ts",
+        "halves",
+        "last_ts",
+        "midstream",
+        "owner",
+        "server",
+        "state",
+        "syn_seen",
+        "transport",
+    )
+
+    def __init__(self, client: tuple[bytes, int], server: tuple[bytes, int], ts: float, syn_seen: bool) -> None:
+        self.client = client
+        self.server = server
+        self.transport = "netbios139" if server[1] == NETBIOS_SESSION_PORT else "tcp445"
+        self.first_ts = ts
+        self.last_ts = ts
+        self.syn_seen = syn_seen
+        self.midstream = not syn_seen
+        self.state = FlowState.OPENING if syn_seen else FlowState.ESTABLISHED
+        self.halves = (HalfConnection(), HalfConnection())
+        self.anomalies: Counter[AnomalyKind] = Counter()
+        # Whatever the consumer attaches (the per-connection SMB session state).
+        self.owner: object = None
+
+    @property
+    def carried_payload(self) -> bool:
+        return any(half.stream is not None for half in self.halves)
+
+
+EventSink = Callable[[Flow, Direction, list[StreamEvent], float], None]
+CloseSink = Callable[[Flow, CloseReason], None]
+
+
+class FlowTable:
+    """All live flows; `process` takes each decoded segment in capture order."""
+
+    def __init__(self, limits: FlowLimits, on_events: EventSink, on_close: CloseSink) -> None:
+        self.limits = limits
+        self._on_events = on_events
+        self._on_close = on_close
+        self._by_tuple: dict[tuple[bytes, int, bytes, int], tuple[Flow, Direction]] = {}
+        self._flows: dict[int, Flow] = {}
+        self._next_sweep = 0.0
+        self.created = 0
+        self.closed: Counter[CloseReason] = Counter()
+        self.anomalies: Counter[AnomalyKind] = Counter()
+        self.gaps = 0
+        self.gap_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def flows(self) -> list[Flow]:
+        return list(self._flows.values())
+
+    def process(self, ts: float, segment: TcpSegment) -> None:
+        if ts >= self._next_sweep:
+            self.sweep(ts)
+        key = (segment.src, segment.sport, segment.dst, segment.dport)
+        entry = self._by_tuple.get(key)
+        flags = segment.flags
+        if entry is None:
+            if flags & TCP_RST:
+                return  # a reset for a connection never seen opens nothing
+            entry = self._create(ts, segment)
+        else:
+            flow = entry[0]
+            if flags & TCP_SYN and not flags & TCP_ACK and entry[1] is Direction.CLIENT_TO_SERVER:
+                half = flow.halves[0]
+                if flow.state in (FlowState.CLOSED_FIN, FlowState.RESET) or (
+                    half.next_seq is not None and half.next_seq != (segment.seq + 1) & SEQ_MASK
+                ):
+                    self._remove(flow, CloseReason.PORT_REUSED)
+                    entry = self._create(ts, segment)
+        flow, direction = entry
+        flow.last_ts = ts
+        self._segment(flow, direction, segment, ts)
+
+    def _create(self, ts: float, segment: TcpSegment) -> tuple[Flow, Direction]:
+        if len(self._flows) >= self.limits.max_flows:
+            self._make_room(ts)
+        flags = segment.flags
+        src = (segment.src, segment.sport)
+        dst = (segment.dst, segment.dport)
+        if flags & TCP_SYN:
+            # SYN alone: sender is the client. SYN+ACK: the sender is the server.
+            sender_is_client = not flags & TCP_ACK
+            syn_seen = True
+        else:
+            syn_seen = False
+            if segment.dport in SMB_PORTS and segment.sport not in SMB_PORTS:
+                sender_is_client = True
+            elif segment.sport in SMB_PORTS and segment.dport not in SMB_PORTS:
+                sender_is_client = False
+            else:
+                sender_is_client = segment.dport <= segment.sport
+        client, server = (src, dst) if sender_is_client else (dst, src)
+        flow = Flow(client, server, ts, syn_seen)
+        self.created += 1
+        self._flows[id(flow)] = flow
+        forward = (client[0], client[1], server[0], server[1])
+        backward = (server[0], server[1], client[0], client[1])
+        self._by_tuple[forward] = (flow, Direction.CLIENT_TO_SERVER)
+        self._by_tuple[backward] = (flow, Direction.SERVER_TO_CLIENT)
+        return self._by_tuple[(segment.src, segment.sport, segment.dst, segment.dport)]
+
+    def _segment(self, flow: Flow, direction: Direction, segment: TcpSegment, ts: float) -> None:
+        half = flow.halves[direction]
+        flags = segment.flags
+        if flags & TCP_SYN:
+            if half.next_seq is None:
+                half.next_seq = (segment.seq + 1) & SEQ_MASK
+            if direction is Direction.SERVER_TO_CLIENT and flow.state is FlowState.OPENING:
+                flow.state = FlowState.ESTABLISHED
+            return
+        if flags & TCP_ACK:
+            self._check_acked_hole(flow, flow.halves[1 - direction], segment.ack, 1 - direction, ts)
+        if flags & TCP_RST:
+            flow.state = FlowState.RESET
+            self._end_direction(flow, Direction.CLIENT_TO_SERVER, ts)
+            self._end_direction(flow, Direction.SERVER_TO_CLIENT, ts)
+            return
+        length = len(segment.payload) + segment.missing
+        if length:
+            if flow.state is FlowState.OPENING:
+                flow.state = FlowState.ESTABLISHED
+            self._data(flow, half, direction, segment.seq, segment.payload, segment.missing, ts)
+        if flags & TCP_FIN and not half.fin:
+            half.fin = True
+            fin_position = (segment.seq + length) & SEQ_MASK
+            # A FIN that overtook data still missing ends the direction only at removal.
+            if half.next_seq is None or (not half.pending and seq_diff(fin_position, half.next_seq) <= 0):
+                self._end_direction(flow, direction, ts)
+            if flow.halves[1 - direction].fin:
+                flow.state = FlowState.CLOSED_FIN
+
+    def _data(
+        self, flow: Flow, half: HalfConnection, direction: Direction, seq: int, payload: bytes, missing: int, ts: float
+    ) -> None:
+        if half.ended:
+            return
+        if half.stream is None:
+            midstream = half.next_seq is None
+            if midstream:
+                half.next_seq = seq
+                flow.midstream = True
+            half.stream = SmbStream(direct_tcp=flow.transport == "tcp445", midstream=midstream)
+        offset = seq_diff(seq, half.next_seq)  # type: ignore[arg-type]
+        if offset < 0:
+            overlap = -offset
+            length = len(payload) + missing
+            if overlap >= length:
+                half.retransmitted_bytes += length
+                return
+            half.retransmitted_bytes += overlap
+            if overlap >= len(payload):
+                missing -= overlap - len(payload)
+                payload = b""
+            else:
+                payload = payload[overlap:]
+            offset = 0
+        if offset == 0:
+            self._deliver(flow, half, direction, payload, missing, ts)
+            if half.pending:
+                self._drain_pending(flow, half, direction, ts)
+            return
+        self._store_out_of_order(flow, half, direction, seq, payload, missing, ts)
+
+    def _deliver(
+        self, flow: Flow, half: HalfConnection, direction: Direction, payload: bytes, missing: int, ts: float
+    ) -> None:
+        stream = half.stream
+        assert stream is not None
+        if payload:
+            stream.feed(payload)
+            half.bytes_delivered += len(payload)
+        if missing:
+            self._count_gap(flow, half, missing)
+            stream.gap(missing)
+        half.next_seq = (half.next_seq + len(payload) + missing) & SEQ_MASK  # type: ignore[operator]
+        events = stream.events()
+        if events:
+            self._on_events(flow, direction, events, ts)
+
+    def _count_gap(self, flow: Flow, half: HalfConnection, size: int) -> None:
+        half.gaps += 1
+        half.gap_bytes += size
+        self.gaps += 1
+        self.gap_bytes += size
+
+    def _store_out_of_order(
+        self, flow: Flow, half: HalfConnection, direction: Direction, seq: int, payload: bytes, missing: int, ts: float
+    ) -> None:
+        previous = half.pending.get(seq)
+        if previous is not None:
+            if len(previous[0]) + previous[1] >= len(payload) + missing:
+                if payload[: len(previous[0])] != previous[0][: len(payload)]:
+                    flow.anomalies[AnomalyKind.OVERLAP_DATA_DIFFERS] += 1
+                    self.anomalies[AnomalyKind.OVERLAP_DATA_DIFFERS] += 1
+                half.retransmitted_bytes += len(payload) + missing
+                return
+            half.pending_bytes -= len(previous[0])
+        half.pending[seq] = (payload, missing)
+        half.pending_bytes += len(payload)
+        if half.pending_bytes > self.limits.max_out_of_order_bytes:
+            flow.anomalies[AnomalyKind.OUT_OF_ORDER_BUFFER_FULL] += 1
+            self.anomalies[AnomalyKind.OUT_OF_ORDER_BUFFER_FULL] += 1
+            self._skip_to_pending(flow, half, direction, ts)
+
+    def _drain_pending(self, flow: Flow, half: HalfConnection, direction: Direction, ts: float) -> None:
+        pending = half.pending
+        while pending:
+            next_seq = half.next_seq
+            seq = next_seq if next_seq in pending else min(pending, key=lambda s: seq_diff(s, next_seq))  # type: ignore[arg-type]
+            offset = seq_diff(seq, next_seq)  # type: ignore[arg-type]
+            if offset > 0:
+                return
+            payload, missing = pending.pop(seq)
+            half.pending_bytes -= len(payload)
+            overlap = -offset
+            if overlap:
+                length = len(payload) + missing
+                if overlap >= length:
+                    half.retransmitted_bytes += length
+                    continue
+                half.retransmitted_bytes += overlap
+                if overlap >= len(payload):
+                    missing -= overlap - len(payload)
+                    payload = b""
+                else:
+                    payload = payload[overlap:]
+            self._deliver(flow, half, direction, payload, missing, ts)
+
+    def _skip_to_pending(self, flow: Flow, half: HalfConnection, direction: Direction, ts: float) -> None:
+        """Declare the hole before the earliest stored segment lost, then deliver what follows."""
+        if not half.pending or half.next_seq is None:
+            return
+        next_seq = half.next_seq
+        earliest = min(half.pending, key=lambda s: seq_diff(s, next_seq))
+        hole = seq_diff(earliest, next_seq)
+        if hole > 0:
+            self._deliver(flow, half, direction, b"", hole, ts)
+        self._drain_pending(flow, half, direction, ts)
+
+    def _check_acked_hole(self, flow: Flow, half: HalfConnection, ack: int, direction: int, ts: float) -> None:
+        """The peer acknowledged bytes past a hole that later data already follows: the hole is lost."""
+        if not half.pending or half.next_seq is None or seq_diff(ack, half.next_seq) <= 0:
+            return
+        next_seq = half.next_seq
+        earliest = min(half.pending, key=lambda s: seq_diff(s, next_seq))
+        if seq_diff(ack, earliest) >= 0:
+            self._skip_to_pending(flow, half, Direction(direction), ts)
+
+    def _end_direction(self, flow: Flow, direction: Direction, ts: float) -> None:
+        half = flow.halves[direction]
+        if half.ended:
+            return
+        half.ended = True
+        if half.stream is None:
+            return
+        while half.pending:
+            self._skip_to_pending(flow, half, direction, ts)
+        half.stream.eof()
+        events = half.stream.events()
+        if events:
+            self._on_events(flow, direction, events, ts)
+
+    def _remove(self, flow: Flow, reason: CloseReason) -> None:
+        ts = flow.last_ts
+        for direction in Direction:
+            self._end_direction(flow, direction, ts)
+            flow.halves[direction].stream = None
+        del self._flows[id(flow)]
+        client, server = flow.client, flow.server
+        self._by_tuple.pop((client[0], client[1], server[0], server[1]), None)
+        self._by_tuple.pop((server[0], server[1], client[0], client[1]), None)
+        self.closed[reason] += 1
+        self._on_close(flow, reason)
+
+    def sweep(self, now: float) -> None:
+        """Evict flows idle past their state's timeout, by packet time."""
+        limits = self.limits
+        self._next_sweep = now + limits.sweep_interval
+        expired = []
+        for flow in self._flows.values():
+            idle = now - flow.last_ts
+            if flow.state is FlowState.ESTABLISHED:
+                if idle > limits.established_timeout:
+                    expired.append((flow, CloseReason.IDLE))
+            elif flow.state is FlowState.OPENING:
+                if idle > limits.opening_timeout:
+                    expired.append((flow, CloseReason.IDLE))
+            elif idle > limits.closed_timeout:
+                expired.append((flow, CloseReason.CLOSED))
+        for flow, reason in expired:
+            self._remove(flow, reason)
+
+    def _make_room(self, now: float) -> None:
+        self.sweep(now)
+        if len(self._flows) < self.limits.max_flows:
+            return
+        self.anomalies[AnomalyKind.FLOW_TABLE_FULL] += 1
+        # Evict the least recently active tenth at once so the cost is paid rarely.
+        by_age = sorted(self._flows.values(), key=lambda flow: flow.last_ts)
+        for flow in by_age[: max(1, len(by_age) // 10)]:
+            self._remove(flow, CloseReason.TABLE_FULL)
+
+    def close_all(self) -> None:
+        """End of input: every flow is finished with what was seen."""
+        for flow in list(self._flows.values()):
+            reason = (
+                CloseReason.CLOSED
+                if flow.state in (FlowState.CLOSED_FIN, FlowState.RESET)
+                else CloseReason.END_OF_INPUT
+            )
+            self._remove(flow, reason)

@@ -1,0 +1,119 @@
+"""What the analysis keeps: connection records (capped) and the per-host inventory.
+
+Hosts are aggregated from every finished connection, also those past the
+record cap, so the host view stays complete on captures of any length.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from dissectors.records import AnomalyKind
+from monitor.pipeline import ConnectionRecord
+
+# Order of SMB2/3 dialects from oldest to newest, for "highest dialect" questions.
+SMB2_DIALECT_ORDER = ("2.0.2", "2.1", "2.2.2", "2.2.4", "3.0", "3.0.2", "3.1", "3.1.1")
+MAX_PEERS_PER_HOST = 4096
+
+
+def dialect_rank(dialect: str | None) -> int:
+    """Higher is newer; SMB1 dialects rank below every SMB2/3 one, unknown and none lowest."""
+    if dialect is None:
+        return -2
+    if dialect in SMB2_DIALECT_ORDER:
+        return 10 + SMB2_DIALECT_ORDER.index(dialect)
+    if dialect == "2.???":
+        return 9
+    return 0 if not dialect.startswith("unknown") else -1
+
+
+@dataclass(slots=True)
+class HostFacts:
+    ip: str
+    connections_as_client: int = 0
+    connections_as_server: int = 0
+    dialects_as_client: set[str] = field(default_factory=set)
+    dialects_as_server: set[str] = field(default_factory=set)
+    offered_as_client: set[str] = field(default_factory=set)
+    smb1: bool = False
+    smb1_offered: bool = False
+    peers: set[str] = field(default_factory=set)
+    peers_dropped: bool = False
+
+    def add_peer(self, peer: str) -> None:
+        if len(self.peers) < MAX_PEERS_PER_HOST:
+            self.peers.add(peer)
+        elif peer not in self.peers:
+            self.peers_dropped = True
+
+    def describe(self) -> dict[str, Any]:
+        roles = [
+            role
+            for role, count in (("client", self.connections_as_client), ("server", self.connections_as_server))
+            if count
+        ]
+        negotiated = self.dialects_as_client | self.dialects_as_server
+        highest = max(negotiated, key=dialect_rank) if negotiated else None
+        return {
+            "ip": self.ip,
+            "roles": roles,
+            "connections_as_client": self.connections_as_client,
+            "connections_as_server": self.connections_as_server,
+            "dialects_as_client": sorted(self.dialects_as_client, key=dialect_rank),
+            "dialects_as_server": sorted(self.dialects_as_server, key=dialect_rank),
+            "dialects_offered_as_client": sorted(self.offered_as_client, key=dialect_rank),
+            "highest_dialect": highest,
+            "smb1": self.smb1,
+            "smb1_offered": self.smb1_offered,
+            "peers": len(self.peers),
+            "peers_capped": self.peers_dropped,
+        }
+
+
+class Inventory:
+    """A connection sink: keeps up to `max_records` connection records and every host's facts."""
+
+    def __init__(self, max_records: int = 200_000) -> None:
+        self.max_records = max_records
+        self.connections: list[ConnectionRecord] = []
+        self.records_dropped = 0
+        self.hosts: dict[str, HostFacts] = {}
+
+    def __call__(self, record: ConnectionRecord) -> None:
+        if len(self.connections) < self.max_records:
+            self.connections.append(record)
+        else:
+            self.records_dropped += 1
+        client_ip = record["client"]["ip"]
+        server_ip = record["server"]["ip"]
+        client = self.hosts.get(client_ip) or self.hosts.setdefault(client_ip, HostFacts(client_ip))
+        server = self.hosts.get(server_ip) or self.hosts.setdefault(server_ip, HostFacts(server_ip))
+        client.connections_as_client += 1
+        server.connections_as_server += 1
+        client.add_peer(server_ip)
+        server.add_peer(client_ip)
+        dialect = record["dialect"]
+        if dialect is not None:
+            client.dialects_as_client.add(dialect)
+            server.dialects_as_server.add(dialect)
+        client.offered_as_client.update(record["dialects_offered"])
+        if record["smb1_used"]:
+            client.smb1 = server.smb1 = True
+        if record["smb1_offered"]:
+            client.smb1_offered = True
+
+    def anomalies(self) -> Counter[AnomalyKind]:
+        return (
+            Counter({AnomalyKind.CONNECTION_RECORDS_FULL: self.records_dropped}) if self.records_dropped else Counter()
+        )
+
+    def describe_hosts(self) -> list[dict[str, Any]]:
+        return [self.hosts[ip].describe() for ip in sorted(self.hosts, key=_ip_sort_key)]
+
+
+def _ip_sort_key(ip: str) -> tuple[int, int]:
+    address = ipaddress.ip_address(ip)
+    return address.version, int(address)

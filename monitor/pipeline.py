@@ -1,0 +1,146 @@
+"""The analysis pipeline shared by offline and live use: frames in, connection facts out.
+
+capture → decode → flows (reassembly, `SmbStream`) → session → `on_connection` sinks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from dissectors.records import AnomalyKind, StreamEvent
+from monitor.capture import Frame
+from monitor.decode import Decoder
+from monitor.flows import CloseReason, Direction, Flow, FlowLimits, FlowTable
+from monitor.session import SmbConnection
+
+ConnectionRecord = dict[str, Any]
+ConnectionSink = Callable[[ConnectionRecord], None]
+
+
+def format_ip(raw: bytes) -> str:
+    return str(ipaddress.ip_address(raw))
+
+
+class Pipeline:
+    """Feeds frames through decoding, flows and sessions; hands each finished connection to sinks."""
+
+    def __init__(self, limits: FlowLimits | None = None, sinks: Iterable[ConnectionSink] = ()) -> None:
+        self.decoder = Decoder()
+        self.flows = FlowTable(limits or FlowLimits(), self._on_events, self._on_close)
+        self.sinks = list(sinks)
+        self.packets = 0
+        self.smb_segments = 0
+        self.connections_without_smb = 0
+        self.smb_messages: Counter[str] = Counter()
+        self.connection_anomalies: Counter[AnomalyKind] = Counter()
+
+    def feed(self, frames: Iterable[Frame]) -> None:
+        """Process frames in capture order. Exceptions of the frame source propagate after
+        the frames before them were processed."""
+        decode = self.decoder.decode
+        process = self.flows.process
+        packets = 0
+        segments = 0
+        try:
+            for ts, linktype, frame in frames:
+                packets += 1
+                segment = decode(linktype, frame)
+                if segment is not None:
+                    segments += 1
+                    process(ts, segment)
+        finally:
+            self.packets += packets
+            self.smb_segments += segments
+
+    def finish(self) -> None:
+        """End of input: close every flow so its facts reach the sinks."""
+        self.flows.close_all()
+
+    def anomalies(self) -> Counter[AnomalyKind]:
+        total: Counter[AnomalyKind] = Counter()
+        total.update(self.decoder.anomalies)
+        total.update(self.flows.anomalies)
+        total.update(self.connection_anomalies)
+        return total
+
+    def _on_events(self, flow: Flow, direction: Direction, events: list[StreamEvent], ts: float) -> None:
+        connection = flow.owner
+        if connection is None:
+            connection = flow.owner = SmbConnection(flow.first_ts)
+        connection.handle(direction, events, ts)  # type: ignore[attr-defined]
+
+    def _on_close(self, flow: Flow, reason: CloseReason) -> None:
+        connection = flow.owner
+        if not isinstance(connection, SmbConnection):
+            self.connections_without_smb += 1
+            return
+        self.connection_anomalies.update(connection.anomalies)
+        self.connection_anomalies.update(flow.anomalies)
+        messages = {
+            "smb1": connection.smb1_messages,
+            "smb2": connection.smb2_messages,
+            "encrypted": connection.encrypted_messages,
+            "compressed": connection.compressed_messages,
+        }
+        self.smb_messages.update(messages)
+        if not (any(messages.values()) or connection.netbios_called_name):
+            self.connections_without_smb += 1
+            return
+        record = describe_connection(flow, connection, reason, messages)
+        for sink in self.sinks:
+            sink(record)
+
+
+def describe_connection(
+    flow: Flow, connection: SmbConnection, reason: CloseReason, messages: dict[str, int]
+) -> ConnectionRecord:
+    """The JSON-ready facts of one connection (../shared/DESIGN.md section 4)."""
+    commands: dict[str, dict[str, dict[str, int]]] = {}
+    for (protocol, command, kind), count in sorted(connection.commands.items()):
+        commands.setdefault(protocol, {}).setdefault(command, {"requests": 0, "responses": 0})[kind] = count
+    to_server, to_client = flow.halves
+    netbios = None
+    if connection.netbios_called_name is not None:
+        netbios = {"called_name": connection.netbios_called_name, "calling_name": connection.netbios_calling_name}
+    return {
+        "client": {"ip": format_ip(flow.client[0]), "port": flow.client[1]},
+        "server": {"ip": format_ip(flow.server[0]), "port": flow.server[1]},
+        "transport": flow.transport,
+        "first_seen": flow.first_ts,
+        "last_seen": flow.last_ts,
+        "midstream": flow.midstream,
+        "end": flow.state.value if reason is CloseReason.CLOSED else reason.value,
+        "dialects_offered": list(connection.dialects_offered),
+        "smb1_offered": connection.smb1_offered,
+        "smb1_used": connection.smb1_used,
+        "dialect": connection.dialect,
+        "signing_required": connection.signing_required,
+        "signing": {
+            "client_required": connection.client_signing_required,
+            "server_required": connection.server_signing_required,
+            "signed_messages": connection.signed_messages,
+        },
+        "encrypted": connection.encrypted,
+        "negotiate": {"client": connection.client_negotiate, "server": connection.server_negotiate},
+        "netbios": netbios,
+        "sessions": [],
+        "trees": [],
+        "messages": messages,
+        "commands": commands,
+        "tcp": {
+            "bytes_client_to_server": to_server.bytes_delivered,
+            "bytes_server_to_client": to_client.bytes_delivered,
+            "gaps": to_server.gaps + to_client.gaps,
+            "gap_bytes": to_server.gap_bytes + to_client.gap_bytes,
+            "retransmitted_bytes": to_server.retransmitted_bytes + to_client.retransmitted_bytes,
+        },
+        "anomalies": _by_name(connection.anomalies + flow.anomalies),
+        "anomaly_samples": list(connection.anomaly_samples),
+    }
+
+
+def _by_name(counts: Counter[AnomalyKind]) -> dict[str, int]:
+    return {kind.value: count for kind, count in sorted(counts.items(), key=lambda item: item[0].value)}

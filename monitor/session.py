@@ -1,0 +1,319 @@
+"""Per-connection SMB state: what was negotiated, by whom, and what crossed the wire.
+
+`SmbConnection` consumes the records of both directions of one flow and keeps
+the facts the report and the detections need. It never sees bytes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from enum import IntEnum
+
+from dissectors.constants import (
+    SMB1_NO_DIALECT_SELECTED,
+    SMB2_DIALECTS_IN_SMB1_NEGOTIATE,
+    Smb1Capabilities,
+    Smb1Command,
+    Smb1SecurityMode,
+    Smb2Cipher,
+    Smb2Command,
+    Smb2CompressionAlgorithm,
+    Smb2Dialect,
+    Smb2Flags,
+    Smb2HashAlgorithm,
+    Smb2RdmaTransformId,
+    Smb2SecurityMode,
+    Smb2SigningAlgorithm,
+    enum_name,
+    smb1_command_name,
+    smb2_dialect_name,
+)
+from dissectors.records import (
+    Anomaly,
+    AnomalyKind,
+    CompressionCapabilities,
+    EncryptionCapabilities,
+    NegotiateContext,
+    NetbiosSessionPacket,
+    NetbiosSessionRequest,
+    NetnameNegotiateContextId,
+    PreauthIntegrityCapabilities,
+    RdmaTransformCapabilities,
+    ReassemblyGap,
+    SigningCapabilities,
+    Smb1Message,
+    Smb1NegotiateRequest,
+    Smb1NegotiateResponse,
+    Smb2CompressionTransformHeader,
+    Smb2Message,
+    Smb2NegotiateRequest,
+    Smb2NegotiateResponse,
+    Smb2TransformHeader,
+    StreamEvent,
+    TransportCapabilities,
+    UnknownNegotiateContext,
+)
+from monitor.flows import Direction
+
+# A connection rarely needs more; keeps a hostile peer from growing state without bound.
+MAX_DIALECTS_KEPT = 64
+MAX_ANOMALY_SAMPLES = 8
+
+
+class SmbConnection:
+    """The SMB facts of one TCP connection."""
+
+    __slots__ = (
+        "anomalies",
+        "anomaly_samples",
+        "client_negotiate",
+        "client_signing_required",
+        "commands",
+        "compressed_messages",
+        "dialect",
+        "dialects_offered",
+        "encrypted_messages",
+        "first_ts",
+        "last_ts",
+        "negotiate_ts",
+        "netbios_called_name",
+        "netbios_calling_name",
+        "server_negotiate",
+        "server_signing_required",
+        "signed_messages",
+        "smb1_dialects_requested",
+        "smb1_messages",
+        "smb1_offered",
+        "smb1_used",
+        "smb2_messages",
+    )
+
+    def __init__(self, ts: float) -> None:
+        self.first_ts = ts
+        self.last_ts = ts
+        self.dialects_offered: list[str] = []
+        self.smb1_offered = False
+        self.smb1_used = False
+        self.dialect: str | None = None
+        self.negotiate_ts: float | None = None
+        self.smb1_dialects_requested: tuple[str, ...] = ()
+        self.client_signing_required: bool | None = None
+        self.server_signing_required: bool | None = None
+        self.client_negotiate: dict[str, object] | None = None
+        self.server_negotiate: dict[str, object] | None = None
+        self.smb1_messages = 0
+        self.smb2_messages = 0
+        self.encrypted_messages = 0
+        self.compressed_messages = 0
+        self.signed_messages = 0
+        # (protocol, command name, "requests" | "responses") -> count
+        self.commands: Counter[tuple[str, str, str]] = Counter()
+        self.anomalies: Counter[AnomalyKind] = Counter()
+        self.anomaly_samples: list[str] = []
+        self.netbios_called_name: str | None = None
+        self.netbios_calling_name: str | None = None
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encrypted_messages > 0
+
+    @property
+    def signing_required(self) -> bool | None:
+        """Signing is required when either side's NEGOTIATE demands it ([MS-SMB2] 3.2.5.3.1)."""
+        sides = (self.client_signing_required, self.server_signing_required)
+        if all(side is None for side in sides):
+            return None
+        return any(sides)
+
+    def handle(self, direction: Direction, events: list[StreamEvent], ts: float) -> None:
+        self.last_ts = ts
+        for event in events:
+            handler = _HANDLERS.get(type(event))
+            if handler is not None:
+                handler(self, direction, event, ts)
+
+    # --- handlers, one per record type ------------------------------------------------
+
+    def _anomaly(self, direction: Direction, event: Anomaly, ts: float) -> None:
+        self.anomalies[event.kind] += 1
+        if len(self.anomaly_samples) < MAX_ANOMALY_SAMPLES:
+            self.anomaly_samples.append(f"{event.kind.value}: {event.detail}")
+
+    def _smb1(self, direction: Direction, message: Smb1Message, ts: float) -> None:
+        header = message.header
+        self.smb1_messages += 1
+        kind = "responses" if header.is_response else "requests"
+        self.commands["smb1", smb1_command_name(header.command), kind] += 1
+        # The NEGOTIATE exchange itself is not use: a server may refuse every SMB1 dialect.
+        # A selected SMB1 dialect, or any other SMB1 command, is.
+        if header.command != Smb1Command.SMB_COM_NEGOTIATE:
+            self.smb1_used = True
+        body = message.body
+        if isinstance(body, Smb1NegotiateRequest):
+            self._smb1_negotiate_request(body, ts)
+        elif isinstance(body, Smb1NegotiateResponse):
+            self._smb1_negotiate_response(body, ts)
+
+    def _offer(self, dialect: str) -> None:
+        if dialect not in self.dialects_offered and len(self.dialects_offered) < MAX_DIALECTS_KEPT:
+            self.dialects_offered.append(dialect)
+
+    def _smb1_negotiate_request(self, request: Smb1NegotiateRequest, ts: float) -> None:
+        self.smb1_dialects_requested = request.dialects
+        for dialect in request.dialects:
+            self._offer(dialect)
+            if dialect not in SMB2_DIALECTS_IN_SMB1_NEGOTIATE:
+                self.smb1_offered = True
+
+    def _smb1_negotiate_response(self, response: Smb1NegotiateResponse, ts: float) -> None:
+        self.negotiate_ts = ts
+        index = response.dialect_index
+        if index == SMB1_NO_DIALECT_SELECTED:
+            self.server_negotiate = {"protocol": "smb1", "dialect_index": index, "no_dialect_acceptable": True}
+            return
+        self.smb1_used = True
+        if index < len(self.smb1_dialects_requested):
+            self.dialect = self.smb1_dialects_requested[index]
+        elif not self.smb1_dialects_requested:
+            self.dialect = "unknown"  # picked up midstream: the request with the names was not seen
+        else:
+            self.dialect = f"unknown-index-{index}"
+            self._anomaly(
+                Direction.SERVER_TO_CLIENT,
+                Anomaly(
+                    AnomalyKind.NEGOTIATE_UNKNOWN_DIALECT_INDEX, f"index {index} of {len(self.smb1_dialects_requested)}"
+                ),
+                ts,
+            )
+        security_mode = response.security_mode
+        if response.word_count == 17 and security_mode is not None:
+            self.server_signing_required = bool(security_mode & Smb1SecurityMode.NEGOTIATE_SECURITY_SIGNATURES_REQUIRED)
+        capabilities = response.capabilities
+        self.server_negotiate = {
+            "protocol": "smb1",
+            "dialect_index": index,
+            "security_mode": security_mode,
+            "capabilities": capabilities,
+            "extended_security": bool(capabilities and capabilities & Smb1Capabilities.CAP_EXTENDED_SECURITY),
+            "signing_enabled": bool(
+                response.word_count == 17
+                and security_mode
+                and security_mode & Smb1SecurityMode.NEGOTIATE_SECURITY_SIGNATURES_ENABLED
+            ),
+            "max_mpx_count": response.max_mpx_count,
+            "max_buffer_size": response.max_buffer_size,
+            "server_guid": _guid(response.server_guid),
+        }
+
+    def _smb2(self, direction: Direction, message: Smb2Message, ts: float) -> None:
+        header = message.header
+        self.smb2_messages += 1
+        if header.flags & Smb2Flags.SMB2_FLAGS_SIGNED:
+            self.signed_messages += 1
+        kind = "responses" if header.is_response else "requests"
+        self.commands["smb2", enum_name(Smb2Command, header.command), kind] += 1
+        body = message.body
+        if isinstance(body, Smb2NegotiateRequest):
+            self._smb2_negotiate_request(body)
+        elif isinstance(body, Smb2NegotiateResponse):
+            self._smb2_negotiate_response(body, ts)
+
+    def _smb2_negotiate_request(self, request: Smb2NegotiateRequest) -> None:
+        for revision in request.dialects:
+            self._offer(smb2_dialect_name(revision))
+        self.client_signing_required = bool(request.security_mode & Smb2SecurityMode.SMB2_NEGOTIATE_SIGNING_REQUIRED)
+        self.client_negotiate = {
+            "protocol": "smb2",
+            "security_mode": request.security_mode,
+            "capabilities": request.capabilities,
+            "client_guid": _guid(request.client_guid),
+            "contexts": _contexts(request.contexts),
+        }
+
+    def _smb2_negotiate_response(self, response: Smb2NegotiateResponse, ts: float) -> None:
+        self.negotiate_ts = ts
+        # The wildcard answer to a multi-protocol negotiate is replaced by the real one later.
+        if response.dialect != Smb2Dialect.SMB2_WILDCARD or self.dialect is None:
+            self.dialect = smb2_dialect_name(response.dialect)
+        self.server_signing_required = bool(response.security_mode & Smb2SecurityMode.SMB2_NEGOTIATE_SIGNING_REQUIRED)
+        self.server_negotiate = {
+            "protocol": "smb2",
+            "dialect": smb2_dialect_name(response.dialect),
+            "security_mode": response.security_mode,
+            "capabilities": response.capabilities,
+            "server_guid": _guid(response.server_guid),
+            "max_transact_size": response.max_transact_size,
+            "max_read_size": response.max_read_size,
+            "max_write_size": response.max_write_size,
+            "contexts": _contexts(response.contexts),
+        }
+
+    def _transform(self, direction: Direction, header: Smb2TransformHeader, ts: float) -> None:
+        self.encrypted_messages += 1
+
+    def _compression(self, direction: Direction, header: Smb2CompressionTransformHeader, ts: float) -> None:
+        self.compressed_messages += 1
+
+    def _netbios_request(self, direction: Direction, request: NetbiosSessionRequest, ts: float) -> None:
+        self.netbios_called_name = request.called_name
+        self.netbios_calling_name = request.calling_name
+
+    def _ignore(self, direction: Direction, event: StreamEvent, ts: float) -> None:
+        """Gaps are counted by the flow table; other session packets carry no facts."""
+
+
+def _guid(raw: bytes | None) -> str | None:
+    if raw is None or len(raw) != 16:
+        return None
+    return str(uuid.UUID(bytes_le=raw))
+
+
+def _names(enum_type: type[IntEnum], values: tuple[int, ...]) -> list[str]:
+    return [enum_name(enum_type, value) for value in values]
+
+
+def describe_context(context: NegotiateContext) -> dict[str, object]:
+    """A negotiate context as JSON-ready names ([MS-SMB2] 2.2.3.1.x)."""
+    match context:
+        case PreauthIntegrityCapabilities():
+            return {
+                "type": "preauth_integrity",
+                "hash_algorithms": _names(Smb2HashAlgorithm, context.hash_algorithms),
+                "salt_length": context.salt_length,
+            }
+        case EncryptionCapabilities():
+            return {"type": "encryption", "ciphers": _names(Smb2Cipher, context.ciphers)}
+        case CompressionCapabilities():
+            return {
+                "type": "compression",
+                "flags": context.flags,
+                "algorithms": _names(Smb2CompressionAlgorithm, context.algorithms),
+            }
+        case NetnameNegotiateContextId():
+            return {"type": "netname", "net_name": context.net_name}
+        case TransportCapabilities():
+            return {"type": "transport", "flags": context.flags}
+        case RdmaTransformCapabilities():
+            return {"type": "rdma_transform", "transform_ids": _names(Smb2RdmaTransformId, context.transform_ids)}
+        case SigningCapabilities():
+            return {"type": "signing", "algorithms": _names(Smb2SigningAlgorithm, context.algorithms)}
+        case UnknownNegotiateContext():
+            return {"type": f"unknown-0x{context.context_type:04x}", "data_length": context.data_length}
+    return {"type": "unknown"}
+
+
+def _contexts(contexts: tuple[NegotiateContext, ...]) -> list[dict[str, object]]:
+    return [describe_context(context) for context in contexts]
+
+
+_HANDLERS = {
+    Anomaly: SmbConnection._anomaly,
+    Smb1Message: SmbConnection._smb1,
+    Smb2Message: SmbConnection._smb2,
+    Smb2TransformHeader: SmbConnection._transform,
+    Smb2CompressionTransformHeader: SmbConnection._compression,
+    NetbiosSessionRequest: SmbConnection._netbios_request,
+    NetbiosSessionPacket: SmbConnection._ignore,
+    ReassemblyGap: SmbConnection._ignore,
+}
