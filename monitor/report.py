@@ -53,7 +53,7 @@ def build_document(analysis: Analysis) -> dict[str, Any]:
     flows = pipeline.flows
     return {
         "schema": ANALYSIS_SCHEMA,
-        "connections": analysis.inventory.connections,
+        "connections": sorted(analysis.inventory.connections, key=lambda record: record["first_seen"]),
         "hosts": analysis.inventory.describe_hosts(),
         "alerts": [],
         "stats": {
