@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything smbwatch and its tests need on Debian 12: the system packages
+# (as root, or through sudo) and a virtual environment in .venv with the package in it.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# tshark is the differential-test oracle (through pyshark); tcpdump writes and reads test captures.
+SYSTEM_PACKAGES=(python3 python3-venv python3-pip tshark tcpdump)
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for package in "${SYSTEM_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing system packages: ${missing[*]}" >&2
+    # Without this answer tshark's installer stops to ask about non-root capture.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
