@@ -26,6 +26,8 @@ from monitor.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpSegment
 
 SEQ_MASK = 0xFFFFFFFF
 SEQ_HALF = 0x80000000
+# How far (bytes of sequence space) a new SYN's ISN must be from the flow's position to mean port reuse.
+PORT_REUSE_DISTANCE = 1 << 20
 
 
 class Direction(IntEnum):
@@ -61,6 +63,9 @@ class FlowLimits:
     opening_timeout: float = 60.0
     closed_timeout: float = 10.0
     sweep_interval: float = 5.0
+    # A hole the receiver has acknowledged is given up after this long: a mirror port may
+    # deliver the two directions slightly out of order, so an ACK alone is not proof of loss.
+    acked_hole_timeout: float = 1.0
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -78,6 +83,7 @@ class HalfConnection:
         "fin",
         "gap_bytes",
         "gaps",
+        "hole_acked_since",
         "next_seq",
         "pending",
         "pending_bytes",
@@ -89,6 +95,8 @@ class HalfConnection:
         self.next_seq: int | None = None
         self.pending: dict[int, tuple[bytes, int]] = {}
         self.pending_bytes = 0
+        # Packet time at which the peer was first seen acknowledging past the hole before `pending`.
+        self.hole_acked_since: float | None = None
         self.stream: SmbStream | None = None
         self.fin = False
         self.ended = False  # the stream was told eof: later bytes are not fed
@@ -174,8 +182,10 @@ class FlowTable:
             flow = entry[0]
             if flags & TCP_SYN and not flags & TCP_ACK and entry[1] is Direction.CLIENT_TO_SERVER:
                 half = flow.halves[0]
+                # A new ISN far from where this direction stands is a new connection on the same ports;
+                # a SYN just behind it is a retransmitted or late-captured one.
                 if flow.state in (FlowState.CLOSED_FIN, FlowState.RESET) or (
-                    half.next_seq is not None and half.next_seq != (segment.seq + 1) & SEQ_MASK
+                    half.next_seq is not None and abs(seq_diff(segment.seq + 1, half.next_seq)) > PORT_REUSE_DISTANCE
                 ):
                     self._remove(flow, CloseReason.PORT_REUSED)
                     entry = self._create(ts, segment)
@@ -217,6 +227,11 @@ class FlowTable:
         if flags & TCP_SYN:
             if half.next_seq is None:
                 half.next_seq = (segment.seq + 1) & SEQ_MASK
+            if flags & TCP_ACK:
+                # The SYN+ACK acknowledges the client's ISN, even when the SYN itself was not captured.
+                other = flow.halves[1 - direction]
+                if other.next_seq is None:
+                    other.next_seq = segment.ack
             if direction is Direction.SERVER_TO_CLIENT and flow.state is FlowState.OPENING:
                 flow.state = FlowState.ESTABLISHED
             return
@@ -267,6 +282,7 @@ class FlowTable:
                 payload = payload[overlap:]
             offset = 0
         if offset == 0:
+            half.hole_acked_since = None
             self._deliver(flow, half, direction, payload, missing, ts)
             if half.pending:
                 self._drain_pending(flow, half, direction, ts)
@@ -350,12 +366,18 @@ class FlowTable:
         self._drain_pending(flow, half, direction, ts)
 
     def _check_acked_hole(self, flow: Flow, half: HalfConnection, ack: int, direction: int, ts: float) -> None:
-        """The peer acknowledged bytes past a hole that later data already follows: the hole is lost."""
+        """The peer acknowledged bytes past a hole that later data already follows: the hole is lost
+        once that has held for `acked_hole_timeout` of packet time."""
         if not half.pending or half.next_seq is None or seq_diff(ack, half.next_seq) <= 0:
             return
         next_seq = half.next_seq
         earliest = min(half.pending, key=lambda s: seq_diff(s, next_seq))
-        if seq_diff(ack, earliest) >= 0:
+        if seq_diff(ack, earliest) < 0:
+            return
+        if half.hole_acked_since is None:
+            half.hole_acked_since = ts
+        elif ts - half.hole_acked_since >= self.limits.acked_hole_timeout:
+            half.hole_acked_since = None
             self._skip_to_pending(flow, half, Direction(direction), ts)
 
     def _end_direction(self, flow: Flow, direction: Direction, ts: float) -> None:

@@ -1,0 +1,211 @@
+"""TCP flows and reassembly, driven by the segments of a real recorded session.
+
+Each test reorders, repeats, drops or rewrites those segments and checks that
+the SMB facts come out as from the clean recording, or that the damage is
+counted where facts are lost.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from dissectors.records import AnomalyKind
+from monitor.capture import CaptureFile
+from monitor.decode import TCP_ACK, TCP_RST, TCP_SYN, Decoder, TcpSegment
+from monitor.flows import CloseReason, FlowLimits, seq_diff
+from monitor.pipeline import ConnectionRecord, Pipeline
+
+PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
+CLIENT = bytes([192, 0, 2, 10])
+
+
+def recorded_segments(name: str = "smb3_1_1.pcap") -> list[tuple[float, TcpSegment]]:
+    decoder = Decoder()
+    segments = []
+    for ts, linktype, frame in CaptureFile(str(PCAPS / "recorded" / name)):
+        segment = decoder.decode(linktype, frame)
+        if segment is not None:
+            segments.append((ts, segment))
+    return segments
+
+
+SESSION = recorded_segments()
+
+
+def run(
+    segments: list[tuple[float, TcpSegment]], limits: FlowLimits | None = None
+) -> tuple[Pipeline, list[ConnectionRecord]]:
+    records: list[ConnectionRecord] = []
+    pipeline = Pipeline(limits, sinks=[records.append])
+    for ts, segment in segments:
+        pipeline.flows.process(ts, segment)
+    pipeline.finish()
+    return pipeline, records
+
+
+def facts(record: ConnectionRecord) -> tuple[object, ...]:
+    return (record["dialect"], record["dialects_offered"], record["messages"], record["commands"])
+
+
+CLEAN_PIPELINE, [CLEAN] = run(SESSION)
+
+
+def test_clean_session() -> None:
+    assert CLEAN["dialect"] == "3.1.1"
+    assert CLEAN["client"]["ip"] == "192.0.2.10" and CLEAN["server"]["port"] == 445
+    assert CLEAN["end"] == "closed_fin" and not CLEAN["midstream"]
+    assert CLEAN["tcp"]["gaps"] == 0 and CLEAN["tcp"]["retransmitted_bytes"] == 0
+    assert CLEAN_PIPELINE.flows.gaps == 0
+
+
+def test_out_of_order_within_a_window_gives_the_same_facts() -> None:
+    rng = random.Random(7)
+    for _ in range(20):
+        shuffled = list(SESSION)
+        for start in range(0, len(shuffled), 4):
+            window = shuffled[start : start + 4]
+            rng.shuffle(window)
+            shuffled[start : start + 4] = window
+        _, [record] = run(shuffled)
+        assert facts(record) == facts(CLEAN)
+        assert record["tcp"]["gaps"] == 0
+
+
+def test_every_segment_retransmitted() -> None:
+    doubled = [item for item in SESSION for _ in range(2)]
+    _, [record] = run(doubled)
+    assert facts(record) == facts(CLEAN)
+    data_bytes = sum(len(segment.payload) for _, segment in SESSION)
+    assert record["tcp"]["retransmitted_bytes"] == data_bytes
+
+
+def test_overlapping_resegmentation() -> None:
+    """Each data segment is sent again as a copy that starts halfway into it and runs into the next."""
+    overlapped = []
+    for ts, segment in SESSION:
+        overlapped.append((ts, segment))
+        if len(segment.payload) > 8:
+            half = len(segment.payload) // 2
+            overlapped.append((ts, segment._replace(seq=segment.seq + half, payload=segment.payload[half:])))
+    _, [record] = run(overlapped)
+    assert facts(record) == facts(CLEAN)
+    assert record["tcp"]["retransmitted_bytes"] > 0
+
+
+def test_sequence_numbers_wrapping_around() -> None:
+    shifted = []
+    for ts, segment in SESSION:
+        # Put the client's stream right before 2**32 so it wraps mid-session.
+        if segment.src == CLIENT:
+            segment = segment._replace(seq=(segment.seq - SESSION[0][1].seq - 300) & 0xFFFFFFFF)
+        else:
+            segment = segment._replace(ack=(segment.ack - SESSION[0][1].seq - 300) & 0xFFFFFFFF)
+        shifted.append((ts, segment))
+    _, [record] = run(shifted)
+    assert facts(record) == facts(CLEAN)
+    assert seq_diff(5, 0xFFFFFFF0) == 21 and seq_diff(0xFFFFFFF0, 5) == -21
+
+
+def data_indexes(direction_src: bytes) -> list[int]:
+    return [i for i, (_, s) in enumerate(SESSION) if s.payload and s.src == direction_src]
+
+
+def test_lost_segment_is_a_counted_gap_and_later_messages_survive() -> None:
+    client_data = data_indexes(CLIENT)
+    lost = client_data[len(client_data) // 2]
+    _, [record] = run(SESSION[:lost] + SESSION[lost + 1 :])
+    assert record["tcp"]["gaps"] == 1
+    assert record["tcp"]["gap_bytes"] == len(SESSION[lost][1].payload)
+    assert record["dialect"] == "3.1.1"
+    clean_requests = CLEAN["messages"]["smb2"]
+    assert clean_requests - 3 <= record["messages"]["smb2"] < clean_requests
+
+
+def test_hole_is_declared_when_the_peer_acknowledges_past_it() -> None:
+    client_data = data_indexes(CLIENT)
+    lost = client_data[2]
+    pipeline = Pipeline(FlowLimits(acked_hole_timeout=1.0))
+    after = SESSION[lost + 1 : lost + 6]
+    for ts, segment in SESSION[:lost] + after:
+        pipeline.flows.process(ts, segment)
+    [flow] = pipeline.flows.flows()
+    client = flow.halves[0]
+    # Acknowledged but only just: a mirror port may still deliver the missing segment.
+    assert client.gaps == 0 and client.pending and client.hole_acked_since is not None
+    ts, server_ack = next((ts, s) for ts, s in SESSION[lost + 6 :] if s.src != CLIENT)
+    pipeline.flows.process(ts + 2.0, server_ack)
+    assert client.gaps == 1
+    assert not client.pending
+
+
+def test_out_of_order_store_is_capped() -> None:
+    limits = FlowLimits(max_out_of_order_bytes=600)
+    client_data = data_indexes(CLIENT)
+    without_first_request = [item for i, item in enumerate(SESSION) if i != client_data[0]]
+    # Strip the acknowledgements so only the cap can end the wait for the hole.
+    no_acks = [(ts, s._replace(flags=s.flags & ~TCP_ACK)) for ts, s in without_first_request]
+    pipeline, [record] = run(no_acks, limits)
+    assert pipeline.flows.anomalies[AnomalyKind.OUT_OF_ORDER_BUFFER_FULL] >= 1
+    assert record["tcp"]["gaps"] >= 1
+
+
+def test_midstream_pickup_decides_roles_by_port() -> None:
+    first_request = data_indexes(CLIENT)[3]
+    # Starting with the server's answer: the sender is on 445, so it is the server.
+    start = first_request + 1
+    _, [record] = run(SESSION[start:])
+    assert record["midstream"]
+    assert record["client"]["ip"] == "192.0.2.10" and record["server"]["port"] == 445
+    assert record["dialect"] is None
+    assert record["messages"]["smb2"] > 10
+
+
+def test_syn_ack_first_makes_its_sender_the_server() -> None:
+    syn_ack_index = next(i for i, (_, s) in enumerate(SESSION) if s.flags & TCP_SYN and s.flags & TCP_ACK)
+    _, [record] = run(SESSION[syn_ack_index:])
+    assert record["server"]["ip"] == "192.0.2.20" and not record["midstream"]
+    assert facts(record) == facts(CLEAN)
+
+
+def test_reset_and_port_reuse_make_two_connections() -> None:
+    ts_last, last = SESSION[-1]
+    reset = (ts_last + 0.1, last._replace(flags=TCP_RST, payload=b""))
+    later = [
+        (ts + 100.0, segment._replace(seq=segment.seq + 5000) if segment.src == CLIENT else segment)
+        for ts, segment in SESSION
+    ]
+    pipeline, records = run([*SESSION[:-3], reset, *later])
+    assert len(records) == 2
+    assert pipeline.flows.closed[CloseReason.PORT_REUSED] + pipeline.flows.closed[CloseReason.CLOSED] >= 1
+    assert records[0]["end"] in ("reset", "closed_fin")
+
+
+def test_idle_flows_are_evicted_by_packet_time() -> None:
+    limits = FlowLimits(established_timeout=30.0)
+    midpoint = len(SESSION) // 2
+    first, second = SESSION[:midpoint], SESSION[midpoint:]
+    later = [(ts + 3600.0, segment) for ts, segment in second]
+    pipeline, records = run(first + later, limits)
+    assert pipeline.flows.closed[CloseReason.IDLE] == 1
+    assert len(records) == 2  # the part after the idle time is picked up midstream
+    assert records[1]["midstream"]
+
+
+def test_flow_table_cap_evicts_the_oldest() -> None:
+    limits = FlowLimits(max_flows=100)
+    template = SESSION[0][1]
+    pipeline = Pipeline(limits)
+    for i in range(1000):
+        src = bytes([198, 51, i >> 8, i & 0xFF])
+        pipeline.flows.process(float(i) / 1000, template._replace(src=src, sport=40000 + i % 1000))
+        assert len(pipeline.flows) <= 100
+    assert pipeline.flows.anomalies[AnomalyKind.FLOW_TABLE_FULL] > 0
+    assert pipeline.flows.closed[CloseReason.TABLE_FULL] >= 900
+    assert pipeline.flows.created == 1000
+
+
+def test_stray_reset_opens_nothing() -> None:
+    pipeline = Pipeline(FlowLimits())
+    pipeline.flows.process(0.0, SESSION[5][1]._replace(flags=TCP_RST, payload=b""))
+    assert len(pipeline.flows) == 0
