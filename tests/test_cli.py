@@ -1,0 +1,131 @@
+"""The `smbwatch analyze` command: output contract, exit status and error lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+
+PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
+UPGRADED = PCAPS / "recorded" / "smb1_offered_upgraded.pcap"
+SMB1 = PCAPS / "recorded" / "smb1_nt1.pcap"
+TRUNCATED = PCAPS / "crafted" / "truncated.pcap"
+
+
+def analyze_json(capsys: pytest.CaptureFixture[str], *files: Path | str) -> tuple[int, dict, str]:
+    status = main(["analyze", "--format", "json", *map(str, files)])
+    captured = capsys.readouterr()
+    return status, json.loads(captured.out), captured.err
+
+
+def test_json_document_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    status, document, err = analyze_json(capsys, UPGRADED)
+    assert status == 0 and err == ""
+    assert document["schema"] == "smbwatch.analysis/1"
+    assert set(document) == {"schema", "connections", "hosts", "alerts", "stats"}
+    assert document["alerts"] == []
+    [connection] = document["connections"]
+    for key in ("client", "server", "transport", "dialects_offered", "smb1_offered", "dialect", "signing_required"):
+        assert key in connection
+    assert connection["sessions"] == [] and connection["trees"] == []
+    assert connection["dialects_offered"] == [
+        "NT LANMAN 1.0",
+        "NT LM 0.12",
+        "SMB 2.002",
+        "SMB 2.???",
+        "2.0.2",
+        "2.1",
+        "3.0",
+        "3.0.2",
+        "3.1.1",
+    ]
+    assert connection["smb1_offered"] and not connection["smb1_used"]
+    assert connection["commands"]["smb1"]["NEGOTIATE"] == {"requests": 1, "responses": 0}
+    assert connection["commands"]["smb2"]["NEGOTIATE"] == {"requests": 1, "responses": 2}
+    assert connection["negotiate"]["server"]["dialect"] == "3.1.1"
+    cipher_context = next(c for c in connection["negotiate"]["client"]["contexts"] if c["type"] == "encryption")
+    assert "AES_128_GCM" in cipher_context["ciphers"]
+    assert isinstance(connection["first_seen"], float)
+    stats = document["stats"]
+    assert stats["packets"] == stats["smb_packets"] > 0
+    assert stats["smb_messages"]["smb1"] == 1
+    assert stats["files"] == [
+        {
+            "name": str(UPGRADED),
+            "format": "pcap",
+            "frames": stats["packets"],
+            "linktypes": [1],
+            "error": None,
+            "error_offset": None,
+        }
+    ]
+
+
+def test_hosts_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    _, document, _ = analyze_json(capsys, SMB1, UPGRADED)
+    hosts = {host["ip"]: host for host in document["hosts"]}
+    client, server = hosts["192.0.2.10"], hosts["192.0.2.20"]
+    assert client["roles"] == ["client"] and server["roles"] == ["server"]
+    assert client["smb1"] and server["smb1"]
+    assert client["dialects_as_client"] == ["NT LANMAN 1.0", "3.1.1"]
+    assert server["highest_dialect"] == "3.1.1"
+    assert client["connections_as_client"] == 2
+    assert len(document["connections"]) == 2
+
+
+def test_truncated_capture_reports_what_was_read_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    status, document, err = analyze_json(capsys, TRUNCATED, SMB1)
+    assert status == 1
+    [line] = err.strip().splitlines()
+    assert str(TRUNCATED) in line and "truncated" in line and "at byte" in line
+    files = document["stats"]["files"]
+    assert files[0]["error"] and files[0]["frames"] > 0 and files[0]["error_offset"] > 0
+    assert files[1]["error"] is None
+    dialects = [connection["dialect"] for connection in document["connections"]]
+    assert "3.1.1" in dialects and "NT LANMAN 1.0" in dialects  # both files' facts are kept
+
+
+def test_missing_and_non_capture_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a capture\n")
+    status, document, err = analyze_json(capsys, tmp_path / "absent.pcap", text)
+    assert status == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 2
+    assert "absent.pcap" in lines[0] and "No such file" in lines[0]
+    assert "notes.txt" in lines[1] and "not a pcap or pcapng file" in lines[1]
+    assert document["connections"] == []
+
+
+def test_table_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(SMB1), str(UPGRADED)]) == 0
+    out = capsys.readouterr().out
+    assert "192.0.2.10:" in out and "-> 192.0.2.20:445" in out
+    assert "NT LANMAN 1.0" in out and "USED" in out and "offered" in out
+    assert "Hosts (2)" in out
+
+
+def test_usage_errors() -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["analyze"])
+    assert caught.value.code == 2
+    assert main(["analyze", "--max-flows", "0", str(SMB1)]) == 2
+
+
+def test_console_script_reads_standard_input() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "analyze", "--format", "json", "-"],
+        input=SMB1.read_bytes(),
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["connections"][0]["dialect"] == "NT LANMAN 1.0"
+    assert document["stats"]["files"][0]["name"] == "<stdin>"
