@@ -131,9 +131,12 @@ class Smb1Command(IntEnum):
     SMB_COM_NO_ANDX_COMMAND = 0xFF
 
 
+_SMB1_COMMAND_NAMES = tuple(enum_name(Smb1Command, code, 2).removeprefix("SMB_COM_") for code in range(256))
+
+
 def smb1_command_name(code: int) -> str:
     """Short SMB1 command name (``NEGOTIATE`` for ``SMB_COM_NEGOTIATE``)."""
-    return enum_name(Smb1Command, code, 2).removeprefix("SMB_COM_")
+    return _SMB1_COMMAND_NAMES[code] if 0 <= code < 256 else f"unknown-0x{code:x}"
 
 
 class Smb1Flags(IntFlag):
@@ -231,6 +234,11 @@ class Smb2Command(IntEnum):
     SERVER_TO_CLIENT_NOTIFICATION = 0x0013
 
 
+def smb2_command_name(code: int) -> str:
+    """SMB2 command name (``SESSION_SETUP``); ``unknown-0x…`` for codes [MS-SMB2] does not define."""
+    return _SMB2_COMMAND_NAMES.get(code) or f"unknown-0x{code:04x}"
+
+
 class Smb2Flags(IntFlag):
     """[MS-SMB2] 2.2.1.2 SMB2 header Flags."""
 
@@ -241,6 +249,13 @@ class Smb2Flags(IntFlag):
     SMB2_FLAGS_PRIORITY_MASK = 0x00000070
     SMB2_FLAGS_DFS_OPERATIONS = 0x10000000
     SMB2_FLAGS_REPLAY_OPERATION = 0x20000000
+
+
+_SMB2_COMMAND_NAMES = {command.value: command.name for command in Smb2Command}
+# Plain ints for the per-message hot path, where IntFlag arithmetic costs a microsecond.
+SMB2_FLAGS_SERVER_TO_REDIR = int(Smb2Flags.SMB2_FLAGS_SERVER_TO_REDIR)
+SMB2_FLAGS_ASYNC_COMMAND = int(Smb2Flags.SMB2_FLAGS_ASYNC_COMMAND)
+SMB2_FLAGS_SIGNED = int(Smb2Flags.SMB2_FLAGS_SIGNED)
 
 
 class Smb2Dialect(IntEnum):
@@ -258,15 +273,18 @@ class Smb2Dialect(IntEnum):
 
 
 _SMB2_DIALECT_NAMES = {
-    Smb2Dialect.SMB2_0_2: "2.0.2",
-    Smb2Dialect.SMB2_1: "2.1",
-    Smb2Dialect.SMB2_2_2: "2.2.2",
-    Smb2Dialect.SMB2_2_4: "2.2.4",
-    Smb2Dialect.SMB3_0: "3.0",
-    Smb2Dialect.SMB3_0_2: "3.0.2",
-    Smb2Dialect.SMB3_1_0: "3.1",
-    Smb2Dialect.SMB3_1_1: "3.1.1",
-    Smb2Dialect.SMB2_WILDCARD: "2.???",
+    int(dialect): name
+    for dialect, name in (
+        (Smb2Dialect.SMB2_0_2, "2.0.2"),
+        (Smb2Dialect.SMB2_1, "2.1"),
+        (Smb2Dialect.SMB2_2_2, "2.2.2"),
+        (Smb2Dialect.SMB2_2_4, "2.2.4"),
+        (Smb2Dialect.SMB3_0, "3.0"),
+        (Smb2Dialect.SMB3_0_2, "3.0.2"),
+        (Smb2Dialect.SMB3_1_0, "3.1"),
+        (Smb2Dialect.SMB3_1_1, "3.1.1"),
+        (Smb2Dialect.SMB2_WILDCARD, "2.???"),
+    )
 }
 
 

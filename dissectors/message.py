@@ -26,9 +26,10 @@ MAX_KEPT_MESSAGE = 128 * 1024
 # For bulk-data commands the header and the fixed part of the body are enough.
 BULK_MESSAGE_PREFIX = 256
 
-_SMB2_BULK_COMMANDS = frozenset((Smb2Command.READ, Smb2Command.WRITE))
+_SMB2_BULK_COMMANDS = frozenset((int(Smb2Command.READ), int(Smb2Command.WRITE)))
 _SMB1_BULK_COMMANDS = frozenset(
-    (
+    int(command)
+    for command in (
         Smb1Command.SMB_COM_READ,
         Smb1Command.SMB_COM_WRITE,
         Smb1Command.SMB_COM_READ_ANDX,
@@ -43,25 +44,32 @@ _SMB1_BULK_COMMANDS = frozenset(
 _SMB2_COMMAND_OFFSET = 12
 _SMB2_NEXT_COMMAND_OFFSET = 20
 _SMB1_COMMAND_OFFSET = 4
+_SMB1_MARKER = SMB1_PROTOCOL_ID[0]
+_SMB2_MARKER = SMB2_PROTOCOL_ID[0]
+_TRANSFORM_MARKER = SMB2_TRANSFORM_PROTOCOL_ID[0]
+_COMPRESSION_MARKER = SMB2_COMPRESSION_PROTOCOL_ID[0]
 
 
 def bytes_to_keep(prefix: bytes | bytearray, frame_length: int) -> int:
     """How many leading bytes of a `frame_length`-byte frame to buffer, given its first bytes."""
-    protocol = bytes(prefix[:4])
-    if protocol == SMB2_PROTOCOL_ID:
+    if len(prefix) < 5 or prefix[1:4] != b"SMB":
+        return min(frame_length, PEEK_SIZE)
+    marker = prefix[0]
+    if marker == _SMB2_MARKER:
         if len(prefix) >= PEEK_SIZE:
-            command = int.from_bytes(prefix[_SMB2_COMMAND_OFFSET : _SMB2_COMMAND_OFFSET + 2], "little")
-            next_command = int.from_bytes(prefix[_SMB2_NEXT_COMMAND_OFFSET : _SMB2_NEXT_COMMAND_OFFSET + 4], "little")
-            if command in _SMB2_BULK_COMMANDS and not next_command:
+            command = prefix[_SMB2_COMMAND_OFFSET] | prefix[_SMB2_COMMAND_OFFSET + 1] << 8
+            if command in _SMB2_BULK_COMMANDS and not any(
+                prefix[_SMB2_NEXT_COMMAND_OFFSET : _SMB2_NEXT_COMMAND_OFFSET + 4]
+            ):
                 return min(frame_length, BULK_MESSAGE_PREFIX)
         return min(frame_length, MAX_KEPT_MESSAGE)
-    if protocol == SMB1_PROTOCOL_ID:
-        if len(prefix) > _SMB1_COMMAND_OFFSET and prefix[_SMB1_COMMAND_OFFSET] in _SMB1_BULK_COMMANDS:
+    if marker == _SMB1_MARKER:
+        if prefix[_SMB1_COMMAND_OFFSET] in _SMB1_BULK_COMMANDS:
             return min(frame_length, BULK_MESSAGE_PREFIX)
         return min(frame_length, MAX_KEPT_MESSAGE)
-    if protocol == SMB2_TRANSFORM_PROTOCOL_ID:
+    if marker == _TRANSFORM_MARKER:
         return min(frame_length, smb2.SMB2_TRANSFORM_HEADER_SIZE)
-    if protocol == SMB2_COMPRESSION_PROTOCOL_ID:
+    if marker == _COMPRESSION_MARKER:
         return min(frame_length, smb2.SMB2_COMPRESSION_HEADER_SIZE)
     return min(frame_length, PEEK_SIZE)
 

@@ -6,7 +6,7 @@ import struct
 from collections.abc import Callable
 
 from dissectors import smb2_negotiate
-from dissectors.constants import Smb2Command, Smb2Flags
+from dissectors.constants import SMB2_FLAGS_ASYNC_COMMAND, Smb2Command
 from dissectors.records import (
     Anomaly,
     AnomalyKind,
@@ -57,22 +57,22 @@ def parse_header(message: bytes | bytearray, offset: int = 0) -> Smb2Header | An
     ) = _HEADER.unpack_from(message, offset)
     if structure_size != SMB2_HEADER_STRUCTURE_SIZE:
         return Anomaly(AnomalyKind.SMB2_MALFORMED, f"header StructureSize {structure_size}")
-    if flags & Smb2Flags.SMB2_FLAGS_ASYNC_COMMAND:
+    if flags & SMB2_FLAGS_ASYNC_COMMAND:
         async_id, tree_id = async_or_tree, None
     else:
         async_id, tree_id = None, async_or_tree >> 32
     return Smb2Header(
-        credit_charge=credit_charge,
-        status=status,
-        command=command,
-        credits=credits,
-        flags=flags,
-        next_command=next_command,
-        message_id=message_id,
-        async_id=async_id,
-        tree_id=tree_id,
-        session_id=session_id,
-        signature=bytes(signature),
+        credit_charge,
+        status,
+        command,
+        credits,
+        flags,
+        next_command,
+        message_id,
+        async_id,
+        tree_id,
+        session_id,
+        signature,
     )
 
 

@@ -41,6 +41,14 @@ class StreamState(Enum):
     RESYNC = "resync"  # frame boundaries unknown: searching for the next header
 
 
+# The same states as plain ints for the per-frame loop (an Enum comparison costs ~10x more).
+_HEADER, _BODY, _RESYNC = 0, 1, 2
+_STATES = (StreamState.HEADER, StreamState.BODY, StreamState.RESYNC)
+_SESSION_MESSAGE = int(NetbiosSessionType.SESSION_MESSAGE)
+_SESSION_REQUEST = int(NetbiosSessionType.SESSION_REQUEST)
+_HEADER_SIZE = netbios.NETBIOS_HEADER_SIZE
+
+
 class SmbStream:
     """Framing and dissection of one direction of an SMB connection.
 
@@ -66,9 +74,9 @@ class SmbStream:
 
     def __init__(self, direct_tcp: bool, midstream: bool = False) -> None:
         self._direct_tcp = direct_tcp
-        self._buffer = bytearray()
+        self._buffer = bytearray()  # bytes of an unfinished header or kept frame part, nothing else
         self._events: list[StreamEvent] = []
-        self._state = StreamState.RESYNC if midstream else StreamState.HEADER
+        self._state = _RESYNC if midstream else _HEADER
         self._frame_type = 0
         self._frame_length = 0
         self._keep = 0
@@ -80,11 +88,24 @@ class SmbStream:
 
     @property
     def state(self) -> StreamState:
-        return self._state
+        return _STATES[self._state]
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
+
+    @property
+    def skip_remaining(self) -> int:
+        """Bytes the stream will pass over unseen before the next frame header."""
+        return self._skip
+
+    def skip(self, size: int) -> None:
+        """Pass over `size` bytes known to lie within `skip_remaining` (a fast path for bulk data)."""
+        self._skip -= size
+
+    @property
+    def has_events(self) -> bool:
+        return bool(self._events)
 
     def events(self) -> list[StreamEvent]:
         """The records produced since the last call."""
@@ -100,8 +121,16 @@ class SmbStream:
                 return
             data = data[self._skip :]
             self._skip = 0
-        self._buffer += data
-        self._drain()
+        buffer = self._buffer
+        if buffer:
+            buffer += data
+            consumed = self._drain(buffer)
+            del buffer[:consumed]
+        else:
+            # Common case: whole frames in one segment are cut straight from `data`, never copied to the buffer.
+            consumed = self._drain(data)
+            if consumed < len(data):
+                buffer += data[consumed:]
 
     def gap(self, size: int) -> None:
         """`size` bytes of this direction were lost (never captured)."""
@@ -112,104 +141,108 @@ class SmbStream:
             if size <= self._skip:
                 self._skip -= size  # lost bytes of bulk data nobody decodes: framing holds
                 return
-            size -= self._skip
             self._skip = 0
             self._lose_sync()
             return
-        if self._state is StreamState.BODY:
+        if self._state == _BODY:
             frame_left = self._frame_length - len(self._buffer)
             if size < frame_left:
                 # The frame is damaged, but the next header's position is still known.
                 self._buffer.clear()
                 self._skip = frame_left - size
-                self._state = StreamState.HEADER
+                self._state = _HEADER
                 return
             if size == frame_left:
                 self._buffer.clear()
-                self._state = StreamState.HEADER
+                self._state = _HEADER
                 return
         self._lose_sync()
 
     def eof(self) -> None:
         """The direction ended (FIN, RST, eviction or end of capture)."""
-        if self._state is StreamState.BODY or (self._state is StreamState.HEADER and self._buffer):
+        if self._state == _BODY or (self._state == _HEADER and self._buffer):
             self._events.append(
                 Anomaly(
                     AnomalyKind.NETBIOS_MALFORMED,
                     f"stream ended inside a frame ({len(self._buffer)} bytes buffered)",
                 )
             )
-        elif self._state is StreamState.RESYNC:
+        elif self._state == _RESYNC:
             self.resync_skipped_bytes += self._resync_run + len(self._buffer)
             self._resync_run = 0
         self._buffer.clear()
         self._skip = 0
-        self._state = StreamState.HEADER
+        self._state = _HEADER
 
     def _lose_sync(self) -> None:
         self._buffer.clear()
-        self._state = StreamState.RESYNC
+        self._state = _RESYNC
 
-    def _drain(self) -> None:
-        buffer = self._buffer
+    def _drain(self, data: bytes | bytearray) -> int:
+        """Frames and records from `data`; returns how many leading bytes are done with."""
         position = 0
+        end = len(data)
         direct_tcp = self._direct_tcp
         while True:
             state = self._state
-            if state is StreamState.HEADER:
-                if len(buffer) - position < netbios.NETBIOS_HEADER_SIZE:
-                    break
-                header = netbios.parse_session_header(buffer, position, direct_tcp)
-                if isinstance(header, Anomaly):
-                    self._events.append(header)
-                    self._state = StreamState.RESYNC
-                    position += 1
-                    continue
-                self._frame_type, self._frame_length = header
-                position += netbios.NETBIOS_HEADER_SIZE
-                if self._frame_type == NetbiosSessionType.SESSION_MESSAGE:
-                    self._keep = min(self._frame_length, PEEK_SIZE)
-                    self._keep_decided = self._frame_length <= PEEK_SIZE
+            if state == _HEADER:
+                if end - position < _HEADER_SIZE:
+                    return position
+                if direct_tcp and data[position] == _SESSION_MESSAGE:
+                    frame_type = _SESSION_MESSAGE
+                    frame_length = data[position + 1] << 16 | data[position + 2] << 8 | data[position + 3]
                 else:
-                    self._keep = min(self._frame_length, MAX_KEPT_CONTROL_PACKET)
+                    header = netbios.parse_session_header(data, position, direct_tcp)
+                    if isinstance(header, Anomaly):
+                        self._events.append(header)
+                        self._state = _RESYNC
+                        position += 1
+                        continue
+                    frame_type, frame_length = header
+                position += _HEADER_SIZE
+                self._frame_type = frame_type
+                self._frame_length = frame_length
+                if frame_type == _SESSION_MESSAGE:
+                    self._keep = frame_length if frame_length < PEEK_SIZE else PEEK_SIZE
+                    self._keep_decided = frame_length <= PEEK_SIZE
+                else:
+                    self._keep = min(frame_length, MAX_KEPT_CONTROL_PACKET)
                     self._keep_decided = True
-                self._state = StreamState.BODY
-            elif state is StreamState.BODY:
-                available = len(buffer) - position
-                if available < self._keep:
-                    break
+                self._state = _BODY
+            elif state == _BODY:
+                keep = self._keep
+                if end - position < keep:
+                    return position
                 if not self._keep_decided:
-                    self._keep = bytes_to_keep(buffer[position : position + PEEK_SIZE], self._frame_length)
+                    self._keep = bytes_to_keep(data[position : position + PEEK_SIZE], self._frame_length)
                     self._keep_decided = True
                     continue
-                kept = bytes(buffer[position : position + self._keep])
-                position += self._keep
+                kept = data[position : position + keep]
+                if type(kept) is not bytes:
+                    kept = bytes(kept)
+                position += keep
                 self._dispatch(kept)
-                rest = self._frame_length - self._keep
-                self._state = StreamState.HEADER
+                rest = self._frame_length - keep
+                self._state = _HEADER
                 if rest:
-                    in_buffer = min(rest, len(buffer) - position)
-                    position += in_buffer
-                    if rest > in_buffer:
-                        self._skip = rest - in_buffer
-                        break
+                    if rest > end - position:
+                        self._skip = rest - (end - position)
+                        return end
+                    position += rest
             else:
-                position = self._resync(position)
-                if self._state is StreamState.RESYNC:
-                    break
-        if position:
-            del buffer[:position]
+                position = self._resync(data, position)
+                if self._state == _RESYNC:
+                    return position
 
-    def _resync(self, position: int) -> int:
-        buffer = self._buffer
+    def _resync(self, data: bytes | bytearray, position: int) -> int:
         while True:
-            match = _RESYNC_PATTERN.search(buffer, position)
+            match = _RESYNC_PATTERN.search(data, position)
             if match is None:
-                keep_from = max(position, len(buffer) - _RESYNC_TAIL)
+                keep_from = max(position, len(data) - _RESYNC_TAIL)
                 self._resync_run += keep_from - position
                 return keep_from
             start = match.start()
-            header = netbios.parse_session_header(buffer, start, self._direct_tcp)
+            header = netbios.parse_session_header(data, start, self._direct_tcp)
             if (
                 not isinstance(header, Anomaly)
                 and header[0] == NetbiosSessionType.SESSION_MESSAGE
@@ -222,7 +255,7 @@ class SmbStream:
                         Anomaly(AnomalyKind.RESYNC_SKIPPED_BYTES, f"{skipped} bytes before the next frame")
                     )
                 self._resync_run = 0
-                self._state = StreamState.HEADER
+                self._state = _HEADER
                 return start
             self._resync_run += start + 1 - position
             position = start + 1
@@ -230,10 +263,10 @@ class SmbStream:
     def _dispatch(self, kept: bytes) -> None:
         self.frames += 1
         frame_type = self._frame_type
-        if frame_type == NetbiosSessionType.SESSION_MESSAGE:
+        if frame_type == _SESSION_MESSAGE:
             if kept:
                 self._events.extend(dissect_session_message(kept, self._frame_length))
-        elif frame_type == NetbiosSessionType.SESSION_REQUEST:
+        elif frame_type == _SESSION_REQUEST:
             self._events.append(netbios.parse_session_request(kept))
         else:
             self._events.append(NetbiosSessionPacket(frame_type, self._frame_length))

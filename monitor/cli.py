@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--max-connections",
         type=int,
-        default=200_000,
-        help="connection records kept for the report; hosts always count all (default: %(default)s)",
+        default=1_000_000,
+        help="connection records listed in the report (kept on disk); hosts always count all (default: %(default)s)",
     )
     return parser
 

@@ -42,6 +42,12 @@ class FlowState(Enum):
     RESET = "reset"
 
 
+_OPENING = FlowState.OPENING
+_CLOSED_FIN = FlowState.CLOSED_FIN
+_RESET = FlowState.RESET
+_CONTROL_FLAGS = TCP_SYN | TCP_RST | TCP_FIN
+
+
 class CloseReason(Enum):
     """Why a flow left the table."""
 
@@ -112,6 +118,7 @@ class Flow:
     __slots__ = (
         "anomalies",
         "client",
+        "finished",
         "first_ts",
         "halves",
         "last_ts",
@@ -133,6 +140,8 @@ class Flow:
         self.midstream = not syn_seen
         self.state = FlowState.OPENING if syn_seen else FlowState.ESTABLISHED
         self.halves = (HalfConnection(), HalfConnection())
+        # Reported to the consumer already; kept only to absorb stragglers until the closed timeout.
+        self.finished = False
         self.anomalies: Counter[AnomalyKind] = Counter()
         # Whatever the consumer attaches (the per-connection SMB session state).
         self.owner: object = None
@@ -141,6 +150,9 @@ class Flow:
     def carried_payload(self) -> bool:
         return any(half.stream is not None for half in self.halves)
 
+
+_C2S = Direction.CLIENT_TO_SERVER
+_S2C = Direction.SERVER_TO_CLIENT
 
 EventSink = Callable[[Flow, Direction, list[StreamEvent], float], None]
 CloseSink = Callable[[Flow, CloseReason], None]
@@ -171,27 +183,54 @@ class FlowTable:
     def process(self, ts: float, segment: TcpSegment) -> None:
         if ts >= self._next_sweep:
             self.sweep(ts)
-        key = (segment.src, segment.sport, segment.dst, segment.dport)
-        entry = self._by_tuple.get(key)
+        entry = self._by_tuple.get((segment.src, segment.sport, segment.dst, segment.dport))
         flags = segment.flags
         if entry is None:
             if flags & TCP_RST:
                 return  # a reset for a connection never seen opens nothing
             entry = self._create(ts, segment)
-        else:
-            flow = entry[0]
-            if flags & TCP_SYN and not flags & TCP_ACK and entry[1] is Direction.CLIENT_TO_SERVER:
-                half = flow.halves[0]
-                # A new ISN far from where this direction stands is a new connection on the same ports;
-                # a SYN just behind it is a retransmitted or late-captured one.
-                if flow.state in (FlowState.CLOSED_FIN, FlowState.RESET) or (
-                    half.next_seq is not None and abs(seq_diff(segment.seq + 1, half.next_seq)) > PORT_REUSE_DISTANCE
-                ):
-                    self._remove(flow, CloseReason.PORT_REUSED)
-                    entry = self._create(ts, segment)
+        elif (
+            flags & TCP_SYN and not flags & TCP_ACK and entry[1] == _C2S and self._is_new_connection(entry[0], segment)
+        ):
+            self._remove(entry[0], CloseReason.PORT_REUSED)
+            entry = self._create(ts, segment)
         flow, direction = entry
         flow.last_ts = ts
-        self._segment(flow, direction, segment, ts)
+        if flow.finished:
+            return  # stragglers of a connection already reported (final ACKs, retransmitted FINs)
+        if flags & _CONTROL_FLAGS:
+            self._segment(flow, direction, segment, ts)
+            return
+        # Hot path: a plain data or ACK segment.
+        if flags & TCP_ACK:
+            other = flow.halves[1 - direction]
+            if other.pending:
+                self._check_acked_hole(flow, other, segment.ack, 1 - direction, ts)
+        payload = segment.payload
+        if not payload and not segment.missing:
+            return
+        if flow.state is _OPENING:
+            flow.state = FlowState.ESTABLISHED
+        half = flow.halves[direction]
+        stream = half.stream
+        if stream is not None and segment.seq == half.next_seq and not segment.missing and not half.pending:
+            size = len(payload)
+            stream.feed(payload)
+            half.next_seq = (segment.seq + size) & SEQ_MASK
+            half.bytes_delivered += size
+            if stream.has_events:
+                self._on_events(flow, direction, stream.events(), ts)
+            return
+        self._data(flow, half, direction, segment.seq, payload, segment.missing, ts)
+
+    def _is_new_connection(self, flow: Flow, segment: TcpSegment) -> bool:
+        """A client SYN on a known flow: a new connection reusing the ports, or the same one's SYN again?"""
+        if flow.state is _CLOSED_FIN or flow.state is _RESET:
+            return True
+        # A new ISN far from where this direction stands is a new connection on the same ports;
+        # a SYN just behind it is a retransmitted or late-captured one.
+        next_seq = flow.halves[0].next_seq
+        return next_seq is not None and abs(seq_diff(segment.seq + 1, next_seq)) > PORT_REUSE_DISTANCE
 
     def _create(self, ts: float, segment: TcpSegment) -> tuple[Flow, Direction]:
         if len(self._flows) >= self.limits.max_flows:
@@ -222,6 +261,7 @@ class FlowTable:
         return self._by_tuple[(segment.src, segment.sport, segment.dst, segment.dport)]
 
     def _segment(self, flow: Flow, direction: Direction, segment: TcpSegment, ts: float) -> None:
+        """A segment with SYN, RST or FIN set."""
         half = flow.halves[direction]
         flags = segment.flags
         if flags & TCP_SYN:
@@ -232,19 +272,18 @@ class FlowTable:
                 other = flow.halves[1 - direction]
                 if other.next_seq is None:
                     other.next_seq = segment.ack
-            if direction is Direction.SERVER_TO_CLIENT and flow.state is FlowState.OPENING:
+            if direction == _S2C and flow.state is _OPENING:
                 flow.state = FlowState.ESTABLISHED
             return
-        if flags & TCP_ACK:
+        if flags & TCP_ACK and flow.halves[1 - direction].pending:
             self._check_acked_hole(flow, flow.halves[1 - direction], segment.ack, 1 - direction, ts)
         if flags & TCP_RST:
             flow.state = FlowState.RESET
-            self._end_direction(flow, Direction.CLIENT_TO_SERVER, ts)
-            self._end_direction(flow, Direction.SERVER_TO_CLIENT, ts)
+            self._finish(flow, CloseReason.CLOSED)
             return
         length = len(segment.payload) + segment.missing
         if length:
-            if flow.state is FlowState.OPENING:
+            if flow.state is _OPENING:
                 flow.state = FlowState.ESTABLISHED
             self._data(flow, half, direction, segment.seq, segment.payload, segment.missing, ts)
         if flags & TCP_FIN and not half.fin:
@@ -255,6 +294,8 @@ class FlowTable:
                 self._end_direction(flow, direction, ts)
             if flow.halves[1 - direction].fin:
                 flow.state = FlowState.CLOSED_FIN
+                if flow.halves[0].ended and flow.halves[1].ended:
+                    self._finish(flow, CloseReason.CLOSED)
 
     def _data(
         self, flow: Flow, half: HalfConnection, direction: Direction, seq: int, payload: bytes, missing: int, ts: float
@@ -394,17 +435,27 @@ class FlowTable:
         if events:
             self._on_events(flow, direction, events, ts)
 
-    def _remove(self, flow: Flow, reason: CloseReason) -> None:
+    def _finish(self, flow: Flow, reason: CloseReason) -> None:
+        """Flush both directions and hand the flow to the consumer; its state is released."""
+        if flow.finished:
+            return
         ts = flow.last_ts
-        for direction in Direction:
+        for direction in (_C2S, _S2C):
             self._end_direction(flow, direction, ts)
-            flow.halves[direction].stream = None
+        flow.finished = True
+        self.closed[reason] += 1
+        self._on_close(flow, reason)
+        for half in flow.halves:
+            half.stream = None
+            half.pending = {}
+        flow.owner = None
+
+    def _remove(self, flow: Flow, reason: CloseReason) -> None:
+        self._finish(flow, reason)
         del self._flows[id(flow)]
         client, server = flow.client, flow.server
         self._by_tuple.pop((client[0], client[1], server[0], server[1]), None)
         self._by_tuple.pop((server[0], server[1], client[0], client[1]), None)
-        self.closed[reason] += 1
-        self._on_close(flow, reason)
 
     def sweep(self, now: float) -> None:
         """Evict flows idle past their state's timeout, by packet time."""

@@ -1,4 +1,4 @@
-"""What the analysis keeps: connection records (capped) and the per-host inventory.
+"""What the analysis keeps: connection records (spilled to disk, capped) and the per-host inventory.
 
 Hosts are aggregated from every finished connection, also those past the
 record cap, so the host view stays complete on captures of any length.
@@ -7,9 +7,13 @@ record cap, so the host view stays complete on captures of any length.
 from __future__ import annotations
 
 import ipaddress
+import json
+import tempfile
+from array import array
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from dissectors.records import AnomalyKind
 from monitor.pipeline import ConnectionRecord
@@ -73,12 +77,54 @@ class HostFacts:
         }
 
 
-class Inventory:
-    """A connection sink: keeps up to `max_records` connection records and every host's facts."""
+class ConnectionLog:
+    """Connection records spilled to an unnamed temporary file as compact JSON lines.
 
-    def __init__(self, max_records: int = 200_000) -> None:
+    Memory stays flat in the number of connections: only an index (first-seen
+    time, offset, length: 24 bytes a record) is kept, so a report can list
+    records in order of first packet from a capture of any length.
+    """
+
+    def __init__(self) -> None:
+        self._file: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the log)
+        self._first_seen = array("d")
+        self._offsets = array("q")
+        self._lengths = array("q")
+        self._end = 0
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def append(self, record: ConnectionRecord) -> None:
+        line = json.dumps(record, separators=(",", ":")).encode()
+        self._file.seek(self._end)
+        self._file.write(line)
+        self._first_seen.append(record["first_seen"])
+        self._offsets.append(self._end)
+        self._lengths.append(len(line))
+        self._end += len(line)
+
+    def json_lines(self) -> Iterator[bytes]:
+        """Each record's JSON text, in order of first packet."""
+        order = sorted(range(len(self._offsets)), key=self._first_seen.__getitem__)
+        for index in order:
+            self._file.seek(self._offsets[index])
+            yield self._file.read(self._lengths[index])
+
+    def __iter__(self) -> Iterator[ConnectionRecord]:
+        for line in self.json_lines():
+            yield json.loads(line)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Inventory:
+    """A connection sink: logs up to `max_records` connection records and keeps every host's facts."""
+
+    def __init__(self, max_records: int = 1_000_000) -> None:
         self.max_records = max_records
-        self.connections: list[ConnectionRecord] = []
+        self.connections = ConnectionLog()
         self.records_dropped = 0
         self.hosts: dict[str, HostFacts] = {}
 

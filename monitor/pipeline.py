@@ -137,10 +137,14 @@ def describe_connection(
             "gap_bytes": to_server.gap_bytes + to_client.gap_bytes,
             "retransmitted_bytes": to_server.retransmitted_bytes + to_client.retransmitted_bytes,
         },
-        "anomalies": _by_name(connection.anomalies + flow.anomalies),
+        "anomalies": _by_name(connection.anomalies, flow.anomalies),
         "anomaly_samples": list(connection.anomaly_samples),
     }
 
 
-def _by_name(counts: Counter[AnomalyKind]) -> dict[str, int]:
-    return {kind.value: count for kind, count in sorted(counts.items(), key=lambda item: item[0].value)}
+def _by_name(*counters: Counter[AnomalyKind]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for counts in counters:
+        for kind, count in counts.items():
+            merged[kind.value] = merged.get(kind.value, 0) + count
+    return dict(sorted(merged.items()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -45,42 +46,56 @@ class Analysis:
         return any(source.error for source in self.sources)
 
 
-def build_document(analysis: Analysis) -> dict[str, Any]:
-    """The `smbwatch.analysis/1` document (../shared/DESIGN.md section 4)."""
+def _stats(analysis: Analysis) -> dict[str, Any]:
     pipeline = analysis.pipeline
     anomalies: Counter[AnomalyKind] = pipeline.anomalies() + analysis.inventory.anomalies()
     interface_drops = [drops for source in analysis.sources for drops in source.capture.interface_drops.values()]
     flows = pipeline.flows
     return {
+        "packets": pipeline.packets,
+        "smb_packets": pipeline.smb_segments,
+        "skipped_packets": dict(sorted(pipeline.decoder.skipped.items())),
+        "unsupported_linktypes": {str(k): v for k, v in sorted(pipeline.decoder.unsupported_linktypes.items())},
+        "smb_messages": {name: pipeline.smb_messages[name] for name in ("smb1", "smb2", "encrypted", "compressed")},
+        "anomalies": {kind.value: count for kind, count in sorted(anomalies.items(), key=lambda kv: kv[0].value)},
+        "reassembly_gaps": flows.gaps,
+        "reassembly_gap_bytes": flows.gap_bytes,
+        "capture_drops": sum(interface_drops) if interface_drops else None,
+        "flows": {
+            "created": flows.created,
+            "closed": {
+                reason.value: count for reason, count in sorted(flows.closed.items(), key=lambda kv: kv[0].value)
+            },
+            "without_smb": pipeline.connections_without_smb,
+        },
+        "connections_not_listed": analysis.inventory.records_dropped,
+        "files": [source.describe() for source in analysis.sources],
+    }
+
+
+def build_document(analysis: Analysis) -> dict[str, Any]:
+    """The `smbwatch.analysis/1` document (../shared/DESIGN.md section 4), all in memory."""
+    return {
         "schema": ANALYSIS_SCHEMA,
-        "connections": sorted(analysis.inventory.connections, key=lambda record: record["first_seen"]),
+        "connections": list(analysis.inventory.connections),
         "hosts": analysis.inventory.describe_hosts(),
         "alerts": [],
-        "stats": {
-            "packets": pipeline.packets,
-            "smb_packets": pipeline.smb_segments,
-            "skipped_packets": dict(sorted(pipeline.decoder.skipped.items())),
-            "unsupported_linktypes": {str(k): v for k, v in sorted(pipeline.decoder.unsupported_linktypes.items())},
-            "smb_messages": {name: pipeline.smb_messages[name] for name in ("smb1", "smb2", "encrypted", "compressed")},
-            "anomalies": {kind.value: count for kind, count in sorted(anomalies.items(), key=lambda kv: kv[0].value)},
-            "reassembly_gaps": flows.gaps,
-            "reassembly_gap_bytes": flows.gap_bytes,
-            "capture_drops": sum(interface_drops) if interface_drops else None,
-            "flows": {
-                "created": flows.created,
-                "closed": {
-                    reason.value: count for reason, count in sorted(flows.closed.items(), key=lambda kv: kv[0].value)
-                },
-                "without_smb": pipeline.connections_without_smb,
-            },
-            "connections_not_listed": analysis.inventory.records_dropped,
-            "files": [source.describe() for source in analysis.sources],
-        },
+        "stats": _stats(analysis),
     }
 
 
 def write_json(analysis: Analysis, out: TextIO) -> None:
-    json.dump(build_document(analysis), out, indent=1)
+    """The same document as `build_document`, streamed: connection records go from the log
+    to `out` one per line, so memory does not grow with their number."""
+    out.write(f'{{"schema":{json.dumps(ANALYSIS_SCHEMA)},\n"connections":[')
+    separator = "\n"
+    for line in analysis.inventory.connections.json_lines():
+        out.write(separator)
+        out.write(line.decode())
+        separator = ",\n"
+    out.write("\n],\n")
+    tail = {"hosts": analysis.inventory.describe_hosts(), "alerts": [], "stats": _stats(analysis)}
+    out.write(json.dumps(tail, indent=1)[1:].lstrip("\n"))
     out.write("\n")
 
 
@@ -103,33 +118,37 @@ def _smb1_column(record: ConnectionRecord) -> str:
     return "offered" if record["smb1_offered"] else "-"
 
 
-def _table(headers: list[str], rows: list[list[str]], out: TextIO) -> None:
-    widths = [
-        max(len(headers[i]), *(len(row[i]) for row in rows)) if rows else len(headers[i]) for i in range(len(headers))
-    ]
+def _table(headers: list[str], rows: Callable[[], Iterator[list[str]]], out: TextIO) -> None:
+    """Aligned columns; `rows` is called twice (widths, then output) so rows need not be held in memory."""
+    widths = [len(header) for header in headers]
+    for row in rows():
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
     out.write("  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True)).rstrip() + "\n")
-    for row in rows:
+    for row in rows():
         out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
-def write_table(analysis: Analysis, out: TextIO) -> None:
-    document = build_document(analysis)
-    connections = document["connections"]
-    out.write(f"SMB connections ({len(connections)})\n")
-    rows = [
-        [
-            f"{_endpoint(c['client'])} -> {_endpoint(c['server'])}",
-            c["transport"],
-            printable(c["dialect"]) if c["dialect"] else "-",
-            _smb1_column(c),
-            _signing_column(c["signing_required"]),
-            _yes_no(c["encrypted"]),
-            str(c["messages"]["smb1"] + c["messages"]["smb2"] + c["messages"]["encrypted"]),
-        ]
-        for c in connections
+def _connection_row(c: ConnectionRecord) -> list[str]:
+    return [
+        f"{_endpoint(c['client'])} -> {_endpoint(c['server'])}",
+        c["transport"],
+        printable(c["dialect"]) if c["dialect"] else "-",
+        _smb1_column(c),
+        _signing_column(c["signing_required"]),
+        _yes_no(c["encrypted"]),
+        str(c["messages"]["smb1"] + c["messages"]["smb2"] + c["messages"]["encrypted"]),
     ]
-    _table(["CLIENT -> SERVER", "TRANSPORT", "DIALECT", "SMB1", "SIGNING", "ENCRYPTED", "MESSAGES"], rows, out)
-    hosts = document["hosts"]
+
+
+def write_table(analysis: Analysis, out: TextIO) -> None:
+    connections = analysis.inventory.connections
+    out.write(f"SMB connections ({len(connections)})\n")
+    _table(
+        ["CLIENT -> SERVER", "TRANSPORT", "DIALECT", "SMB1", "SIGNING", "ENCRYPTED", "MESSAGES"],
+        lambda: (_connection_row(c) for c in connections),
+        out,
+    )
+    hosts = analysis.inventory.describe_hosts()
     out.write(f"\nHosts ({len(hosts)})\n")
     host_rows = [
         [
@@ -141,8 +160,8 @@ def write_table(analysis: Analysis, out: TextIO) -> None:
         ]
         for h in hosts
     ]
-    _table(["HOST", "ROLES", "AS CLIENT", "AS SERVER", "SMB1"], host_rows, out)
-    stats = document["stats"]
+    _table(["HOST", "ROLES", "AS CLIENT", "AS SERVER", "SMB1"], lambda: iter(host_rows), out)
+    stats = _stats(analysis)
     messages = stats["smb_messages"]
     out.write(
         f"\n{stats['packets']} packets, {stats['smb_packets']} on SMB ports; SMB messages: "

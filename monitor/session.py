@@ -13,20 +13,20 @@ from enum import IntEnum
 from dissectors.constants import (
     SMB1_NO_DIALECT_SELECTED,
     SMB2_DIALECTS_IN_SMB1_NEGOTIATE,
+    SMB2_FLAGS_SIGNED,
     Smb1Capabilities,
     Smb1Command,
     Smb1SecurityMode,
     Smb2Cipher,
-    Smb2Command,
     Smb2CompressionAlgorithm,
     Smb2Dialect,
-    Smb2Flags,
     Smb2HashAlgorithm,
     Smb2RdmaTransformId,
     Smb2SecurityMode,
     Smb2SigningAlgorithm,
     enum_name,
     smb1_command_name,
+    smb2_command_name,
     smb2_dialect_name,
 )
 from dissectors.records import (
@@ -209,10 +209,10 @@ class SmbConnection:
     def _smb2(self, direction: Direction, message: Smb2Message, ts: float) -> None:
         header = message.header
         self.smb2_messages += 1
-        if header.flags & Smb2Flags.SMB2_FLAGS_SIGNED:
+        if header.flags & SMB2_FLAGS_SIGNED:
             self.signed_messages += 1
         kind = "responses" if header.is_response else "requests"
-        self.commands["smb2", enum_name(Smb2Command, header.command), kind] += 1
+        self.commands["smb2", smb2_command_name(header.command), kind] += 1
         body = message.body
         if isinstance(body, Smb2NegotiateRequest):
             self._smb2_negotiate_request(body)
