@@ -55,12 +55,18 @@ class CaptureError(Exception):
 
 
 class _Chunks:
-    """A window over a byte stream, refilled in large reads; `base` is the file offset of buf[0]."""
+    """A window over a byte stream, refilled in large reads; `base` is the file offset of buf[0].
 
-    __slots__ = ("base", "buf", "eof", "stream")
+    Read failures (I/O errors, damaged gzip data) become `CaptureError` here, so
+    the record loops need no handler of their own.
+    """
 
-    def __init__(self, stream: BinaryIO, initial: bytes) -> None:
+    __slots__ = ("base", "buf", "eof", "name", "owned", "stream")
+
+    def __init__(self, name: str, stream: BinaryIO, initial: bytes, owned: bool) -> None:
+        self.name = name
         self.stream = stream
+        self.owned = owned
         self.buf = initial
         self.base = 0
         self.eof = False
@@ -73,12 +79,24 @@ class _Chunks:
             self.base += position
             position = 0
         while len(buf) < needed and not self.eof:
-            more = self.stream.read(max(_CHUNK_BYTES, needed - len(buf)))
+            more = self.read(max(_CHUNK_BYTES, needed - len(buf)))
             if not more:
                 self.eof = True
             buf += more
         self.buf = buf
         return 0
+
+    def read(self, size: int) -> bytes:
+        try:
+            return self.stream.read(size)
+        except EOFError:
+            raise CaptureError(self.name, "compressed data ends early") from None
+        except OSError as error:  # includes gzip's BadGzipFile
+            raise CaptureError(self.name, f"read failed: {error}") from None
+
+    def close(self) -> None:
+        if self.owned:
+            self.stream.close()
 
 
 class CaptureFile:
@@ -94,41 +112,34 @@ class CaptureFile:
         self.interface_drops: dict[int, int] = {}
 
     def __iter__(self) -> Iterator[Frame]:
+        """The frame reader for this file's format. Opening and format errors raise here."""
         try:
             stream: BinaryIO = sys.stdin.buffer if self.path == "-" else open(self.path, "rb")  # noqa: SIM115
         except OSError as error:
             raise CaptureError(self.name, error.strerror or str(error)) from None
+        chunks = _Chunks(self.name, stream, b"", owned=stream is not sys.stdin.buffer)
         try:
-            yield from self._read(stream)
-        except OSError as error:  # includes gzip's BadGzipFile and EOFError-like read failures
-            raise CaptureError(self.name, f"read failed: {error}") from None
-        except EOFError:
-            raise CaptureError(self.name, "compressed data ends early") from None
-        finally:
-            if stream is not sys.stdin.buffer:
-                stream.close()
-
-    def _read(self, stream: BinaryIO) -> Iterator[Frame]:
-        head = stream.read(4)
-        if head[:2] == GZIP_MAGIC:
-            stream = gzip.GzipFile(fileobj=_Prepend(head, stream))  # type: ignore[assignment]
-            head = stream.read(4)
-            self.format = "gzip+"
-        if len(head) < 4:
-            raise CaptureError(self.name, f"not a capture file: only {len(head)} bytes", 0)
-        chunks = _Chunks(stream, head)
-        magic_le = int.from_bytes(head, "little")
-        if magic_le == PCAPNG_SECTION_HEADER:
-            self.format += "pcapng"
-            yield from self._read_pcapng(chunks)
-            return
-        for endian in "<>":
-            magic = struct.unpack(endian + "I", head)[0]
-            if magic in (PCAP_MAGIC_MICROSECONDS, PCAP_MAGIC_NANOSECONDS):
-                self.format += "pcap"
-                yield from self._read_pcap(chunks, endian, magic == PCAP_MAGIC_NANOSECONDS)
-                return
-        raise CaptureError(self.name, f"not a pcap or pcapng file (magic 0x{magic_le:08x})", 0)
+            head = chunks.read(4)
+            if head[:2] == GZIP_MAGIC:
+                chunks.stream = gzip.GzipFile(fileobj=_Prepend(head, stream))  # type: ignore[assignment]
+                head = chunks.read(4)
+                self.format = "gzip+"
+            if len(head) < 4:
+                raise CaptureError(self.name, f"not a capture file: only {len(head)} bytes", 0)
+            chunks.buf = head
+            magic_le = int.from_bytes(head, "little")
+            if magic_le == PCAPNG_SECTION_HEADER:
+                self.format += "pcapng"
+                return self._read_pcapng(chunks)
+            for endian in "<>":
+                magic = struct.unpack(endian + "I", head)[0]
+                if magic in (PCAP_MAGIC_MICROSECONDS, PCAP_MAGIC_NANOSECONDS):
+                    self.format += "pcap"
+                    return self._read_pcap(chunks, endian, magic == PCAP_MAGIC_NANOSECONDS)
+            raise CaptureError(self.name, f"not a pcap or pcapng file (magic 0x{magic_le:08x})", 0)
+        except BaseException:
+            chunks.close()
+            raise
 
     def _truncated(self, chunks: _Chunks, position: int, what: str) -> CaptureError:
         return CaptureError(
@@ -178,8 +189,15 @@ class CaptureFile:
                 position = end
         finally:
             self.frames += frames
+            chunks.close()
 
     def _read_pcapng(self, chunks: _Chunks) -> Iterator[Frame]:
+        try:
+            yield from self._pcapng_blocks(chunks)
+        finally:
+            chunks.close()
+
+    def _pcapng_blocks(self, chunks: _Chunks) -> Iterator[Frame]:
         endian = "<"
         # Per interface of the current section: (linktype, seconds per tick, offset seconds, snaplen).
         interfaces: list[tuple[int, float, int, int]] = []

@@ -74,6 +74,11 @@ class FlowLimits:
     acked_hole_timeout: float = 1.0
 
 
+def wire_key(source: tuple[bytes, int], destination: tuple[bytes, int]) -> bytes:
+    """IPv4 source and destination addresses then TCP ports, as bytes 12-24 of an option-less IPv4 packet."""
+    return source[0] + destination[0] + source[1].to_bytes(2, "big") + destination[1].to_bytes(2, "big")
+
+
 def seq_diff(a: int, b: int) -> int:
     """a - b in 32-bit sequence space (RFC 793 modular comparison)."""
     diff = (a - b) & SEQ_MASK
@@ -166,8 +171,10 @@ class FlowTable:
         self._on_events = on_events
         self._on_close = on_close
         self._by_tuple: dict[tuple[bytes, int, bytes, int], tuple[Flow, Direction]] = {}
+        # IPv4 flows by their addresses and ports as they appear on the wire (see monitor/fastpath.py).
+        self.wire_index: dict[bytes, tuple[Flow, Direction]] = {}
         self._flows: dict[int, Flow] = {}
-        self._next_sweep = 0.0
+        self.next_sweep = 0.0
         self.created = 0
         self.closed: Counter[CloseReason] = Counter()
         self.anomalies: Counter[AnomalyKind] = Counter()
@@ -181,7 +188,7 @@ class FlowTable:
         return list(self._flows.values())
 
     def process(self, ts: float, segment: TcpSegment) -> None:
-        if ts >= self._next_sweep:
+        if ts >= self.next_sweep:
             self.sweep(ts)
         entry = self._by_tuple.get((segment.src, segment.sport, segment.dst, segment.dport))
         flags = segment.flags
@@ -256,8 +263,11 @@ class FlowTable:
         self._flows[id(flow)] = flow
         forward = (client[0], client[1], server[0], server[1])
         backward = (server[0], server[1], client[0], client[1])
-        self._by_tuple[forward] = (flow, Direction.CLIENT_TO_SERVER)
-        self._by_tuple[backward] = (flow, Direction.SERVER_TO_CLIENT)
+        self._by_tuple[forward] = (flow, _C2S)
+        self._by_tuple[backward] = (flow, _S2C)
+        if len(client[0]) == 4:
+            self.wire_index[wire_key(client, server)] = (flow, _C2S)
+            self.wire_index[wire_key(server, client)] = (flow, _S2C)
         return self._by_tuple[(segment.src, segment.sport, segment.dst, segment.dport)]
 
     def _segment(self, flow: Flow, direction: Direction, segment: TcpSegment, ts: float) -> None:
@@ -456,11 +466,14 @@ class FlowTable:
         client, server = flow.client, flow.server
         self._by_tuple.pop((client[0], client[1], server[0], server[1]), None)
         self._by_tuple.pop((server[0], server[1], client[0], client[1]), None)
+        if len(client[0]) == 4:
+            self.wire_index.pop(wire_key(client, server), None)
+            self.wire_index.pop(wire_key(server, client), None)
 
     def sweep(self, now: float) -> None:
         """Evict flows idle past their state's timeout, by packet time."""
         limits = self.limits
-        self._next_sweep = now + limits.sweep_interval
+        self.next_sweep = now + limits.sweep_interval
         expired = []
         for flow in self._flows.values():
             idle = now - flow.last_ts

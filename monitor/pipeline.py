@@ -12,7 +12,8 @@ from typing import Any
 
 from dissectors.records import AnomalyKind, StreamEvent
 from monitor.capture import Frame
-from monitor.decode import Decoder
+from monitor.decode import LINKTYPE_ETHERNET, Decoder
+from monitor.fastpath import FastPath
 from monitor.flows import CloseReason, Direction, Flow, FlowLimits, FlowTable
 from monitor.session import SmbConnection
 
@@ -27,9 +28,13 @@ def format_ip(raw: bytes) -> str:
 class Pipeline:
     """Feeds frames through decoding, flows and sessions; hands each finished connection to sinks."""
 
-    def __init__(self, limits: FlowLimits | None = None, sinks: Iterable[ConnectionSink] = ()) -> None:
+    def __init__(
+        self, limits: FlowLimits | None = None, sinks: Iterable[ConnectionSink] = (), fast_path: bool = True
+    ) -> None:
         self.decoder = Decoder()
         self.flows = FlowTable(limits or FlowLimits(), self._on_events, self._on_close)
+        # Off only to check that it changes nothing (tests/test_fastpath.py).
+        self.fastpath = FastPath(self.flows, enabled=fast_path)
         self.sinks = list(sinks)
         self.packets = 0
         self.smb_segments = 0
@@ -42,11 +47,14 @@ class Pipeline:
         the frames before them were processed."""
         decode = self.decoder.decode
         process = self.flows.process
+        fast = self.fastpath.apply
         packets = 0
         segments = 0
         try:
             for ts, linktype, frame in frames:
                 packets += 1
+                if linktype == LINKTYPE_ETHERNET and fast(frame, ts):
+                    continue
                 segment = decode(linktype, frame)
                 if segment is not None:
                     segments += 1
@@ -54,6 +62,11 @@ class Pipeline:
         finally:
             self.packets += packets
             self.smb_segments += segments
+
+    @property
+    def smb_packets(self) -> int:
+        """Packets on the SMB ports, whichever path handled them."""
+        return self.smb_segments + self.fastpath.packets
 
     def finish(self) -> None:
         """End of input: close every flow so its facts reach the sinks."""

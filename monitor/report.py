@@ -53,7 +53,7 @@ def _stats(analysis: Analysis) -> dict[str, Any]:
     flows = pipeline.flows
     return {
         "packets": pipeline.packets,
-        "smb_packets": pipeline.smb_segments,
+        "smb_packets": pipeline.smb_packets,
         "skipped_packets": dict(sorted(pipeline.decoder.skipped.items())),
         "unsupported_linktypes": {str(k): v for k, v in sorted(pipeline.decoder.unsupported_linktypes.items())},
         "smb_messages": {name: pipeline.smb_messages[name] for name in ("smb1", "smb2", "encrypted", "compressed")},

@@ -63,6 +63,7 @@ ALL_SCENARIOS=(
   smb1_nt1 smb2_0_2 smb2_1 smb3_0 smb3_0_2 smb3_1_1
   smb1_offered_upgraded smb1_refused signing_required encrypted_3_1_1
   netbios_139 ipv6 sll2_any sll_any pcapng_two_ifaces nanosecond
+  bulk_3_0_2
 )
 
 log() { printf '[record] %s\n' "$*" >&2; }
@@ -207,6 +208,12 @@ setup_samba_files() {
   mkdir -p "$SRV/share"
   printf 'Hello from the smbwatch capture lab.\n' >"$SRV/share/hello.txt"
   printf 'notes: this share holds two small files.\n' >"$SRV/share/notes.txt"
+  # 1 MiB of text for the bulk scenario: full-size segments of READ data.
+  # (process substitution: `yes` dies of SIGPIPE, which pipefail would take for a failure)
+  head -c 1048576 < <(yes 'smbwatch bulk transfer test line') >"$SRV/share/big.txt"
+  head -c 262144 < <(yes 'smbwatch upload test line') >"$CLI/upload.txt"
+  mkdir -p "$SRV/upload"
+  chmod 777 "$SRV/upload"  # the bulk scenario writes here as alice
   chmod 755 "$SRV" "$SRV/share"
   chmod 644 "$SRV/share/"*.txt
   # nss_wrapper: system accounts + alice, without touching /etc/passwd
@@ -271,6 +278,11 @@ EOF
 [data]
     path = $SRV/share
     read only = yes
+    browseable = yes
+
+[upload]
+    path = $SRV/upload
+    read only = no
     browseable = yes
 EOF
   } >"$conf"
@@ -415,6 +427,10 @@ run_scenario() {
     smb3_0)   one_session "$s" eth 'smb2.dialect == 0x0300' srv_default SMB3_00 SMB3_00 -- "$SESSION_CMDS" ;;
     smb3_0_2) one_session "$s" eth 'smb2.dialect == 0x0302' srv_default SMB3_02 SMB3_02 -- "$SESSION_CMDS" ;;
     smb3_1_1) one_session "$s" eth 'smb2.dialect == 0x0311' srv_default SMB3_11 SMB3_11 -- "$SESSION_CMDS" ;;
+    bulk_3_0_2)
+      # A file-server transfer: a 1 MiB READ stream and a 256 KiB WRITE stream in full-size segments.
+      one_session "$s" eth 'smb2.cmd == 8 && smb2.flags.response == 1' srv_default SMB3_02 SMB3_02 -- \
+        "get big.txt /dev/null; tcon upload; put $CLI/upload.txt upload.txt" ;;
     smb1_offered_upgraded)
       # smbclient sends an SMB1 multi-protocol NEGOTIATE that also offers
       # "SMB 2.002" and "SMB 2.???"; smbd answers with an SMB2 NEGOTIATE

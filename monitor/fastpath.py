@@ -1,0 +1,86 @@
+"""The bulk fast path: segments of known IPv4 flows whose handling is trivial, applied from raw bytes.
+
+On a file-server link most packets are full-size segments of READ/WRITE data
+that `SmbStream` passes over unseen, and the ACKs that answer them. Decoding
+each into a `TcpSegment` and walking the flow table's general path costs more
+than everything else together. For an untagged Ethernet/IPv4 frame without IP
+options whose 4-tuple is already in `FlowTable.wire_index`, this module reads
+the few fields that matter straight from the frame and:
+
+- a pure ACK: only refreshes the flow's activity time;
+- in-order data that lies wholly inside the part of a frame the stream skips:
+  advances the sequence and the stream's skip counter.
+
+Anything else (SYN/FIN/RST, a hole or stored out-of-order data on either side,
+data the stream must see, a cut or padded frame, a sweep due) returns False
+and takes the normal path, so the results are the same with or without it;
+tests/test_fastpath.py checks exactly that.
+"""
+
+from __future__ import annotations
+
+from monitor.decode import TCP_FIN, TCP_RST, TCP_SYN
+from monitor.flows import SEQ_MASK, FlowTable
+
+_ETHERNET_IPV4_NO_OPTIONS = 0x45  # version 4, header length 20
+_IPV4 = 14  # IPv4 header offset in an untagged Ethernet frame
+_TCP = _IPV4 + 20
+_KEY_START = _IPV4 + 12  # source address, destination address, then the TCP ports
+_KEY_END = _TCP + 4
+_CONTROL_FLAGS = TCP_SYN | TCP_FIN | TCP_RST
+_MIN_FRAME = _TCP + 20
+
+
+class FastPath:
+    """Applies trivial segments of known flows without decoding them (Ethernet/IPv4 only)."""
+
+    __slots__ = ("enabled", "flows", "packets")
+
+    def __init__(self, flows: FlowTable, enabled: bool = True) -> None:
+        self.flows = flows
+        self.enabled = enabled
+        self.packets = 0
+
+    def apply(self, frame: bytes, ts: float) -> bool:
+        """True if the Ethernet `frame` was fully handled here."""
+        if (
+            not self.enabled
+            or len(frame) < _MIN_FRAME
+            or frame[14] != _ETHERNET_IPV4_NO_OPTIONS
+            or frame[12] != 0x08
+            or frame[13]
+        ):
+            return False
+        flows = self.flows
+        entry = flows.wire_index.get(frame[_KEY_START:_KEY_END])
+        if entry is None or ts >= flows.next_sweep:
+            return False
+        flow, direction = entry
+        if frame[_TCP + 13] & _CONTROL_FLAGS or flow.finished or frame[_IPV4 + 6] & 0x3F or frame[_IPV4 + 7]:
+            return False
+        if flow.halves[1 - direction].pending:
+            return False  # the ACK may settle a hole: the general path decides
+        payload_length = (frame[_IPV4 + 2] << 8 | frame[_IPV4 + 3]) - 20 - (frame[_TCP + 12] >> 4) * 4
+        if payload_length == 0:
+            flow.last_ts = ts
+            self.packets += 1
+            return True
+        half = flow.halves[direction]
+        stream = half.stream
+        if (
+            stream is None
+            or half.pending
+            or payload_length < 0
+            or payload_length > stream.skip_remaining
+            or len(frame) != _TCP + (frame[_TCP + 12] >> 4) * 4 + payload_length
+        ):
+            return False
+        seq = int.from_bytes(frame[_TCP + 4 : _TCP + 8], "big")
+        if seq != half.next_seq:
+            return False
+        stream.skip(payload_length)
+        half.next_seq = (seq + payload_length) & SEQ_MASK
+        half.bytes_delivered += payload_length
+        flow.last_ts = ts
+        self.packets += 1
+        return True
