@@ -147,17 +147,22 @@ class Flow:
         self.halves = (HalfConnection(), HalfConnection())
         # Reported to the consumer already; kept only to absorb stragglers until the closed timeout.
         self.finished = False
-        self.anomalies: Counter[AnomalyKind] = Counter()
+        self.anomalies: Counter[AnomalyKind] | None = None  # created on the first anomaly
         # Whatever the consumer attaches (the per-connection SMB session state).
         self.owner: object = None
 
-    @property
-    def carried_payload(self) -> bool:
-        return any(half.stream is not None for half in self.halves)
+    def count_anomaly(self, kind: AnomalyKind) -> None:
+        if self.anomalies is None:
+            self.anomalies = Counter()
+        self.anomalies[kind] += 1
 
 
 _C2S = Direction.CLIENT_TO_SERVER
 _S2C = Direction.SERVER_TO_CLIENT
+
+_FINISHED_HALVES = (HalfConnection(), HalfConnection())
+for _half in _FINISHED_HALVES:
+    _half.ended = True
 
 EventSink = Callable[[Flow, Direction, list[StreamEvent], float], None]
 CloseSink = Callable[[Flow, CloseReason], None]
@@ -289,7 +294,11 @@ class FlowTable:
             self._check_acked_hole(flow, flow.halves[1 - direction], segment.ack, 1 - direction, ts)
         if flags & TCP_RST:
             flow.state = FlowState.RESET
-            self._finish(flow, CloseReason.CLOSED)
+            # The sender is done; the peer's segments already in flight may still arrive and count,
+            # so the flow is reported when both directions ended or at the closed timeout.
+            self._end_direction(flow, direction, ts)
+            if flow.halves[1 - direction].ended:
+                self._finish(flow, CloseReason.CLOSED)
             return
         length = len(segment.payload) + segment.missing
         if length:
@@ -369,7 +378,7 @@ class FlowTable:
         if previous is not None:
             if len(previous[0]) + previous[1] >= len(payload) + missing:
                 if payload[: len(previous[0])] != previous[0][: len(payload)]:
-                    flow.anomalies[AnomalyKind.OVERLAP_DATA_DIFFERS] += 1
+                    flow.count_anomaly(AnomalyKind.OVERLAP_DATA_DIFFERS)
                     self.anomalies[AnomalyKind.OVERLAP_DATA_DIFFERS] += 1
                 half.retransmitted_bytes += len(payload) + missing
                 return
@@ -377,7 +386,7 @@ class FlowTable:
         half.pending[seq] = (payload, missing)
         half.pending_bytes += len(payload)
         if half.pending_bytes > self.limits.max_out_of_order_bytes:
-            flow.anomalies[AnomalyKind.OUT_OF_ORDER_BUFFER_FULL] += 1
+            flow.count_anomaly(AnomalyKind.OUT_OF_ORDER_BUFFER_FULL)
             self.anomalies[AnomalyKind.OUT_OF_ORDER_BUFFER_FULL] += 1
             self._skip_to_pending(flow, half, direction, ts)
 
@@ -455,9 +464,8 @@ class FlowTable:
         flow.finished = True
         self.closed[reason] += 1
         self._on_close(flow, reason)
-        for half in flow.halves:
-            half.stream = None
-            half.pending = {}
+        # Nothing reads a finished flow's halves again: drop them (and the streams) for the shared pair.
+        flow.halves = _FINISHED_HALVES
         flow.owner = None
 
     def _remove(self, flow: Flow, reason: CloseReason) -> None:
@@ -492,10 +500,13 @@ class FlowTable:
         self.sweep(now)
         if len(self._flows) < self.limits.max_flows:
             return
-        self.anomalies[AnomalyKind.FLOW_TABLE_FULL] += 1
-        # Evict the least recently active tenth at once so the cost is paid rarely.
-        by_age = sorted(self._flows.values(), key=lambda flow: flow.last_ts)
-        for flow in by_age[: max(1, len(by_age) // 10)]:
+        # Evict a tenth at once so the cost is paid rarely: flows already reported (waiting out
+        # their closed timeout) first, then the least recently active. Only losing live flows is an anomaly.
+        candidates = sorted(self._flows.values(), key=lambda flow: (not flow.finished, flow.last_ts))
+        victims = candidates[: max(1, len(candidates) // 10)]
+        if not victims[-1].finished:
+            self.anomalies[AnomalyKind.FLOW_TABLE_FULL] += 1
+        for flow in victims:
             self._remove(flow, CloseReason.TABLE_FULL)
 
     def close_all(self) -> None:

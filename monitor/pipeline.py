@@ -91,7 +91,8 @@ class Pipeline:
             self.connections_without_smb += 1
             return
         self.connection_anomalies.update(connection.anomalies)
-        self.connection_anomalies.update(flow.anomalies)
+        if flow.anomalies:
+            self.connection_anomalies.update(flow.anomalies)
         messages = {
             "smb1": connection.smb1_messages,
             "smb2": connection.smb2_messages,
@@ -150,7 +151,7 @@ def describe_connection(
             "gap_bytes": to_server.gap_bytes + to_client.gap_bytes,
             "retransmitted_bytes": to_server.retransmitted_bytes + to_client.retransmitted_bytes,
         },
-        "anomalies": _by_name(connection.anomalies, flow.anomalies),
+        "anomalies": _by_name(connection.anomalies, flow.anomalies or Counter()),
         "anomaly_samples": list(connection.anomaly_samples),
     }
 

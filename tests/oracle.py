@@ -1,0 +1,488 @@
+"""Wireshark as the oracle: per-TCP-connection SMB facts read with tshark, in smbwatch's vocabulary.
+
+Two backends read the same fields and give the same `FrameFacts`:
+
+- `frames_via_pyshark` (pyshark, PDML): one pyshark layer per SMB message, so compound SMB2
+  messages and SMB1 AndX chains are unambiguous. pyshark parses ~130 SMB frames/s here, so it is
+  used for the small captures in `pcaps/`.
+- `frames_via_tshark_fields` (`tshark -T fields`, ~100x faster): used for the public captures
+  (~10k SMB frames: minutes with pyshark). In this format every field of a frame is one flat
+  list, so which `smb.cmd` is an SMB1 header command and which an AndXCommand has to be worked
+  out (`split_smb1_commands`); tests cross-check this backend against pyshark.
+
+`connections` folds frames into one `OracleConnection` per `tcp.stream`, with the names and
+shapes of smbwatch's JSON document (../shared/DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SMB_PORTS = (445, 139)
+DISPLAY_FILTER = "smb || smb2"
+# smbwatch reassembles out-of-order segments; tshark 4.0 only does so with this preference.
+TSHARK_PREFS = {"tcp.reassemble_out_of_order": "TRUE"}
+
+# [MS-CIFS] 2.2.2.1 command codes; smbwatch names them without the SMB_COM_ prefix.
+SMB1_COMMANDS = {
+    0x00: "CREATE_DIRECTORY",
+    0x01: "DELETE_DIRECTORY",
+    0x02: "OPEN",
+    0x03: "CREATE",
+    0x04: "CLOSE",
+    0x05: "FLUSH",
+    0x06: "DELETE",
+    0x07: "RENAME",
+    0x08: "QUERY_INFORMATION",
+    0x09: "SET_INFORMATION",
+    0x0A: "READ",
+    0x0B: "WRITE",
+    0x0C: "LOCK_BYTE_RANGE",
+    0x0D: "UNLOCK_BYTE_RANGE",
+    0x0E: "CREATE_TEMPORARY",
+    0x0F: "CREATE_NEW",
+    0x10: "CHECK_DIRECTORY",
+    0x11: "PROCESS_EXIT",
+    0x12: "SEEK",
+    0x13: "LOCK_AND_READ",
+    0x14: "WRITE_AND_UNLOCK",
+    0x1A: "READ_RAW",
+    0x1B: "READ_MPX",
+    0x1C: "READ_MPX_SECONDARY",
+    0x1D: "WRITE_RAW",
+    0x1E: "WRITE_MPX",
+    0x1F: "WRITE_MPX_SECONDARY",
+    0x20: "WRITE_COMPLETE",
+    0x21: "QUERY_SERVER",
+    0x22: "SET_INFORMATION2",
+    0x23: "QUERY_INFORMATION2",
+    0x24: "LOCKING_ANDX",
+    0x25: "TRANSACTION",
+    0x26: "TRANSACTION_SECONDARY",
+    0x27: "IOCTL",
+    0x28: "IOCTL_SECONDARY",
+    0x29: "COPY",
+    0x2A: "MOVE",
+    0x2B: "ECHO",
+    0x2C: "WRITE_AND_CLOSE",
+    0x2D: "OPEN_ANDX",
+    0x2E: "READ_ANDX",
+    0x2F: "WRITE_ANDX",
+    0x30: "NEW_FILE_SIZE",
+    0x31: "CLOSE_AND_TREE_DISC",
+    0x32: "TRANSACTION2",
+    0x33: "TRANSACTION2_SECONDARY",
+    0x34: "FIND_CLOSE2",
+    0x35: "FIND_NOTIFY_CLOSE",
+    0x70: "TREE_CONNECT",
+    0x71: "TREE_DISCONNECT",
+    0x72: "NEGOTIATE",
+    0x73: "SESSION_SETUP_ANDX",
+    0x74: "LOGOFF_ANDX",
+    0x75: "TREE_CONNECT_ANDX",
+    0x7E: "SECURITY_PACKAGE_ANDX",
+    0x80: "QUERY_INFORMATION_DISK",
+    0x81: "SEARCH",
+    0x82: "FIND",
+    0x83: "FIND_UNIQUE",
+    0x84: "FIND_CLOSE",
+    0xA0: "NT_TRANSACT",
+    0xA1: "NT_TRANSACT_SECONDARY",
+    0xA2: "NT_CREATE_ANDX",
+    0xA4: "NT_CANCEL",
+    0xA5: "NT_RENAME",
+    0xC0: "OPEN_PRINT_FILE",
+    0xC1: "WRITE_PRINT_FILE",
+    0xC2: "CLOSE_PRINT_FILE",
+    0xC3: "GET_PRINT_QUEUE",
+    0xD8: "READ_BULK",
+    0xD9: "WRITE_BULK",
+    0xDA: "WRITE_BULK_DATA",
+    0xFE: "INVALID",
+    0xFF: "NO_ANDX_COMMAND",
+}
+# Commands whose parameter block starts with an AndX block ([MS-CIFS] 2.2.4, [MS-SMB] 2.2.4).
+SMB1_ANDX_COMMANDS = frozenset({0x24, 0x2D, 0x2E, 0x2F, 0x73, 0x74, 0x75, 0x7E, 0xA2})
+SMB1_NO_ANDX_COMMAND = 0xFF
+SMB1_NO_DIALECT_SELECTED = 0xFFFF
+
+# [MS-SMB2] 2.2.1.2 command codes, named as smbwatch names them.
+SMB2_COMMANDS = {
+    0x00: "NEGOTIATE",
+    0x01: "SESSION_SETUP",
+    0x02: "LOGOFF",
+    0x03: "TREE_CONNECT",
+    0x04: "TREE_DISCONNECT",
+    0x05: "CREATE",
+    0x06: "CLOSE",
+    0x07: "FLUSH",
+    0x08: "READ",
+    0x09: "WRITE",
+    0x0A: "LOCK",
+    0x0B: "IOCTL",
+    0x0C: "CANCEL",
+    0x0D: "ECHO",
+    0x0E: "QUERY_DIRECTORY",
+    0x0F: "CHANGE_NOTIFY",
+    0x10: "QUERY_INFO",
+    0x11: "SET_INFO",
+    0x12: "OPLOCK_BREAK",
+    0x13: "SERVER_TO_CLIENT_NOTIFICATION",
+}
+SMB2_DIALECTS = {
+    0x0202: "2.0.2",
+    0x0210: "2.1",
+    0x0222: "2.2.2",
+    0x0224: "2.2.4",
+    0x0300: "3.0",
+    0x0302: "3.0.2",
+    0x0310: "3.1",
+    0x0311: "3.1.1",
+    0x02FF: "2.???",
+}
+SMB2_WILDCARD = "2.???"
+# smb2.protocol_id of the three SMB2 header kinds ([MS-SMB2] 2.2.1, 2.2.41, 2.2.42).
+SMB2_PROTOCOL_IDS = {0xFE534D42: "smb2", 0xFD534D42: "encrypted", 0xFC534D42: "compressed"}
+
+
+def tshark_available() -> bool:
+    return shutil.which("tshark") is not None
+
+
+def smb1_command_name(code: int) -> str:
+    return SMB1_COMMANDS.get(code, f"unknown-0x{code:02x}")
+
+
+def smb2_command_name(code: int) -> str:
+    return SMB2_COMMANDS.get(code, f"unknown-0x{code:04x}")
+
+
+def smb2_dialect_name(revision: int) -> str:
+    return SMB2_DIALECTS.get(revision, f"unknown-0x{revision:04x}")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One SMB message header as tshark dissected it."""
+
+    protocol: str  # "smb1", "smb2", "encrypted" (transform header) or "compressed"
+    command: int | None  # None for transform / compression headers
+    response: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FrameFacts:
+    """What one frame carried: its TCP endpoints and the SMB messages tshark found in it."""
+
+    number: int
+    stream: int
+    src: tuple[str, int]
+    dst: tuple[str, int]
+    messages: tuple[Message, ...]
+    smb1_dialects_requested: tuple[str, ...] = ()  # SMB1 NEGOTIATE request: the dialect strings
+    smb1_dialect_index: int | None = None  # SMB1 NEGOTIATE response: the selected index
+    smb2_dialects: tuple[str, ...] = ()  # SMB2 NEGOTIATE request (offered) or response (selected)
+
+
+@dataclass(slots=True)
+class OracleConnection:
+    """One `tcp.stream` that carried SMB, in the shape of smbwatch's `connections[*]`."""
+
+    stream: int
+    client: tuple[str, int]
+    server: tuple[str, int]
+    messages: Counter[str] = field(default_factory=Counter)
+    commands: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    dialects_offered: list[str] = field(default_factory=list)
+    dialect: str | None = None
+    frames: list[int] = field(default_factory=list)
+    _smb1_requested: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, int, str, int]:
+        return (*self.client, *self.server)
+
+    def count(self, protocol: str, name: str, response: bool) -> None:
+        per_command = self.commands.setdefault(protocol, {}).setdefault(name, {"requests": 0, "responses": 0})
+        per_command["responses" if response else "requests"] += 1
+
+    def offer(self, dialect: str) -> None:
+        if dialect not in self.dialects_offered:
+            self.dialects_offered.append(dialect)
+
+    def add(self, frame: FrameFacts) -> None:
+        self.frames.append(frame.number)
+        for message in frame.messages:
+            self.messages[message.protocol] += 1
+            if message.protocol == "smb1" and message.command is not None:
+                self.count("smb1", smb1_command_name(message.command), message.response)
+            elif message.protocol == "smb2" and message.command is not None:
+                self.count("smb2", smb2_command_name(message.command), message.response)
+        self._negotiate(frame)
+
+    def _negotiate(self, frame: FrameFacts) -> None:
+        """The dialect rules of the contract: SMB1 names the requested string at the selected index
+        ("unknown" when the request was not seen); SMB2 names the revision; the 0x02FF wildcard
+        never replaces a dialect already known (a real negotiate follows it)."""
+        if frame.smb1_dialects_requested:
+            self._smb1_requested = frame.smb1_dialects_requested
+            for dialect in frame.smb1_dialects_requested:
+                self.offer(dialect)
+        index = frame.smb1_dialect_index
+        if index is not None and index != SMB1_NO_DIALECT_SELECTED:
+            if index < len(self._smb1_requested):
+                self.dialect = self._smb1_requested[index]
+            elif not self._smb1_requested:
+                self.dialect = "unknown"
+            else:
+                self.dialect = f"unknown-index-{index}"
+        negotiate = [m for m in frame.messages if m.protocol == "smb2" and m.command == 0]
+        if negotiate and frame.smb2_dialects:
+            if negotiate[0].response:
+                selected = frame.smb2_dialects[0]
+                if selected != SMB2_WILDCARD or self.dialect is None:
+                    self.dialect = selected
+            else:
+                for dialect in frame.smb2_dialects:
+                    self.offer(dialect)
+
+    def describe(self) -> dict[str, Any]:
+        """The compared facts, keyed like smbwatch's JSON."""
+        return {
+            "dialect": self.dialect,
+            "messages": {name: self.messages[name] for name in ("smb1", "smb2", "encrypted", "compressed")},
+            "commands": self.commands,
+        }
+
+
+def _endpoint_roles(frame: FrameFacts) -> tuple[tuple[str, int], tuple[str, int]]:
+    """(client, server): the server is the side on 445/139, else the side that sends responses."""
+    if frame.dst[1] in SMB_PORTS and frame.src[1] not in SMB_PORTS:
+        return frame.src, frame.dst
+    if frame.src[1] in SMB_PORTS and frame.dst[1] not in SMB_PORTS:
+        return frame.dst, frame.src
+    responds = any(m.response for m in frame.messages)
+    return (frame.dst, frame.src) if responds else (frame.src, frame.dst)
+
+
+def connections(frames: Iterable[FrameFacts]) -> dict[int, OracleConnection]:
+    """Fold frames (in capture order) into one connection per tcp.stream."""
+    out: dict[int, OracleConnection] = {}
+    for frame in frames:
+        connection = out.get(frame.stream)
+        if connection is None:
+            client, server = _endpoint_roles(frame)
+            connection = out[frame.stream] = OracleConnection(frame.stream, client, server)
+        connection.add(frame)
+    return out
+
+
+# --- pyshark backend ---------------------------------------------------------------------------
+
+
+def _all(layer: Any, name: str) -> list[str]:
+    value = layer.get_field(name)
+    return [] if value is None else [str(item.show) for item in value.all_fields]
+
+
+def _int(text: str) -> int:
+    return int(text, 0)
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in ("1", "true")
+
+
+def frames_via_pyshark(path: str | Path) -> list[FrameFacts]:
+    """Every frame tshark shows SMB in, read through pyshark (PDML: one layer per SMB message)."""
+    import pyshark  # imported here: collecting the tests must not need it
+
+    capture = pyshark.FileCapture(
+        str(path), display_filter=DISPLAY_FILTER, keep_packets=False, use_json=False, override_prefs=TSHARK_PREFS
+    )
+    out = []
+    try:
+        for packet in capture:
+            if "TCP" not in packet:
+                continue  # SMB over UDP (browser mailslots): smbwatch looks at TCP only
+            ip = packet.ip if "IP" in packet else packet.ipv6
+            messages: list[Message] = []
+            requested: tuple[str, ...] = ()
+            index = None
+            smb2_dialects: tuple[str, ...] = ()
+            for layer in packet.layers:
+                if layer.layer_name == "smb":
+                    commands = _all(layer, "cmd")  # the header command first, AndXCommands after it
+                    if not commands:
+                        continue
+                    response = _bool(_all(layer, "flags_response")[0])
+                    messages.append(Message("smb1", _int(commands[0]), response))
+                    if _int(commands[0]) == 0x72:
+                        if not response:
+                            requested = tuple(_all(layer, "dialect_name"))
+                        elif indexes := _all(layer, "dialect_index"):
+                            index = _int(indexes[0])
+                elif layer.layer_name == "smb2":
+                    protocol_ids = _all(layer, "protocol_id")
+                    kind = SMB2_PROTOCOL_IDS.get(_int(protocol_ids[0]), "smb2") if protocol_ids else "smb2"
+                    if kind != "smb2":
+                        messages.append(Message(kind, None, False))
+                        continue
+                    commands = _all(layer, "cmd")
+                    if not commands:
+                        continue
+                    messages.append(Message("smb2", _int(commands[0]), _bool(_all(layer, "flags_response")[0])))
+                    if _int(commands[0]) == 0 and not smb2_dialects:
+                        smb2_dialects = tuple(smb2_dialect_name(_int(d)) for d in _all(layer, "dialect"))
+            if not messages:
+                continue
+            out.append(
+                FrameFacts(
+                    number=int(packet.number),
+                    stream=int(packet.tcp.stream),
+                    src=(str(ip.src), int(packet.tcp.srcport)),
+                    dst=(str(ip.dst), int(packet.tcp.dstport)),
+                    messages=tuple(messages),
+                    smb1_dialects_requested=requested,
+                    smb1_dialect_index=index,
+                    smb2_dialects=smb2_dialects,
+                )
+            )
+    finally:
+        capture.close()
+    return out
+
+
+# --- tshark -T fields backend ------------------------------------------------------------------
+
+FIELDS = (
+    "frame.number",
+    "tcp.stream",
+    "ip.src",
+    "ip.dst",
+    "ipv6.src",
+    "ipv6.dst",
+    "tcp.srcport",
+    "tcp.dstport",
+    "smb.server_component",  # once per SMB1 header
+    "smb.cmd",  # header command and every AndXCommand, in order
+    "smb.andxoffset",  # once per AndXCommand
+    "smb.flags.response",  # once per SMB1 header
+    "smb.dialect.name",
+    "smb.dialect.index",
+    "smb2.protocol_id",  # once per SMB2 header of any kind (0xFE, 0xFD transform, 0xFC compression)
+    "smb2.cmd",  # once per 0xFE header
+    "smb2.flags.response",  # once per 0xFE header
+    "smb2.dialect",
+)
+AGGREGATOR = "\x1f"  # dialect strings may contain commas
+
+
+def split_smb1_commands(commands: Sequence[int], headers: int) -> list[int] | None:
+    """The header command of each of `headers` SMB1 messages, from the flat `smb.cmd` list of a frame.
+
+    Every message contributes its header command and, when it has an AndX block, a chain of
+    AndXCommands ending with 0xFF or with a command that has no AndX block. An AndX command may
+    come without a chain (an error response with WordCount 0), so this searches for the split
+    that uses every value for exactly `headers` messages; None if there is no such split.
+    """
+
+    def chain_end(start: int) -> list[int]:
+        """Positions after which the chain that starts at `start` (an AndX command) may end."""
+        ends = [start + 1]  # no AndX block
+        position = start + 1
+        command = commands[start]
+        while command in SMB1_ANDX_COMMANDS and position < len(commands):
+            command = commands[position]
+            position += 1
+            if command == SMB1_NO_ANDX_COMMAND or command not in SMB1_ANDX_COMMANDS:
+                ends.insert(0, position)
+                break
+        return ends
+
+    def solve(start: int, remaining: int) -> list[int] | None:
+        if remaining == 0:
+            return [] if start == len(commands) else None
+        if start >= len(commands):
+            return None
+        ends = chain_end(start) if commands[start] in SMB1_ANDX_COMMANDS else [start + 1]
+        for end in ends:
+            rest = solve(end, remaining - 1)
+            if rest is not None:
+                return [commands[start], *rest]
+        return None
+
+    if headers == 1:
+        return [commands[0]] if commands else None
+    return solve(0, headers)
+
+
+def _split(value: str) -> list[str]:
+    return [item for item in value.split(AGGREGATOR) if item] if value else []
+
+
+def frames_via_tshark_fields(path: str | Path) -> list[FrameFacts]:
+    """The same facts as `frames_via_pyshark`, from one `tshark -T fields` run."""
+    command = ["tshark", "-n", "-r", str(path), "-Y", DISPLAY_FILTER, "-T", "fields"]
+    for name, value in TSHARK_PREFS.items():
+        command += ["-o", f"{name}:{value}"]
+    command += ["-E", "occurrence=a", "-E", f"aggregator={AGGREGATOR}", "-E", "separator=\t"]
+    for name in FIELDS:
+        command += ["-e", name]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    if result.returncode != 0 and not result.stdout:
+        raise RuntimeError(f"tshark failed on {path}: {result.stderr.strip()}")
+    out = []
+    for line in result.stdout.splitlines():
+        row = dict(zip(FIELDS, line.split("\t"), strict=False))
+        if not row.get("tcp.stream"):
+            continue  # SMB over UDP (browser mailslots): smbwatch looks at TCP only
+        messages: list[Message] = []
+        smb1_headers = len(_split(row["smb.server_component"]))
+        smb1_responses = [_bool(v) for v in _split(row["smb.flags.response"])]
+        smb1_commands = split_smb1_commands([_int(v) for v in _split(row["smb.cmd"])], smb1_headers)
+        if smb1_headers and (smb1_commands is None or len(smb1_responses) != smb1_headers):
+            raise ValueError(f"{path} frame {row['frame.number']}: cannot split SMB1 commands {row['smb.cmd']!r}")
+        requested: tuple[str, ...] = ()
+        index = None
+        for command_code, response in zip(smb1_commands or [], smb1_responses, strict=True):
+            messages.append(Message("smb1", command_code, response))
+            if command_code == 0x72:
+                if not response:
+                    requested = tuple(_split(row["smb.dialect.name"]))
+                elif indexes := _split(row["smb.dialect.index"]):
+                    index = _int(indexes[0])
+        smb2_commands = iter(zip(_split(row["smb2.cmd"]), _split(row["smb2.flags.response"]), strict=True))
+        smb2_dialects: tuple[str, ...] = ()
+        for protocol_id in _split(row["smb2.protocol_id"]):
+            kind = SMB2_PROTOCOL_IDS.get(_int(protocol_id), "smb2")
+            if kind != "smb2":
+                messages.append(Message(kind, None, False))
+                continue
+            code, response = next(smb2_commands)
+            messages.append(Message("smb2", _int(code), _bool(response)))
+            if _int(code) == 0 and not smb2_dialects:
+                smb2_dialects = tuple(smb2_dialect_name(_int(d)) for d in _split(row["smb2.dialect"]))
+        if not messages:
+            continue
+        src_ip = row["ip.src"] or row["ipv6.src"]
+        dst_ip = row["ip.dst"] or row["ipv6.dst"]
+        out.append(
+            FrameFacts(
+                number=int(row["frame.number"]),
+                stream=int(_split(row["tcp.stream"])[0]),
+                src=(_split(src_ip)[0], int(_split(row["tcp.srcport"])[0])),
+                dst=(_split(dst_ip)[0], int(_split(row["tcp.dstport"])[0])),
+                messages=tuple(messages),
+                smb1_dialects_requested=requested,
+                smb1_dialect_index=index,
+                smb2_dialects=smb2_dialects,
+            )
+        )
+    return out
