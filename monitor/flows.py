@@ -74,6 +74,18 @@ class FlowLimits:
     acked_hole_timeout: float = 1.0
 
 
+def _trim_seen(half: HalfConnection, payload: bytes, missing: int, overlap: int) -> tuple[bytes, int] | None:
+    """The part of a segment after its first `overlap` bytes, already delivered; None if nothing is new."""
+    length = len(payload) + missing
+    if overlap >= length:
+        half.retransmitted_bytes += length
+        return None
+    half.retransmitted_bytes += overlap
+    if overlap >= len(payload):
+        return b"", missing - (overlap - len(payload))
+    return payload[overlap:], missing
+
+
 def wire_key(source: tuple[bytes, int], destination: tuple[bytes, int]) -> bytes:
     """IPv4 source and destination addresses then TCP ports, as bytes 12-24 of an option-less IPv4 packet."""
     return source[0] + destination[0] + source[1].to_bytes(2, "big") + destination[1].to_bytes(2, "big")
@@ -329,17 +341,10 @@ class FlowTable:
             half.stream = SmbStream(direct_tcp=flow.transport == "tcp445", midstream=midstream)
         offset = seq_diff(seq, half.next_seq)  # type: ignore[arg-type]
         if offset < 0:
-            overlap = -offset
-            length = len(payload) + missing
-            if overlap >= length:
-                half.retransmitted_bytes += length
+            trimmed = _trim_seen(half, payload, missing, -offset)
+            if trimmed is None:
                 return
-            half.retransmitted_bytes += overlap
-            if overlap >= len(payload):
-                missing -= overlap - len(payload)
-                payload = b""
-            else:
-                payload = payload[overlap:]
+            payload, missing = trimmed
             offset = 0
         if offset == 0:
             half.hole_acked_since = None
@@ -400,18 +405,11 @@ class FlowTable:
                 return
             payload, missing = pending.pop(seq)
             half.pending_bytes -= len(payload)
-            overlap = -offset
-            if overlap:
-                length = len(payload) + missing
-                if overlap >= length:
-                    half.retransmitted_bytes += length
+            if offset:
+                trimmed = _trim_seen(half, payload, missing, -offset)
+                if trimmed is None:
                     continue
-                half.retransmitted_bytes += overlap
-                if overlap >= len(payload):
-                    missing -= overlap - len(payload)
-                    payload = b""
-                else:
-                    payload = payload[overlap:]
+                payload, missing = trimmed
             self._deliver(flow, half, direction, payload, missing, ts)
 
     def _skip_to_pending(self, flow: Flow, half: HalfConnection, direction: Direction, ts: float) -> None:
