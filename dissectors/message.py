@@ -78,9 +78,9 @@ def dissect_session_message(kept: bytes, frame_length: int) -> list[StreamEvent]
     """Records for one SESSION MESSAGE of which `kept` are the first bytes."""
     protocol = kept[:4]
     if protocol == SMB2_PROTOCOL_ID:
-        return list(smb2.parse_compound(kept, frame_length))
+        return smb2.parse_compound(kept, frame_length)
     if protocol == SMB1_PROTOCOL_ID:
-        return list(smb1.parse_message(kept))
+        return smb1.parse_message(kept)
     if protocol == SMB2_TRANSFORM_PROTOCOL_ID:
         return [smb2.parse_transform_header(kept)]
     if protocol == SMB2_COMPRESSION_PROTOCOL_ID:

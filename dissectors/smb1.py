@@ -18,6 +18,7 @@ from dissectors.records import (
     Smb1Message,
     Smb1NegotiateRequest,
     Smb1NegotiateResponse,
+    StreamEvent,
 )
 from dissectors.text import oem
 
@@ -149,7 +150,7 @@ _RESPONSE_PARSERS: dict[int, Callable[[bytes], Smb1Body | Anomaly | None]] = {
 }
 
 
-def parse_message(message: bytes) -> list[Smb1Message | Anomaly]:
+def parse_message(message: bytes) -> list[StreamEvent]:
     """One SMB1 message: its header and, for the commands smbwatch decodes, its body.
 
     A malformed body still yields the message (with body None) so it is counted,

@@ -6,7 +6,7 @@ import struct
 from collections.abc import Callable
 
 from dissectors import smb2_negotiate
-from dissectors.constants import SMB2_FLAGS_ASYNC_COMMAND, Smb2Command
+from dissectors.constants import SMB2_FLAGS_ASYNC_COMMAND, SMB2_FLAGS_SERVER_TO_REDIR, Smb2Command
 from dissectors.records import (
     Anomaly,
     AnomalyKind,
@@ -15,6 +15,7 @@ from dissectors.records import (
     Smb2Header,
     Smb2Message,
     Smb2TransformHeader,
+    StreamEvent,
 )
 
 SMB2_HEADER_SIZE = 64
@@ -77,24 +78,24 @@ def parse_header(message: bytes | bytearray, offset: int = 0) -> Smb2Header | An
 
 
 def _parse_body(header: Smb2Header, message: bytes) -> Smb2Body | Anomaly | None:
-    parsers = _RESPONSE_PARSERS if header.is_response else _REQUEST_PARSERS
-    parser = parsers.get(header.command)
+    is_response = header.flags & SMB2_FLAGS_SERVER_TO_REDIR
+    parser = (_RESPONSE_PARSERS if is_response else _REQUEST_PARSERS).get(header.command)
     if parser is None:
         return None
-    if header.is_response and header.status and len(message) >= SMB2_HEADER_SIZE + 2:
+    if is_response and header.status and len(message) >= SMB2_HEADER_SIZE + 2:
         structure_size = int.from_bytes(message[SMB2_HEADER_SIZE : SMB2_HEADER_SIZE + 2], "little")
         if structure_size == SMB2_ERROR_RESPONSE_STRUCTURE_SIZE:
             return None  # [MS-SMB2] 2.2.2 ERROR Response: nothing more to decode
     return parser(message)
 
 
-def parse_compound(frame: bytes, frame_length: int) -> list[Smb2Message | Anomaly]:
+def parse_compound(frame: bytes, frame_length: int) -> list[StreamEvent]:
     """All messages of a frame, following NextCommand ([MS-SMB2] 3.2.4.1.4).
 
     `frame` holds the first bytes of the frame and `frame_length` its real size;
     when smbwatch kept only a prefix, a chain that continues past it is reported.
     """
-    events: list[Smb2Message | Anomaly] = []
+    events: list[StreamEvent] = []
     offset = 0
     for _ in range(MAX_COMPOUND_MESSAGES):
         header = parse_header(frame, offset)
