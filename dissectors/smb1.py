@@ -72,7 +72,7 @@ def parse_negotiate_request(message: bytes) -> Smb1NegotiateRequest | Anomaly:
     words, data = parts
     if words:
         return Anomaly(AnomalyKind.NEGOTIATE_MALFORMED, f"request WordCount {len(words) // 2}")
-    dialects = []
+    dialects: list[str] = []
     position = 0
     while position < len(data):
         if data[position] != SMB1_DIALECT_BUFFER_FORMAT:

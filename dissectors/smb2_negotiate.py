@@ -159,12 +159,13 @@ def parse_negotiate_request(message: bytes) -> Smb2NegotiateRequest | Anomaly:
     dialects = _u16_list(message, body + NEGOTIATE_REQUEST_STRUCTURE_SIZE, dialect_count)
     if dialects is None:
         return Anomaly(AnomalyKind.NEGOTIATE_MALFORMED_DIALECTS, f"{dialect_count} dialects past the message")
-    contexts: tuple[NegotiateContext, ...] | Anomaly = ()
+    contexts: tuple[NegotiateContext, ...] = ()
     # Only a 3.1.1 offer carries contexts; otherwise these bytes are ClientStartTime.
     if Smb2Dialect.SMB3_1_1 in dialects:
-        contexts = parse_negotiate_contexts(message, context_offset, context_count)
-        if isinstance(contexts, Anomaly):
-            return contexts
+        parsed = parse_negotiate_contexts(message, context_offset, context_count)
+        if isinstance(parsed, Anomaly):
+            return parsed
+        contexts = parsed
     return Smb2NegotiateRequest(
         dialects=dialects,
         security_mode=security_mode,
@@ -197,11 +198,12 @@ def parse_negotiate_response(message: bytes) -> Smb2NegotiateResponse | Anomaly:
     ) = _RESPONSE_FIXED.unpack_from(message, body)
     if structure_size != NEGOTIATE_RESPONSE_STRUCTURE_SIZE:
         return Anomaly(AnomalyKind.NEGOTIATE_MALFORMED, f"response StructureSize {structure_size}")
-    contexts: tuple[NegotiateContext, ...] | Anomaly = ()
+    contexts: tuple[NegotiateContext, ...] = ()
     if dialect == Smb2Dialect.SMB3_1_1:
-        contexts = parse_negotiate_contexts(message, context_offset, context_count)
-        if isinstance(contexts, Anomaly):
-            return contexts
+        parsed = parse_negotiate_contexts(message, context_offset, context_count)
+        if isinstance(parsed, Anomaly):
+            return parsed
+        contexts = parsed
     return Smb2NegotiateResponse(
         security_mode=security_mode,
         dialect=dialect,

@@ -121,7 +121,7 @@ class CaptureFile:
         try:
             head = chunks.read(4)
             if head[:2] == GZIP_MAGIC:
-                chunks.stream = gzip.GzipFile(fileobj=_Prepend(head, stream))  # type: ignore[assignment]
+                chunks.stream = gzip.GzipFile(fileobj=_Prepend(head, stream))  # type: ignore[assignment,call-overload]
                 head = chunks.read(4)
                 self.format = "gzip+"
             if len(head) < 4:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from enum import IntEnum
+from typing import Any
 
 from dissectors.constants import (
     SMB1_NO_DIALECT_SELECTED,
@@ -307,7 +309,7 @@ def _contexts(contexts: tuple[NegotiateContext, ...]) -> list[dict[str, object]]
     return [describe_context(context) for context in contexts]
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[[SmbConnection, Direction, Any, float], None]] = {
     Anomaly: SmbConnection._anomaly,
     Smb1Message: SmbConnection._smb1,
     Smb2Message: SmbConnection._smb2,
