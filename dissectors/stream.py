@@ -17,7 +17,7 @@ from enum import Enum
 
 from dissectors import netbios
 from dissectors.constants import NetbiosSessionType
-from dissectors.message import PEEK_SIZE, bytes_to_keep, dissect_session_message
+from dissectors.message import BULK_MESSAGE_PREFIX, PEEK_SIZE, bytes_to_keep, dissect_session_message
 from dissectors.records import (
     Anomaly,
     AnomalyKind,
@@ -203,8 +203,13 @@ class SmbStream:
                 self._frame_type = frame_type
                 self._frame_length = frame_length
                 if frame_type == _SESSION_MESSAGE:
-                    self._keep = frame_length if frame_length < PEEK_SIZE else PEEK_SIZE
-                    self._keep_decided = frame_length <= PEEK_SIZE
+                    if frame_length <= BULK_MESSAGE_PREFIX:
+                        # Small enough to keep whole whatever it is: no need to peek at the command.
+                        self._keep = frame_length
+                        self._keep_decided = True
+                    else:
+                        self._keep = PEEK_SIZE
+                        self._keep_decided = False
                 else:
                     self._keep = min(frame_length, MAX_KEPT_CONTROL_PACKET)
                     self._keep_decided = True
