@@ -19,10 +19,9 @@ tests/test_fastpath.py checks exactly that.
 
 from __future__ import annotations
 
-from monitor.decode import TCP_FIN, TCP_RST, TCP_SYN
+from monitor.decode import IPV4_NO_OPTIONS, TCP_FIN, TCP_RST, TCP_SYN
 from monitor.flows import SEQ_MASK, FlowTable
 
-_ETHERNET_IPV4_NO_OPTIONS = 0x45  # version 4, header length 20
 _IPV4 = 14  # IPv4 header offset in an untagged Ethernet frame
 _TCP = _IPV4 + 20
 _KEY_START = _IPV4 + 12  # source address, destination address, then the TCP ports
@@ -46,7 +45,7 @@ class FastPath:
         if (
             not self.enabled
             or len(frame) < _MIN_FRAME
-            or frame[14] != _ETHERNET_IPV4_NO_OPTIONS
+            or frame[14] != IPV4_NO_OPTIONS
             or frame[12] != 0x08
             or frame[13]
         ):
