@@ -151,6 +151,9 @@ class Smb1Flags(IntFlag):
     SMB_FLAGS_REPLY = 0x80
 
 
+SMB1_FLAGS_REPLY = int(Smb1Flags.SMB_FLAGS_REPLY)
+
+
 class Smb1Flags2(IntFlag):
     """[MS-CIFS] 2.2.3.1 and [MS-SMB] 2.2.3.1 SMB_Header.Flags2."""
 

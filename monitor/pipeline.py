@@ -112,9 +112,6 @@ def describe_connection(
     flow: Flow, connection: SmbConnection, reason: CloseReason, messages: dict[str, int]
 ) -> ConnectionRecord:
     """The JSON-ready facts of one connection (../shared/DESIGN.md section 4)."""
-    commands: dict[str, dict[str, dict[str, int]]] = {}
-    for (protocol, command, kind), count in sorted(connection.commands.items()):
-        commands.setdefault(protocol, {}).setdefault(command, {"requests": 0, "responses": 0})[kind] = count
     to_server, to_client = flow.halves
     netbios = None
     if connection.netbios_called_name is not None:
@@ -143,7 +140,7 @@ def describe_connection(
         "sessions": [],
         "trees": [],
         "messages": messages,
-        "commands": commands,
+        "commands": connection.command_counts(),
         "tcp": {
             "bytes_client_to_server": to_server.bytes_delivered,
             "bytes_server_to_client": to_client.bytes_delivered,

@@ -13,8 +13,10 @@ from enum import IntEnum
 from typing import Any
 
 from dissectors.constants import (
+    SMB1_FLAGS_REPLY,
     SMB1_NO_DIALECT_SELECTED,
     SMB2_DIALECTS_IN_SMB1_NEGOTIATE,
+    SMB2_FLAGS_SERVER_TO_REDIR,
     SMB2_FLAGS_SIGNED,
     Smb1Capabilities,
     Smb1Command,
@@ -109,8 +111,8 @@ class SmbConnection:
         self.encrypted_messages = 0
         self.compressed_messages = 0
         self.signed_messages = 0
-        # (protocol, command name, "requests" | "responses") -> count
-        self.commands: Counter[tuple[str, str, str]] = Counter()
+        # (1 or 2 for SMB1/SMB2, command code, 1 for a response else 0) -> count; named when reported
+        self.commands: Counter[tuple[int, int, int]] = Counter()
         self.anomalies: Counter[AnomalyKind] = Counter()
         self.anomaly_samples: list[str] = []
         self.netbios_called_name: str | None = None
@@ -131,9 +133,21 @@ class SmbConnection:
     def handle(self, direction: Direction, events: list[StreamEvent], ts: float) -> None:
         self.last_ts = ts
         for event in events:
+            if type(event) is Smb2Message:  # by far the most common: spare the table lookup
+                self._smb2(direction, event, ts)
+                continue
             handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(self, direction, event, ts)
+
+    def command_counts(self) -> dict[str, dict[str, dict[str, int]]]:
+        """{"smb1" | "smb2": {command name: {"requests": n, "responses": n}}}, names sorted."""
+        counts: dict[str, dict[str, dict[str, int]]] = {}
+        for (protocol, command, response), count in self.commands.items():
+            name = smb2_command_name(command) if protocol == 2 else smb1_command_name(command)
+            entry = counts.setdefault(f"smb{protocol}", {}).setdefault(name, {"requests": 0, "responses": 0})
+            entry["responses" if response else "requests"] += count
+        return {protocol: dict(sorted(names.items())) for protocol, names in sorted(counts.items())}
 
     # --- handlers, one per record type ------------------------------------------------
 
@@ -145,8 +159,7 @@ class SmbConnection:
     def _smb1(self, direction: Direction, message: Smb1Message, ts: float) -> None:
         header = message.header
         self.smb1_messages += 1
-        kind = "responses" if header.is_response else "requests"
-        self.commands["smb1", smb1_command_name(header.command), kind] += 1
+        self.commands[1, header.command, 1 if header.flags & SMB1_FLAGS_REPLY else 0] += 1
         # The NEGOTIATE exchange itself is not use: a server may refuse every SMB1 dialect.
         # A selected SMB1 dialect, or any other SMB1 command, is.
         if header.command != Smb1Command.SMB_COM_NEGOTIATE:
@@ -210,11 +223,11 @@ class SmbConnection:
 
     def _smb2(self, direction: Direction, message: Smb2Message, ts: float) -> None:
         header = message.header
+        flags = header.flags
         self.smb2_messages += 1
-        if header.flags & SMB2_FLAGS_SIGNED:
+        if flags & SMB2_FLAGS_SIGNED:
             self.signed_messages += 1
-        kind = "responses" if header.is_response else "requests"
-        self.commands["smb2", smb2_command_name(header.command), kind] += 1
+        self.commands[2, header.command, flags & SMB2_FLAGS_SERVER_TO_REDIR] += 1
         body = message.body
         if isinstance(body, Smb2NegotiateRequest):
             self._smb2_negotiate_request(body)
