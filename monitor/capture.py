@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import struct
 import sys
+import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -31,6 +32,15 @@ PCAPNG_PACKET_OBSOLETE = 0x00000002
 PCAPNG_SIMPLE_PACKET = 0x00000003
 PCAPNG_INTERFACE_STATISTICS = 0x00000005
 PCAPNG_ENHANCED_PACKET = 0x00000006
+# The smallest length of each block type that holds its fixed fields (pcapng spec, section 4).
+PCAPNG_MIN_BLOCK_LENGTH = {
+    PCAPNG_SECTION_HEADER: 28,
+    PCAPNG_INTERFACE_DESCRIPTION: 20,
+    PCAPNG_PACKET_OBSOLETE: 32,
+    PCAPNG_SIMPLE_PACKET: 16,
+    PCAPNG_INTERFACE_STATISTICS: 24,
+    PCAPNG_ENHANCED_PACKET: 32,
+}
 PCAPNG_OPTION_END = 0
 PCAPNG_OPTION_IF_TSRESOL = 9
 PCAPNG_OPTION_IF_TSOFFSET = 14
@@ -91,7 +101,7 @@ class _Chunks:
             return self.stream.read(size)
         except EOFError:
             raise CaptureError(self.name, "compressed data ends early") from None
-        except OSError as error:  # includes gzip's BadGzipFile
+        except (OSError, zlib.error) as error:  # OSError includes gzip's BadGzipFile
             raise CaptureError(self.name, f"read failed: {error}") from None
 
     def close(self) -> None:
@@ -220,8 +230,16 @@ class CaptureFile:
                     raise CaptureError(self.name, "pcapng section has a bad byte-order magic", chunks.base + position)
                 interfaces = []
             block_length = struct.unpack_from(endian + "I", buf, position + 4)[0]
-            if block_length < 12 or block_length % 4 or block_length > MAX_BLOCK_BYTES:
-                raise CaptureError(self.name, f"corrupt pcapng block: length {block_length}", chunks.base + position)
+            if (
+                block_length < PCAPNG_MIN_BLOCK_LENGTH.get(block_type, 12)
+                or block_length % 4
+                or block_length > MAX_BLOCK_BYTES
+            ):
+                raise CaptureError(
+                    self.name,
+                    f"corrupt pcapng block (type 0x{block_type:08x}): length {block_length}",
+                    chunks.base + position,
+                )
             if len(buf) - position < block_length:
                 position = chunks.fill(position, block_length)
                 buf = chunks.buf

@@ -14,6 +14,7 @@ a cap is counted as an anomaly.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,8 +64,9 @@ class FlowLimits:
     """Caps and timeouts; defaults follow Suricata's and Zeek's flow handling."""
 
     max_flows: int = 50_000
-    # Out-of-order bytes held per direction before the hole is declared a gap.
+    # Out-of-order bytes and segments held per direction before the earliest hole is declared a gap.
     max_out_of_order_bytes: int = 256 * 1024
+    max_out_of_order_segments: int = 1024
     established_timeout: float = 600.0
     opening_timeout: float = 60.0
     closed_timeout: float = 10.0
@@ -97,6 +99,52 @@ def seq_diff(a: int, b: int) -> int:
     return diff - 0x100000000 if diff >= SEQ_HALF else diff
 
 
+class SegmentStore:
+    """Segments that arrived ahead of a hole in one direction, earliest first.
+
+    Keys are offsets from an anchor (the direction's position when the store
+    was last empty), so order survives 32-bit sequence wrap, and a heap hands
+    out the earliest segment in O(log n) however many are held.
+    """
+
+    __slots__ = ("_heap", "_segments", "anchor", "bytes")
+
+    def __init__(self) -> None:
+        self.anchor = 0
+        self.bytes = 0  # captured bytes held
+        self._heap: list[int] = []
+        self._segments: dict[int, tuple[bytes, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._segments)
+
+    def get(self, seq: int) -> tuple[bytes, int] | None:
+        return self._segments.get(seq_diff(seq, self.anchor)) if self._segments else None
+
+    def put(self, seq: int, payload: bytes, missing: int, position: int) -> None:
+        """Hold a segment; `position` is the direction's next expected sequence number."""
+        if not self._segments:
+            self.anchor = position
+        key = seq_diff(seq, self.anchor)
+        previous = self._segments.get(key)
+        if previous is None:
+            heapq.heappush(self._heap, key)
+        else:
+            self.bytes -= len(previous[0])
+        self._segments[key] = (payload, missing)
+        self.bytes += len(payload)
+
+    def earliest(self) -> int:
+        """Sequence number of the earliest segment held (the store must not be empty)."""
+        return (self.anchor + self._heap[0]) & SEQ_MASK
+
+    def pop_earliest(self) -> tuple[int, bytes, int]:
+        key = heapq.heappop(self._heap)
+        payload, missing = self._segments.pop(key)
+        self.bytes -= len(payload)
+        return (self.anchor + key) & SEQ_MASK, payload, missing
+
+
 class HalfConnection:
     """One direction: sequence tracking, out-of-order store, and the SMB stream it feeds."""
 
@@ -109,15 +157,13 @@ class HalfConnection:
         "hole_acked_since",
         "next_seq",
         "pending",
-        "pending_bytes",
         "retransmitted_bytes",
         "stream",
     )
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
-        self.pending: dict[int, tuple[bytes, int]] = {}
-        self.pending_bytes = 0
+        self.pending = SegmentStore()
         # Packet time at which the peer was first seen acknowledging past the hole before `pending`.
         self.hole_acked_since: float | None = None
         self.stream: SmbStream | None = None
@@ -127,6 +173,10 @@ class HalfConnection:
         self.retransmitted_bytes = 0
         self.gaps = 0
         self.gap_bytes = 0
+
+    @property
+    def pending_bytes(self) -> int:
+        return self.pending.bytes
 
 
 class Flow:
@@ -379,32 +429,30 @@ class FlowTable:
     def _store_out_of_order(
         self, flow: Flow, half: HalfConnection, direction: Direction, seq: int, payload: bytes, missing: int, ts: float
     ) -> None:
-        previous = half.pending.get(seq)
-        if previous is not None:
-            if len(previous[0]) + previous[1] >= len(payload) + missing:
-                if payload[: len(previous[0])] != previous[0][: len(payload)]:
-                    flow.count_anomaly(AnomalyKind.OVERLAP_DATA_DIFFERS)
-                    self.anomalies[AnomalyKind.OVERLAP_DATA_DIFFERS] += 1
-                half.retransmitted_bytes += len(payload) + missing
-                return
-            half.pending_bytes -= len(previous[0])
-        half.pending[seq] = (payload, missing)
-        half.pending_bytes += len(payload)
-        if half.pending_bytes > self.limits.max_out_of_order_bytes:
+        pending = half.pending
+        previous = pending.get(seq)
+        if previous is not None and len(previous[0]) + previous[1] >= len(payload) + missing:
+            if payload[: len(previous[0])] != previous[0][: len(payload)]:
+                flow.count_anomaly(AnomalyKind.OVERLAP_DATA_DIFFERS)
+                self.anomalies[AnomalyKind.OVERLAP_DATA_DIFFERS] += 1
+            half.retransmitted_bytes += len(payload) + missing
+            return
+        pending.put(seq, payload, missing, half.next_seq)  # type: ignore[arg-type]
+        limits = self.limits
+        if pending.bytes > limits.max_out_of_order_bytes or len(pending) > limits.max_out_of_order_segments:
             flow.count_anomaly(AnomalyKind.OUT_OF_ORDER_BUFFER_FULL)
             self.anomalies[AnomalyKind.OUT_OF_ORDER_BUFFER_FULL] += 1
-            self._skip_to_pending(flow, half, direction, ts)
+            # Give up holes, earliest first, until what is held fits again.
+            while pending.bytes > limits.max_out_of_order_bytes or len(pending) > limits.max_out_of_order_segments:
+                self._skip_to_pending(flow, half, direction, ts)
 
     def _drain_pending(self, flow: Flow, half: HalfConnection, direction: Direction, ts: float) -> None:
         pending = half.pending
         while pending:
-            next_seq = half.next_seq
-            seq = next_seq if next_seq in pending else min(pending, key=lambda s: seq_diff(s, next_seq))  # type: ignore[arg-type]
-            offset = seq_diff(seq, next_seq)  # type: ignore[arg-type]
+            offset = seq_diff(pending.earliest(), half.next_seq)  # type: ignore[arg-type]
             if offset > 0:
                 return
-            payload, missing = pending.pop(seq)
-            half.pending_bytes -= len(payload)
+            _, payload, missing = pending.pop_earliest()
             if offset:
                 trimmed = _trim_seen(half, payload, missing, -offset)
                 if trimmed is None:
@@ -416,9 +464,7 @@ class FlowTable:
         """Declare the hole before the earliest stored segment lost, then deliver what follows."""
         if not half.pending or half.next_seq is None:
             return
-        next_seq = half.next_seq
-        earliest = min(half.pending, key=lambda s: seq_diff(s, next_seq))
-        hole = seq_diff(earliest, next_seq)
+        hole = seq_diff(half.pending.earliest(), half.next_seq)
         if hole > 0:
             self._deliver(flow, half, direction, b"", hole, ts)
         self._drain_pending(flow, half, direction, ts)
@@ -426,11 +472,7 @@ class FlowTable:
     def _check_acked_hole(self, flow: Flow, half: HalfConnection, ack: int, direction: int, ts: float) -> None:
         """The peer acknowledged bytes past a hole that later data already follows: the hole is lost
         once that has held for `acked_hole_timeout` of packet time."""
-        if not half.pending or half.next_seq is None or seq_diff(ack, half.next_seq) <= 0:
-            return
-        next_seq = half.next_seq
-        earliest = min(half.pending, key=lambda s: seq_diff(s, next_seq))
-        if seq_diff(ack, earliest) < 0:
+        if not half.pending or half.next_seq is None or seq_diff(ack, half.pending.earliest()) < 0:
             return
         if half.hole_acked_since is None:
             half.hole_acked_since = ts

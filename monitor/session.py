@@ -22,6 +22,7 @@ from dissectors.constants import (
     Smb1Command,
     Smb1SecurityMode,
     Smb2Cipher,
+    Smb2Command,
     Smb2CompressionAlgorithm,
     Smb2Dialect,
     Smb2HashAlgorithm,
@@ -63,6 +64,8 @@ from monitor.flows import Direction
 # A connection rarely needs more; keeps a hostile peer from growing state without bound.
 MAX_DIALECTS_KEPT = 64
 MAX_ANOMALY_SAMPLES = 8
+_LAST_SMB2_COMMAND = max(Smb2Command)
+_UNDEFINED_COMMAND = -1
 
 
 class SmbConnection:
@@ -144,7 +147,10 @@ class SmbConnection:
         """{"smb1" | "smb2": {command name: {"requests": n, "responses": n}}}, names sorted."""
         counts: dict[str, dict[str, dict[str, int]]] = {}
         for (protocol, command, response), count in self.commands.items():
-            name = smb2_command_name(command) if protocol == 2 else smb1_command_name(command)
+            if command == _UNDEFINED_COMMAND:
+                name = "undefined"
+            else:
+                name = smb2_command_name(command) if protocol == 2 else smb1_command_name(command)
             entry = counts.setdefault(f"smb{protocol}", {}).setdefault(name, {"requests": 0, "responses": 0})
             entry["responses" if response else "requests"] += count
         return {protocol: dict(sorted(names.items())) for protocol, names in sorted(counts.items())}
@@ -227,7 +233,10 @@ class SmbConnection:
         self.smb2_messages += 1
         if flags & SMB2_FLAGS_SIGNED:
             self.signed_messages += 1
-        self.commands[2, header.command, flags & SMB2_FLAGS_SERVER_TO_REDIR] += 1
+        command = header.command
+        if command > _LAST_SMB2_COMMAND:
+            command = _UNDEFINED_COMMAND  # one counter for all undefined codes keeps the table bounded
+        self.commands[2, command, flags & SMB2_FLAGS_SERVER_TO_REDIR] += 1
         body = message.body
         if isinstance(body, Smb2NegotiateRequest):
             self._smb2_negotiate_request(body)
