@@ -107,7 +107,7 @@ def facts(rel: str) -> dict:
     conns: dict[str, dict] = {}
     order: list[str] = []
     for line in res.stdout.splitlines():
-        row = dict(zip(FIELDS, line.split("\t")))
+        row = dict(zip(FIELDS, line.split("\t"), strict=False))
         sid = row["tcp.stream"]
         src = row["ip.src"] or row["ipv6.src"]
         sport, dport = int(row["tcp.srcport"]), int(row["tcp.dstport"])
@@ -129,9 +129,7 @@ def facts(rel: str) -> dict:
             order.append(sid)
         syn, ack = as_bool(row["tcp.flags.syn"]), as_bool(row["tcp.flags.ack"])
         if c["client"] is None:
-            if syn and not ack:
-                c["client"], c["server_port"] = (src, sport), dport
-            elif dport in (445, 139):
+            if (syn and not ack) or dport in (445, 139):
                 c["client"], c["server_port"] = (src, sport), dport
             elif sport in (445, 139):
                 c["client"], c["server_port"] = (None, dport), sport
@@ -222,7 +220,7 @@ def check(manifest: dict) -> int:
         want = cap.get("connection", [])
         if len(got["connection"]) != len(want):
             problems.append(f"{len(got['connection'])} SMB connections, manifest has {len(want)}")
-        for i, (g, w) in enumerate(zip(got["connection"], want)):
+        for i, (g, w) in enumerate(zip(got["connection"], want, strict=False)):
             for k, v in w.items():
                 if k in limits:
                     continue
