@@ -99,39 +99,37 @@ def seq_diff(a: int, b: int) -> int:
     return diff - 0x100000000 if diff >= SEQ_HALF else diff
 
 
-class SegmentStore:
+class SegmentStore(dict[int, tuple[bytes, int]]):
     """Segments that arrived ahead of a hole in one direction, earliest first.
 
-    Keys are offsets from an anchor (the direction's position when the store
-    was last empty), so order survives 32-bit sequence wrap, and a heap hands
-    out the earliest segment in O(log n) however many are held.
+    A dict from offsets (from an anchor: the direction's position when the store
+    was last empty, so order survives 32-bit sequence wrap) to (payload, missing
+    bytes); a heap hands out the earliest in O(log n) however many are held. It
+    is a dict so that the hot path's emptiness test costs nothing.
     """
 
-    __slots__ = ("_heap", "_segments", "anchor", "bytes")
+    __slots__ = ("_heap", "anchor", "bytes")
 
     def __init__(self) -> None:
+        super().__init__()
         self.anchor = 0
         self.bytes = 0  # captured bytes held
         self._heap: list[int] = []
-        self._segments: dict[int, tuple[bytes, int]] = {}
 
-    def __len__(self) -> int:
-        return len(self._segments)
-
-    def get(self, seq: int) -> tuple[bytes, int] | None:
-        return self._segments.get(seq_diff(seq, self.anchor)) if self._segments else None
+    def segment_at(self, seq: int) -> tuple[bytes, int] | None:
+        return self.get(seq_diff(seq, self.anchor)) if self else None
 
     def put(self, seq: int, payload: bytes, missing: int, position: int) -> None:
         """Hold a segment; `position` is the direction's next expected sequence number."""
-        if not self._segments:
+        if not self:
             self.anchor = position
         key = seq_diff(seq, self.anchor)
-        previous = self._segments.get(key)
+        previous = self.get(key)
         if previous is None:
             heapq.heappush(self._heap, key)
         else:
             self.bytes -= len(previous[0])
-        self._segments[key] = (payload, missing)
+        self[key] = (payload, missing)
         self.bytes += len(payload)
 
     def earliest(self) -> int:
@@ -140,7 +138,7 @@ class SegmentStore:
 
     def pop_earliest(self) -> tuple[int, bytes, int]:
         key = heapq.heappop(self._heap)
-        payload, missing = self._segments.pop(key)
+        payload, missing = self.pop(key)
         self.bytes -= len(payload)
         return (self.anchor + key) & SEQ_MASK, payload, missing
 
@@ -430,7 +428,7 @@ class FlowTable:
         self, flow: Flow, half: HalfConnection, direction: Direction, seq: int, payload: bytes, missing: int, ts: float
     ) -> None:
         pending = half.pending
-        previous = pending.get(seq)
+        previous = pending.segment_at(seq)
         if previous is not None and len(previous[0]) + previous[1] >= len(payload) + missing:
             if payload[: len(previous[0])] != previous[0][: len(payload)]:
                 flow.count_anomaly(AnomalyKind.OVERLAP_DATA_DIFFERS)
