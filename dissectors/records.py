@@ -45,8 +45,16 @@ class AnomalyKind(Enum):
     NEGOTIATE_MALFORMED_DIALECTS = "negotiate_malformed_dialects"
     NEGOTIATE_CONTEXT_MALFORMED = "negotiate_context_malformed"
     NEGOTIATE_UNKNOWN_DIALECT_INDEX = "negotiate_unknown_dialect_index"
+    # authentication and tree connect
+    SESSION_SETUP_MALFORMED = "session_setup_malformed"
+    TREE_CONNECT_MALFORMED = "tree_connect_malformed"
+    SMB1_ANDX_CHAIN_INVALID = "smb1_andx_chain_invalid"
+    SPNEGO_MALFORMED = "spnego_malformed"
+    NTLMSSP_MALFORMED = "ntlmssp_malformed"
+    KERBEROS_MALFORMED = "kerberos_malformed"
     # per-connection state
     PENDING_REQUESTS_FULL = "pending_requests_full"
+    SESSIONS_FULL = "sessions_full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,3 +311,97 @@ StreamEvent = (
     | ReassemblyGap
     | Anomaly
 )
+
+
+# --- Authentication: NTLMSSP ([MS-NLMP]), SPNEGO (RFC 4178), Kerberos (RFC 4120) --------
+
+
+@dataclass(frozen=True, slots=True)
+class NtlmVersion:
+    """[MS-NLMP] 2.2.2.10 VERSION: the sender's Windows version (a hint, not proof)."""
+
+    major: int
+    minor: int
+    build: int
+    ntlm_revision: int
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.build}"
+
+
+@dataclass(frozen=True, slots=True)
+class NtlmsspNegotiate:
+    """[MS-NLMP] 2.2.1.1 NEGOTIATE_MESSAGE."""
+
+    flags: int
+    domain: str
+    workstation: str
+    version: NtlmVersion | None
+
+
+@dataclass(frozen=True, slots=True)
+class NtlmsspChallenge:
+    """[MS-NLMP] 2.2.1.2 CHALLENGE_MESSAGE with the names of its TargetInfo AV pairs."""
+
+    flags: int
+    target_name: str
+    nb_computer_name: str | None
+    nb_domain_name: str | None
+    dns_computer_name: str | None
+    dns_domain_name: str | None
+    dns_tree_name: str | None
+    version: NtlmVersion | None
+
+
+@dataclass(frozen=True, slots=True)
+class NtlmsspAuthenticate:
+    """[MS-NLMP] 2.2.1.3 AUTHENTICATE_MESSAGE. Only response lengths are kept, never the responses."""
+
+    flags: int
+    user: str
+    domain: str
+    workstation: str
+    lm_response_length: int
+    nt_response_length: int
+    version: NtlmVersion | None
+
+    @property
+    def auth(self) -> str:
+        """ntlmv2, ntlmv1 (any 24-byte NT response), lm (LM response only), anonymous or unknown."""
+        if not self.user and self.nt_response_length == 0 and self.lm_response_length <= 1:
+            return "anonymous"  # [MS-NLMP] 3.2.5.1.2: empty user and responses
+        if self.nt_response_length > 24:
+            return "ntlmv2"
+        if self.nt_response_length == 24:
+            return "ntlmv1"
+        if self.nt_response_length == 0 and self.lm_response_length == 24:
+            return "lm"
+        return "unknown"
+
+
+NtlmsspMessage = NtlmsspNegotiate | NtlmsspChallenge | NtlmsspAuthenticate
+
+
+@dataclass(frozen=True, slots=True)
+class KerberosApReq:
+    """RFC 4120 5.5.1 KRB_AP_REQ as seen in SPNEGO: the ticket's realm, service and encryption type.
+
+    The client principal is inside the encrypted authenticator: never visible on the wire.
+    """
+
+    realm: str
+    service_principal: str
+    ticket_etype: int
+    authenticator_etype: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SpnegoToken:
+    """RFC 4178 NegTokenInit / NegTokenResp (and raw NTLMSSP blobs), reduced to what smbwatch reports."""
+
+    kind: str  # "init", "response" or "raw"
+    mech_types: tuple[str, ...]
+    neg_state: int | None
+    supported_mech: str | None
+    ntlmssp: NtlmsspMessage | None
+    kerberos: KerberosApReq | None
