@@ -80,7 +80,7 @@ def dissect_session_message(kept: bytes, frame_length: int) -> list[StreamEvent]
     if protocol == SMB2_PROTOCOL_ID:
         return smb2.parse_compound(kept, frame_length)
     if protocol == SMB1_PROTOCOL_ID:
-        return smb1.parse_message(kept)
+        return smb1.parse_message(kept, frame_length)
     if protocol == SMB2_TRANSFORM_PROTOCOL_ID:
         return [smb2.parse_transform_header(kept)]
     if protocol == SMB2_COMPRESSION_PROTOCOL_ID:

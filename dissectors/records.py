@@ -283,15 +283,123 @@ class Smb2CompressionTransformHeader:
     offset_or_length: int
 
 
-Smb1Body = Smb1NegotiateRequest | Smb1NegotiateResponse
-Smb2Body = Smb2NegotiateRequest | Smb2NegotiateResponse
+@dataclass(frozen=True, slots=True)
+class Smb1SessionSetupRequest:
+    """SMB_COM_SESSION_SETUP_ANDX request: [MS-SMB] 2.2.4.6.1 (extended security, WordCount 12),
+    [MS-CIFS] 2.2.4.53.1 (NT LM 0.12 form, WordCount 13) or 2.2.4.53.1 LANMAN form (WordCount 10).
+
+    Password fields are never kept, only their lengths.
+    """
+
+    form: str  # "extended", "nt" or "lanman"
+    capabilities: int | None
+    security: SpnegoToken | None
+    oem_password_length: int
+    unicode_password_length: int
+    account: str
+    primary_domain: str
+    native_os: str
+    native_lanman: str
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1SessionSetupResponse:
+    """SMB_COM_SESSION_SETUP_ANDX response ([MS-SMB] 2.2.4.6.2, [MS-CIFS] 2.2.4.53.2)."""
+
+    action: int
+    security: SpnegoToken | None
+    native_os: str
+    native_lanman: str
+    primary_domain: str
+
+    @property
+    def guest(self) -> bool:
+        return bool(self.action & 0x0001)  # SMB_SETUP_GUEST
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1TreeConnectRequest:
+    """[MS-CIFS] 2.2.4.55.1 SMB_COM_TREE_CONNECT_ANDX request."""
+
+    path: str
+    service: str
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1TreeConnectResponse:
+    """[MS-CIFS] 2.2.4.55.2 / [MS-SMB] 2.2.4.7.2 SMB_COM_TREE_CONNECT_ANDX response."""
+
+    service: str
+    native_file_system: str
+    optional_support: int
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2SessionSetupRequest:
+    """[MS-SMB2] 2.2.5 SMB2 SESSION_SETUP Request."""
+
+    flags: int  # SMB2_SESSION_FLAG_BINDING 0x01
+    security_mode: int
+    capabilities: int
+    previous_session_id: int
+    security: SpnegoToken | None
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2SessionSetupResponse:
+    """[MS-SMB2] 2.2.6 SMB2 SESSION_SETUP Response."""
+
+    session_flags: int  # IS_GUEST 0x1, IS_NULL 0x2, ENCRYPT_DATA 0x4
+    security: SpnegoToken | None
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2TreeConnectRequest:
+    """[MS-SMB2] 2.2.9 SMB2 TREE_CONNECT Request."""
+
+    flags: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2TreeConnectResponse:
+    """[MS-SMB2] 2.2.10 SMB2 TREE_CONNECT Response."""
+
+    share_type: int  # DISK 1, PIPE 2, PRINT 3
+    share_flags: int
+    capabilities: int
+    maximal_access: int
+
+
+Smb1Body = (
+    Smb1NegotiateRequest
+    | Smb1NegotiateResponse
+    | Smb1SessionSetupRequest
+    | Smb1SessionSetupResponse
+    | Smb1TreeConnectRequest
+    | Smb1TreeConnectResponse
+)
+Smb2Body = (
+    Smb2NegotiateRequest
+    | Smb2NegotiateResponse
+    | Smb2SessionSetupRequest
+    | Smb2SessionSetupResponse
+    | Smb2TreeConnectRequest
+    | Smb2TreeConnectResponse
+)
 
 
 class Smb1Message(NamedTuple):
-    """One SMB1 message; `body` is the decoded command when smbwatch decodes it, else None."""
+    """One SMB1 command; `body` is the decoded command when smbwatch decodes it, else None.
+
+    A command chained behind another in the same message (AndX, [MS-CIFS] 2.2.3.4)
+    comes as its own record whose header carries the chained command code and
+    `chained` is True, so messages and commands can both be counted.
+    """
 
     header: Smb1Header
     body: Smb1Body | None
+    chained: bool = False
 
 
 class Smb2Message(NamedTuple):

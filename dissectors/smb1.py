@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from dissectors import smb1_session_setup, smb1_tree_connect
 from dissectors.constants import Smb1Capabilities, Smb1Command
 from dissectors.records import (
     Anomaly,
@@ -20,9 +21,9 @@ from dissectors.records import (
     Smb1NegotiateResponse,
     StreamEvent,
 )
+from dissectors.smb1_parameters import SMB1_HEADER_SIZE, Smb1Block, split_parameters
 from dissectors.text import oem
 
-SMB1_HEADER_SIZE = 32
 _HEADER = struct.Struct("<4sBIBHH8xxxHHHH")
 # [MS-CIFS] 2.2.4.52.2, NT LM 0.12 form (WordCount 17).
 _NEGOTIATE_RESPONSE_NT = struct.Struct("<HBHHIIIIQhB")
@@ -49,27 +50,16 @@ def parse_header(message: bytes) -> Smb1Header | Anomaly:
     )
 
 
-def split_parameters(message: bytes) -> tuple[bytes, bytes] | Anomaly:
-    """[MS-CIFS] 2.2.3.2 and 2.2.3.3: the parameter words and the data bytes after the header."""
-    if len(message) < SMB1_HEADER_SIZE + 1:
-        return Anomaly(AnomalyKind.SMB1_MALFORMED, "no WordCount")
-    word_count = message[SMB1_HEADER_SIZE]
-    words_end = SMB1_HEADER_SIZE + 1 + 2 * word_count
-    if len(message) < words_end + 2:
-        return Anomaly(AnomalyKind.SMB1_MALFORMED, f"WordCount {word_count} runs past the message")
-    byte_count = int.from_bytes(message[words_end : words_end + 2], "little")
-    data = message[words_end + 2 : words_end + 2 + byte_count]
-    if len(data) < byte_count:
-        return Anomaly(AnomalyKind.SMB1_MALFORMED, f"ByteCount {byte_count} runs past the message")
-    return message[SMB1_HEADER_SIZE + 1 : words_end], data
-
-
-def parse_negotiate_request(message: bytes) -> Smb1NegotiateRequest | Anomaly:
+def parse_negotiate_request(
+    message: bytes, block: Smb1Block | None = None, header: Smb1Header | None = None
+) -> Smb1NegotiateRequest | Anomaly:
     """[MS-CIFS] 2.2.4.52.1: a list of 0x02-prefixed, NUL-terminated OEM dialect strings."""
-    parts = split_parameters(message)
-    if isinstance(parts, Anomaly):
-        return parts
-    words, data = parts
+    if block is None:
+        parsed = split_parameters(message)
+        if isinstance(parsed, Anomaly):
+            return parsed
+        block = parsed
+    words, data = block.words, block.data
     if words:
         return Anomaly(AnomalyKind.NEGOTIATE_MALFORMED, f"request WordCount {len(words) // 2}")
     dialects: list[str] = []
@@ -90,12 +80,16 @@ def parse_negotiate_request(message: bytes) -> Smb1NegotiateRequest | Anomaly:
     return Smb1NegotiateRequest(dialects=tuple(dialects))
 
 
-def parse_negotiate_response(message: bytes) -> Smb1NegotiateResponse | Anomaly | None:
+def parse_negotiate_response(
+    message: bytes, block: Smb1Block | None = None, header: Smb1Header | None = None
+) -> Smb1NegotiateResponse | Anomaly | None:
     """[MS-CIFS] 2.2.4.52.2 / [MS-SMB] 2.2.4.5.2; None for an error reply without parameters."""
-    parts = split_parameters(message)
-    if isinstance(parts, Anomaly):
-        return parts
-    words, data = parts
+    if block is None:
+        parsed = split_parameters(message)
+        if isinstance(parsed, Anomaly):
+            return parsed
+        block = parsed
+    words, data = block.words, block.data
     word_count = len(words) // 2
     if word_count == 0:
         return None
@@ -142,28 +136,76 @@ def parse_negotiate_response(message: bytes) -> Smb1NegotiateResponse | Anomaly 
     return Anomaly(AnomalyKind.NEGOTIATE_MALFORMED, f"response WordCount {word_count}")
 
 
-_REQUEST_PARSERS: dict[int, Callable[[bytes], Smb1Body | Anomaly | None]] = {
+Smb1Parser = Callable[[bytes, Smb1Block, Smb1Header], Smb1Body | Anomaly | None]
+_REQUEST_PARSERS: dict[int, Smb1Parser] = {
     Smb1Command.SMB_COM_NEGOTIATE: parse_negotiate_request,
+    Smb1Command.SMB_COM_SESSION_SETUP_ANDX: smb1_session_setup.parse_request,
+    Smb1Command.SMB_COM_TREE_CONNECT_ANDX: smb1_tree_connect.parse_request,
 }
-_RESPONSE_PARSERS: dict[int, Callable[[bytes], Smb1Body | Anomaly | None]] = {
+_RESPONSE_PARSERS: dict[int, Smb1Parser] = {
     Smb1Command.SMB_COM_NEGOTIATE: parse_negotiate_response,
+    Smb1Command.SMB_COM_SESSION_SETUP_ANDX: smb1_session_setup.parse_response,
+    Smb1Command.SMB_COM_TREE_CONNECT_ANDX: smb1_tree_connect.parse_response,
 }
+# [MS-CIFS] 2.2.4: the commands whose parameter words start with AndXCommand, AndXReserved, AndXOffset.
+ANDX_COMMANDS = frozenset(
+    int(command)
+    for command in (
+        Smb1Command.SMB_COM_LOCKING_ANDX,
+        Smb1Command.SMB_COM_OPEN_ANDX,
+        Smb1Command.SMB_COM_READ_ANDX,
+        Smb1Command.SMB_COM_WRITE_ANDX,
+        Smb1Command.SMB_COM_SESSION_SETUP_ANDX,
+        Smb1Command.SMB_COM_LOGOFF_ANDX,
+        Smb1Command.SMB_COM_TREE_CONNECT_ANDX,
+        Smb1Command.SMB_COM_NT_CREATE_ANDX,
+    )
+)
+SMB_COM_NO_ANDX_COMMAND = 0xFF
+# Real chains hold two or three commands; the walk stops here whatever the offsets say.
+MAX_ANDX_CHAIN = 8
 
 
-def parse_message(message: bytes) -> list[StreamEvent]:
-    """One SMB1 message: its header and, for the commands smbwatch decodes, its body.
+def parse_message(message: bytes, frame_length: int | None = None) -> list[StreamEvent]:
+    """One SMB1 message: its header, and each command of its AndX chain with its decoded body.
 
-    A malformed body still yields the message (with body None) so it is counted,
-    followed by the anomaly.
+    A malformed body still yields the command (with body None) so it is counted,
+    followed by the anomaly. `frame_length` is the message's real size when only
+    its first bytes were kept: a chain continuing past them is then reported.
     """
     header = parse_header(message)
     if isinstance(header, Anomaly):
         return [header]
-    parsers = _RESPONSE_PARSERS if header.is_response else _REQUEST_PARSERS
-    parser = parsers.get(header.command)
-    if parser is None:
-        return [Smb1Message(header, None)]
-    body = parser(message)
-    if isinstance(body, Anomaly):
-        return [Smb1Message(header, None), body]
-    return [Smb1Message(header, body)]
+    parsers = _RESPONSE_PARSERS if header.flags & 0x80 else _REQUEST_PARSERS
+    events: list[StreamEvent] = []
+    command = header.command
+    offset = SMB1_HEADER_SIZE
+    for index in range(MAX_ANDX_CHAIN):
+        block = split_parameters(message, offset)
+        command_header = header if index == 0 else header._replace(command=command)
+        if isinstance(block, Anomaly):
+            events.append(Smb1Message(command_header, None, index > 0))
+            if len(message) >= (frame_length or len(message)):
+                events.append(block)  # a message cut by smbwatch's own cap is not malformed
+            return events
+        parser = parsers.get(command)
+        body = parser(message, block, command_header) if parser is not None else None
+        if isinstance(body, Anomaly):
+            events.append(Smb1Message(command_header, None, index > 0))
+            events.append(body)
+        else:
+            events.append(Smb1Message(command_header, body, index > 0))
+        if command not in ANDX_COMMANDS or len(block.words) < 4:
+            return events
+        command = block.words[0]
+        next_offset = int.from_bytes(block.words[2:4], "little")
+        if command == SMB_COM_NO_ANDX_COMMAND:
+            return events
+        if next_offset <= offset or next_offset >= len(message):
+            if next_offset > offset and frame_length is not None and len(message) < frame_length:
+                return events  # the chain goes on past the bytes smbwatch kept of a bulk message
+            events.append(Anomaly(AnomalyKind.SMB1_ANDX_CHAIN_INVALID, f"AndXOffset {next_offset} after {offset}"))
+            return events
+        offset = next_offset
+    events.append(Anomaly(AnomalyKind.SMB1_ANDX_CHAIN_INVALID, f"more than {MAX_ANDX_CHAIN} chained commands"))
+    return events

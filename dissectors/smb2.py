@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from dissectors import smb2_negotiate
+from dissectors import smb2_negotiate, smb2_session_setup, smb2_tree_connect
 from dissectors.constants import SMB2_FLAGS_ASYNC_COMMAND, SMB2_FLAGS_SERVER_TO_REDIR, Smb2Command
 from dissectors.records import (
     Anomaly,
@@ -32,9 +32,13 @@ _COMPRESSION = struct.Struct("<4sIHHI")
 
 _REQUEST_PARSERS: dict[int, Callable[[bytes], Smb2Body | Anomaly]] = {
     Smb2Command.NEGOTIATE: smb2_negotiate.parse_negotiate_request,
+    Smb2Command.SESSION_SETUP: smb2_session_setup.parse_request,
+    Smb2Command.TREE_CONNECT: smb2_tree_connect.parse_request,
 }
 _RESPONSE_PARSERS: dict[int, Callable[[bytes], Smb2Body | Anomaly]] = {
     Smb2Command.NEGOTIATE: smb2_negotiate.parse_negotiate_response,
+    Smb2Command.SESSION_SETUP: smb2_session_setup.parse_response,
+    Smb2Command.TREE_CONNECT: smb2_tree_connect.parse_response,
 }
 
 

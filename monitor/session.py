@@ -164,7 +164,8 @@ class SmbConnection:
 
     def _smb1(self, direction: Direction, message: Smb1Message, ts: float) -> None:
         header = message.header
-        self.smb1_messages += 1
+        if not message.chained:
+            self.smb1_messages += 1  # a command chained by AndX counts as a command, not a message
         self.commands[1, header.command, 1 if header.flags & SMB1_FLAGS_REPLY else 0] += 1
         # The NEGOTIATE exchange itself is not use: a server may refuse every SMB1 dialect.
         # A selected SMB1 dialect, or any other SMB1 command, is.

@@ -174,6 +174,7 @@ class Message:
     protocol: str  # "smb1", "smb2", "encrypted" (transform header) or "compressed"
     command: int | None  # None for transform / compression headers
     response: bool
+    chained: tuple[int, ...] = ()  # SMB1 commands chained behind the header's by AndX
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +222,8 @@ class OracleConnection:
         for message in frame.messages:
             self.messages[message.protocol] += 1
             if message.protocol == "smb1" and message.command is not None:
-                self.count("smb1", smb1_command_name(message.command), message.response)
+                for command in (message.command, *message.chained):
+                    self.count("smb1", smb1_command_name(command), message.response)
             elif message.protocol == "smb2" and message.command is not None:
                 self.count("smb2", smb2_command_name(message.command), message.response)
         self._negotiate(frame)
@@ -322,7 +324,8 @@ def frames_via_pyshark(path: str | Path) -> list[FrameFacts]:
                     if not commands:
                         continue
                     response = _bool(_all(layer, "flags_response")[0])
-                    messages.append(Message("smb1", _int(commands[0]), response))
+                    chained = tuple(code for code in map(_int, commands[1:]) if code != SMB1_NO_ANDX_COMMAND)
+                    messages.append(Message("smb1", _int(commands[0]), response, chained))
                     if _int(commands[0]) == 0x72:
                         if not response:
                             requested = tuple(_all(layer, "dialect_name"))
@@ -384,8 +387,9 @@ FIELDS = (
 AGGREGATOR = "\x1f"  # dialect strings may contain commas
 
 
-def split_smb1_commands(commands: Sequence[int], headers: int) -> list[int] | None:
-    """The header command of each of `headers` SMB1 messages, from the flat `smb.cmd` list of a frame.
+def split_smb1_commands(commands: Sequence[int], headers: int) -> list[tuple[int, ...]] | None:
+    """The commands of each of `headers` SMB1 messages (header command first, then the AndX chain
+    without its 0xFF end), from the flat `smb.cmd` list of a frame.
 
     Every message contributes its header command and, when it has an AndX block, a chain of
     AndXCommands ending with 0xFF or with a command that has no AndX block. An AndX command may
@@ -406,7 +410,10 @@ def split_smb1_commands(commands: Sequence[int], headers: int) -> list[int] | No
                 break
         return ends
 
-    def solve(start: int, remaining: int) -> list[int] | None:
+    def chain(start: int, end: int) -> tuple[int, ...]:
+        return (commands[start], *(code for code in commands[start + 1 : end] if code != SMB1_NO_ANDX_COMMAND))
+
+    def solve(start: int, remaining: int) -> list[tuple[int, ...]] | None:
         if remaining == 0:
             return [] if start == len(commands) else None
         if start >= len(commands):
@@ -415,11 +422,11 @@ def split_smb1_commands(commands: Sequence[int], headers: int) -> list[int] | No
         for end in ends:
             rest = solve(end, remaining - 1)
             if rest is not None:
-                return [commands[start], *rest]
+                return [chain(start, end), *rest]
         return None
 
     if headers == 1:
-        return [commands[0]] if commands else None
+        return [chain(0, len(commands))] if commands else None
     return solve(0, headers)
 
 
@@ -451,8 +458,8 @@ def frames_via_tshark_fields(path: str | Path) -> list[FrameFacts]:
             raise ValueError(f"{path} frame {row['frame.number']}: cannot split SMB1 commands {row['smb.cmd']!r}")
         requested: tuple[str, ...] = ()
         index = None
-        for command_code, response in zip(smb1_commands or [], smb1_responses, strict=True):
-            messages.append(Message("smb1", command_code, response))
+        for (command_code, *chained), response in zip(smb1_commands or [], smb1_responses, strict=True):
+            messages.append(Message("smb1", command_code, response, tuple(chained)))
             if command_code == 0x72:
                 if not response:
                     requested = tuple(_split(row["smb.dialect.name"]))

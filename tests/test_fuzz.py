@@ -45,10 +45,12 @@ from dissectors.records import (
     RdmaTransformCapabilities,
     ReassemblyGap,
     SigningCapabilities,
+    Smb1Body,
     Smb1Header,
     Smb1Message,
     Smb1NegotiateRequest,
     Smb1NegotiateResponse,
+    Smb2Body,
     Smb2CompressionTransformHeader,
     Smb2Header,
     Smb2Message,
@@ -77,6 +79,8 @@ STREAM_BUFFER_BOUND = max(
     MAX_KEPT_MESSAGE, MAX_KEPT_CONTROL_PACKET, PEEK_SIZE, netbios.NETBIOS_HEADER_SIZE, RESYNC_PATTERN_SIZE - 1
 )
 STREAM_EVENT_TYPES: tuple[type, ...] = typing.get_args(StreamEvent)
+SMB1_BODY_TYPES: tuple[type, ...] = typing.get_args(Smb1Body)
+SMB2_BODY_TYPES: tuple[type, ...] = typing.get_args(Smb2Body)
 NEGOTIATE_CONTEXT_TYPES = (
     PreauthIntegrityCapabilities,
     EncryptionCapabilities,
@@ -579,8 +583,8 @@ ANY_MESSAGE = any_message()
 
 
 def check_smb2_body(body: object) -> None:
-    assert body is None or isinstance(body, Smb2NegotiateRequest | Smb2NegotiateResponse)
-    if body is not None:
+    assert body is None or isinstance(body, SMB2_BODY_TYPES)
+    if isinstance(body, Smb2NegotiateRequest | Smb2NegotiateResponse):
         assert all(isinstance(context, NEGOTIATE_CONTEXT_TYPES) for context in body.contexts)
         assert len(body.contexts) <= smb2_negotiate.MAX_NEGOTIATE_CONTEXTS
     if isinstance(body, Smb2NegotiateRequest):
@@ -597,7 +601,7 @@ def check_event(event: object) -> None:
         check_smb2_body(event.body)
     elif isinstance(event, Smb1Message):
         assert isinstance(event.header, Smb1Header)
-        assert event.body is None or isinstance(event.body, Smb1NegotiateRequest | Smb1NegotiateResponse)
+        assert event.body is None or isinstance(event.body, SMB1_BODY_TYPES)
     elif isinstance(event, ReassemblyGap):
         assert event.size > 0
 
@@ -658,8 +662,8 @@ def test_smb1_never_raises(msg: bytes) -> None:
         assert isinstance(header, Smb1Header | Anomaly)
         parts = smb1.split_parameters(msg)
         if not isinstance(parts, Anomaly):
-            words, data = parts
-            assert len(words) % 2 == 0 and len(words) + len(data) <= len(msg)
+            words, data, data_offset = parts
+            assert len(words) % 2 == 0 and len(words) + len(data) <= len(msg) and data_offset <= len(msg)
         request = smb1.parse_negotiate_request(msg)
         assert isinstance(request, Smb1NegotiateRequest | Anomaly)
         if isinstance(request, Smb1NegotiateRequest):
@@ -667,7 +671,8 @@ def test_smb1_never_raises(msg: bytes) -> None:
         response = smb1.parse_negotiate_response(msg)
         assert response is None or isinstance(response, Smb1NegotiateResponse | Anomaly)
         events = smb1.parse_message(msg)
-        assert 1 <= len(events) <= 2
+        # One command record (plus one anomaly) per link of an AndX chain, and one final anomaly.
+        assert 1 <= len(events) <= 2 * smb1.MAX_ANDX_CHAIN + 1
         for event in events:
             check_event(event)
 

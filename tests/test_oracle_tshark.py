@@ -350,14 +350,15 @@ def test_backends_agree(capture: str) -> None:
 @pytest.mark.parametrize(
     ("commands", "headers", "expected"),
     [
-        ([0x73, 0xFF], 1, [0x73]),
-        ([0x24, 0x2F, 0x04], 1, [0x24]),  # LOCKING_ANDX -> WRITE_ANDX -> CLOSE
-        ([0x2F, 0xFF, 0x2F, 0xFF], 2, [0x2F, 0x2F]),
-        ([0x2B, 0x2F, 0xFF], 2, [0x2B, 0x2F]),
-        ([0xA0, 0xA1], 2, [0xA0, 0xA1]),
-        ([0x73, 0x73, 0xFF], 2, [0x73, 0x73]),  # an error response without AndX block, then a chain
+        ([0x73, 0xFF], 1, [(0x73,)]),
+        ([0x24, 0x2F, 0x04], 1, [(0x24, 0x2F, 0x04)]),  # LOCKING_ANDX -> WRITE_ANDX -> CLOSE
+        ([0x2F, 0xFF, 0x2F, 0xFF], 2, [(0x2F,), (0x2F,)]),
+        ([0x2B, 0x2F, 0xFF], 2, [(0x2B,), (0x2F,)]),
+        ([0xA0, 0xA1], 2, [(0xA0,), (0xA1,)]),
+        ([0x73, 0x73, 0xFF], 2, [(0x73,), (0x73,)]),  # an error response without AndX block, then a chain
+        ([0x73, 0x75, 0xFF], 1, [(0x73, 0x75)]),  # SESSION_SETUP_ANDX -> TREE_CONNECT_ANDX
         ([0x73], 2, None),
     ],
 )
-def test_split_smb1_commands(commands: list[int], headers: int, expected: list[int] | None) -> None:
+def test_split_smb1_commands(commands: list[int], headers: int, expected: list[tuple[int, ...]] | None) -> None:
     assert oracle.split_smb1_commands(commands, headers) == expected

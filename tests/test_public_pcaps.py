@@ -202,21 +202,7 @@ SMB2_PETER_GAP = (
 )
 
 # test folder -> (reason, {key: (facts value, smbwatch value)}), exactly as fact_differences reports.
-# Not listed on purpose, because smbwatch is wrong there (the tests fail until it is fixed):
-# flow-tx-cnt and smb-filename (same capture): "smb1_cmds RESP ECHO" facts 15, smbwatch 14: the
-# server's ECHO response (frame 91) crossed the client's RST (frame 90) on the wire and smbwatch
-# drops everything after a RST in both directions.
 KNOWN_FACT_DIFFERENCES: dict[str, tuple[str, dict[str, tuple[Any, Any]]]] = {
-    "smb-eicar-andx": (
-        "facts.json counts every command of an SMB1 AndX chain (frames 22/24: LOCKING_ANDX -> WRITE_ANDX -> "
-        "CLOSE); smbwatch counts a message once, by its header command (as Wireshark's smb.cmd of the header)",
-        {
-            "smb1_cmds REQ CLOSE": (1, 0),
-            "smb1_cmds RESP CLOSE": (1, 0),
-            "smb1_cmds REQ WRITE_ANDX": (1, 0),
-            "smb1_cmds RESP WRITE_ANDX": (1, 0),
-        },
-    ),
     "smb1-02": (
         "frame 9, the NEGOTIATE request of tcp.stream 1, was captured after the server's ACK of it (frame 8); "
         "tshark's default preferences call it a spurious retransmission and do not dissect it, so the facts "
