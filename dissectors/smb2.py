@@ -21,6 +21,7 @@ from dissectors.records import (
 SMB2_HEADER_SIZE = 64
 SMB2_HEADER_STRUCTURE_SIZE = 64
 SMB2_ERROR_RESPONSE_STRUCTURE_SIZE = 9  # [MS-SMB2] 2.2.2
+STATUS_MORE_PROCESSING_REQUIRED = 0xC0000016
 SMB2_TRANSFORM_HEADER_SIZE = 52
 SMB2_COMPRESSION_HEADER_SIZE = 16
 # [MS-SMB2] 3.3.5.2.7 lets a chain be as long as the frame; real ones hold a few. Cap the walk.
@@ -88,7 +89,12 @@ def _parse_body(header: Smb2Header, message: bytes) -> Smb2Body | Anomaly | None
         return None
     if is_response and header.status and len(message) >= SMB2_HEADER_SIZE + 2:
         structure_size = int.from_bytes(message[SMB2_HEADER_SIZE : SMB2_HEADER_SIZE + 2], "little")
-        if structure_size == SMB2_ERROR_RESPONSE_STRUCTURE_SIZE:
+        # [MS-SMB2] 3.3.4.4: a failed request gets an ERROR Response (StructureSize 9), except the
+        # SESSION_SETUP legs answered STATUS_MORE_PROCESSING_REQUIRED, whose own StructureSize is also 9.
+        more_processing = (
+            header.command == Smb2Command.SESSION_SETUP and header.status == STATUS_MORE_PROCESSING_REQUIRED
+        )
+        if structure_size == SMB2_ERROR_RESPONSE_STRUCTURE_SIZE and not more_processing:
             return None  # [MS-SMB2] 2.2.2 ERROR Response: nothing more to decode
     return parser(message)
 

@@ -137,8 +137,10 @@ def describe_connection(
         "encrypted": connection.encrypted,
         "negotiate": {"client": connection.client_negotiate, "server": connection.server_negotiate},
         "netbios": netbios,
-        "sessions": [],
-        "trees": [],
+        "sessions": connection.auth.describe_sessions(),
+        "trees": list(connection.auth.trees),
+        "client_hints": dict(connection.auth.client_hints),
+        "server_hints": dict(connection.auth.server_hints),
         "messages": messages,
         "commands": connection.command_counts(),
         "tcp": {

@@ -59,12 +59,18 @@ from dissectors.records import (
     TransportCapabilities,
     UnknownNegotiateContext,
 )
+from monitor.authentication import AuthenticationTracker, encrypt_passwords
 from monitor.flows import Direction
 
 # A connection rarely needs more; keeps a hostile peer from growing state without bound.
 MAX_DIALECTS_KEPT = 64
 MAX_ANOMALY_SAMPLES = 8
 _LAST_SMB2_COMMAND = max(Smb2Command)
+_SMB2_SESSION_SETUP = int(Smb2Command.SESSION_SETUP)
+_SMB2_AUTH_COMMANDS = frozenset((_SMB2_SESSION_SETUP, int(Smb2Command.TREE_CONNECT)))
+_SMB1_AUTH_COMMANDS = frozenset(
+    (int(Smb1Command.SMB_COM_SESSION_SETUP_ANDX), int(Smb1Command.SMB_COM_TREE_CONNECT_ANDX))
+)
 _UNDEFINED_COMMAND = -1
 
 
@@ -74,6 +80,7 @@ class SmbConnection:
     __slots__ = (
         "anomalies",
         "anomaly_samples",
+        "auth",
         "client_negotiate",
         "client_signing_required",
         "commands",
@@ -120,10 +127,14 @@ class SmbConnection:
         self.anomaly_samples: list[str] = []
         self.netbios_called_name: str | None = None
         self.netbios_calling_name: str | None = None
+        self.auth = AuthenticationTracker()
 
     @property
     def encrypted(self) -> bool:
-        return self.encrypted_messages > 0
+        """Transform headers were seen, or a session was set up with encryption required."""
+        return self.encrypted_messages > 0 or any(
+            "encrypt_data" in session["session_flags"] for session in self.auth.sessions.values()
+        )
 
     @property
     def signing_required(self) -> bool | None:
@@ -176,6 +187,12 @@ class SmbConnection:
             self._smb1_negotiate_request(body, ts)
         elif isinstance(body, Smb1NegotiateResponse):
             self._smb1_negotiate_response(body, ts)
+        elif header.command in _SMB1_AUTH_COMMANDS:
+            if header.flags & SMB1_FLAGS_REPLY:
+                self.auth.smb1_response(header, body, ts)
+            else:
+                security_mode = (self.server_negotiate or {}).get("security_mode")
+                self.auth.smb1_request(header, body, encrypt_passwords(security_mode))
 
     def _offer(self, dialect: str) -> None:
         if dialect not in self.dialects_offered and len(self.dialects_offered) < MAX_DIALECTS_KEPT:
@@ -239,7 +256,12 @@ class SmbConnection:
             command = _UNDEFINED_COMMAND  # one counter for all undefined codes keeps the table bounded
         self.commands[2, command, flags & SMB2_FLAGS_SERVER_TO_REDIR] += 1
         body = message.body
-        if isinstance(body, Smb2NegotiateRequest):
+        if command in _SMB2_AUTH_COMMANDS:
+            if flags & SMB2_FLAGS_SERVER_TO_REDIR:
+                self.auth.smb2_response(header, body, command == _SMB2_SESSION_SETUP, ts)
+            else:
+                self.auth.smb2_request(header, body)
+        elif isinstance(body, Smb2NegotiateRequest):
             self._smb2_negotiate_request(body)
         elif isinstance(body, Smb2NegotiateResponse):
             self._smb2_negotiate_response(body, ts)

@@ -32,7 +32,14 @@ def test_json_document_contract(capsys: pytest.CaptureFixture[str]) -> None:
     [connection] = document["connections"]
     for key in ("client", "server", "transport", "dialects_offered", "smb1_offered", "dialect", "signing_required"):
         assert key in connection
-    assert connection["sessions"] == [] and connection["trees"] == []
+    [session] = connection["sessions"]
+    assert (session["user"], session["domain"], session["auth"], session["status"]) == (
+        "alice",
+        "SMBWLAB",
+        "ntlmv2",
+        "STATUS_SUCCESS",
+    )
+    assert [tree["path"].rsplit("\\", 1)[-1] for tree in connection["trees"]] == ["IPC$", "data"]
     assert connection["dialects_offered"] == [
         "NT LANMAN 1.0",
         "NT LM 0.12",
