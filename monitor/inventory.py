@@ -21,6 +21,9 @@ from monitor.pipeline import ConnectionRecord
 # Order of SMB2/3 dialects from oldest to newest, for "highest dialect" questions.
 SMB2_DIALECT_ORDER = ("2.0.2", "2.1", "2.2.2", "2.2.4", "3.0", "3.0.2", "3.1", "3.1.1")
 MAX_PEERS_PER_HOST = 4096
+MAX_HINTS_PER_HOST = 16
+NAME_HINTS = frozenset(("workstation", "nb_computer_name", "nb_domain_name", "dns_computer_name", "dns_domain_name"))
+HINT_LABELS = {"ntlm_version": "NTLMSSP version", "native_os": "native OS", "native_lanman": "native LAN manager"}
 
 
 def dialect_rank(dialect: str | None) -> int:
@@ -46,6 +49,16 @@ class HostFacts:
     smb1_offered: bool = False
     peers: set[str] = field(default_factory=set)
     peers_dropped: bool = False
+    # What the host said about itself: NTLM versions, SMB1 native OS strings, names it announced.
+    os_hints: dict[str, None] = field(default_factory=dict)
+    names: dict[str, None] = field(default_factory=dict)
+
+    def add_hints(self, hints: dict[str, str]) -> None:
+        for key, value in hints.items():
+            target = self.names if key in NAME_HINTS else self.os_hints
+            text = value if key in NAME_HINTS else f"{HINT_LABELS.get(key, key)} {value}"
+            if len(target) < MAX_HINTS_PER_HOST:
+                target.setdefault(text)
 
     def add_peer(self, peer: str) -> None:
         if len(self.peers) < MAX_PEERS_PER_HOST:
@@ -74,6 +87,9 @@ class HostFacts:
             "smb1_offered": self.smb1_offered,
             "peers": len(self.peers),
             "peers_capped": self.peers_dropped,
+            # Hints only: a client may claim any version or name.
+            "os_hints": list(self.os_hints),
+            "names": list(self.names),
         }
 
 
@@ -150,6 +166,8 @@ class Inventory:
             client.smb1 = server.smb1 = True
         if record["smb1_offered"]:
             client.smb1_offered = True
+        client.add_hints(record["client_hints"])
+        server.add_hints(record["server_hints"])
 
     def anomalies(self) -> Counter[AnomalyKind]:
         return (

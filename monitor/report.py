@@ -140,6 +140,21 @@ def _connection_row(c: ConnectionRecord) -> list[str]:
     ]
 
 
+def _session_row(c: ConnectionRecord, session: dict[str, Any]) -> list[str]:
+    user = session["user"] or ("(not visible: Kerberos)" if session["auth"] == "kerberos" else "-")
+    if session["user"] and session["domain"]:
+        user = f"{session['user']}@{session['domain']}"
+    shares = [tree["path"].rsplit("\\", 1)[-1] for tree in c["trees"] if tree["session_id"] == session["session_id"]]
+    return [
+        f"{_endpoint(c['client'])} -> {_endpoint(c['server'])}",
+        printable(user),
+        printable(session["workstation"] or "-"),
+        session["auth"],
+        (session["status"] or "in progress").removeprefix("STATUS_"),
+        printable(", ".join(path or "?" for path in shares)) or "-",
+    ]
+
+
 def write_table(analysis: Analysis, out: TextIO) -> None:
     connections = analysis.inventory.connections
     out.write(f"SMB connections ({len(connections)})\n")
@@ -148,6 +163,12 @@ def write_table(analysis: Analysis, out: TextIO) -> None:
         lambda: (_connection_row(c) for c in connections),
         out,
     )
+
+    def sessions() -> Iterator[list[str]]:
+        return (_session_row(c, session) for c in connections for session in c["sessions"])
+
+    out.write(f"\nSessions ({sum(1 for _ in sessions())})\n")
+    _table(["CLIENT -> SERVER", "USER", "FROM", "AUTH", "RESULT", "SHARES"], sessions, out)
     hosts = analysis.inventory.describe_hosts()
     out.write(f"\nHosts ({len(hosts)})\n")
     host_rows = [
