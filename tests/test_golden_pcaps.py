@@ -32,6 +32,21 @@ def test_manifest_lists_every_capture_and_only_those() -> None:
     assert all(entry["origin"] in ("recorded", "derived", "crafted") for entry in MANIFEST)
 
 
+SESSION_FACTS = ("status", "user", "domain", "workstation", "auth")
+
+
+def assert_sessions(have: dict[str, Any], want: dict[str, Any]) -> None:
+    """Sessions (who, how, with what result) and tree paths, as the manifest recorded them with tshark."""
+    assert len(have["sessions"]) == len(want["sessions"])
+    for got, expected in zip(have["sessions"], want["sessions"], strict=True):
+        for fact in SESSION_FACTS:
+            assert (got[fact] or "") == expected[fact], f"session {fact}: {got[fact]!r} != {expected[fact]!r}"
+        if "realm" in expected:
+            assert got["kerberos"]["realm"] == expected["realm"]
+            assert got["kerberos"]["service_principal"] == expected["spn"]
+    assert [tree["path"] for tree in have["trees"]] == want["trees"]
+
+
 @pytest.mark.parametrize("entry", MANIFEST, ids=[entry["file"] for entry in MANIFEST])
 def test_capture_shows_its_manifest_facts(entry: dict[str, Any]) -> None:
     analysis = analyze_files([str(PCAPS / entry["file"])], FlowLimits(), 200_000)
@@ -60,6 +75,8 @@ def test_capture_shows_its_manifest_facts(entry: dict[str, Any]) -> None:
             if fact == "dialect" and value is None:
                 value = ""
             assert value == want[fact], f"{fact}: {value!r} != {want[fact]!r}"
+        if "sessions" in want:
+            assert_sessions(have, want)
     # Real traffic is clean; only a capture with a hole makes the stream skip bytes to find the next frame.
     expected_anomalies = {"resync_skipped_bytes"} if entry.get("reassembly_gaps") else set()
     assert set(document["stats"]["anomalies"]) == expected_anomalies

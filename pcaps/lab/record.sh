@@ -39,6 +39,13 @@
 # from it (derive.py, make_crafted.py). Finally verify.py checks every file
 # against pcaps/manifest.toml with tshark; the exit status is non-zero if
 # anything differs.
+#
+# The auth_* scenarios (logins: NTLMv2, NTLMv1, legacy SMB1, plaintext, guest,
+# anonymous, failures, Kerberos) run their smbd (and samba-dcerpcd where RPC is
+# needed) in a private mount namespace that hides /var/log/samba. auth_kerberos
+# provisions a throw-away Samba AD DC (realm LAB.SMBWATCH.TEST) into the temp
+# dir with samba-tool and runs `samba` instead of smbd; it also needs the
+# Debian packages samba-dsdb-modules and winbind (winbindd).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -64,13 +71,16 @@ ALL_SCENARIOS=(
   smb1_offered_upgraded smb1_refused signing_required encrypted_3_1_1
   netbios_139 ipv6 sll2_any sll_any pcapng_two_ifaces nanosecond
   bulk_3_0_2
+  auth_ntlmv2_smb2 auth_ntlmv2_smb1 auth_ntlmv1 auth_ntlmv1_ess auth_legacy_smb1
+  auth_legacy_ntlmv1_smb1 auth_plaintext_smb1 auth_guest auth_anonymous
+  auth_wrong_password auth_unknown_user auth_kerberos
 )
 
 log() { printf '[record] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 if [[ ${1:-} == --list ]]; then printf '%s\n' "${ALL_SCENARIOS[@]}"; exit 0; fi
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,41p' "$0"; exit 0; fi
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,48p' "$0"; exit 0; fi
 [[ $EUID -eq 0 ]] || die "must run as root (network namespaces)"
 
 SCENARIOS=("$@")
@@ -285,6 +295,8 @@ EOF
     read only = no
     browseable = yes
 EOF
+    # extra share sections (auth scenarios only; empty for all others)
+    [[ -z ${SRV_EXTRA_SECTIONS:-} ]] || printf '\n%s\n' "$SRV_EXTRA_SECTIONS"
   } >"$conf"
   printf '%s' "$conf"
 }
@@ -395,6 +407,189 @@ publish() {
   log "  -> recorded/$name.$ext ($(stat -c %s "$OUT/$name.$ext") bytes)"
 }
 
+# ---------------------------------------------------------------- auth scenarios
+# The auth_* scenarios record one login each (NTLMv2/NTLMv1 in NTLMSSP, the
+# SMB1 session setup without extended security, plaintext, guest, anonymous,
+# failed logins, Kerberos). Server-side settings are the scenario's extra
+# smb.conf lines; client-side ones are smbclient --option arguments.
+
+# smbc_auth MIN MAX SMBCLIENT_ARGS... : like smbc, but target, credentials and
+# commands all come from the caller. SMBC_CONF / SMBC_ENV (array) override the
+# client smb.conf and add environment variables (Kerberos scenario).
+smbc_auth() {
+  local min=$1 max=$2; shift 2
+  local conf=${SMBC_CONF:-$CLI/smb.conf}
+  local -a envv=("${SMBC_ENV[@]}")
+  log "  smbclient min=$min max=$max $*"
+  local rc=0
+  timeout 60 ip netns exec "$NS_CLI" env "${envv[@]}" smbclient -s "$conf" \
+    --option="client min protocol=$min" --option="client max protocol=$max" "$@" \
+    </dev/null >"$WORK/client.out" 2>&1 || rc=$?
+  sed 's/^/    | /' "$WORK/client.out" >&2
+  return "$rc"
+}
+SMBC_CONF=""
+SMBC_ENV=()
+
+# Run a Samba daemon with $1 bind-mounted over /var/log/samba in a private
+# mount namespace: smbd, samba-dcerpcd, rpcd_* and samba write a few lines
+# (deprecated-option warnings, start banners) to /var/log/samba before they
+# read "log file" from smb.conf; this keeps them in the lab's temp dir.
+# shellcheck disable=SC2016
+PRIVATE_VARLOG_SH='[ ! -d /var/log/samba ] || mount --bind "$1" /var/log/samba || exit 1; shift; exec "$@"'
+
+# start_smbd_auth CONF [RPCD(0|1)]: like start_smbd, inside PRIVATE_VARLOG_SH.
+# With RPCD=1 (the config must say "rpc start on demand helpers = no") a
+# samba-dcerpcd is started next to smbd in the same process group: the one
+# smbd would start on demand for RPC (srvsvc for "smbclient -L") detaches
+# with setsid and would outlive the scenario.
+start_smbd_auth() {
+  local conf=$1 rpcd=${2:-0}
+  stop_smbd
+  local -a envc
+  mapfile -t envc < <(nss_env)
+  if [[ $USER_ADDED -eq 0 ]]; then
+    printf '%s\n%s\n' "$LAB_PASS" "$LAB_PASS" |
+      timeout 20 "${envc[@]}" smbpasswd -c "$conf" -s -a "$LAB_USER" >/dev/null
+    USER_ADDED=1
+  fi
+  mkdir -p "$SRV/varlog"
+  local -a daemon=(smbd --foreground --no-process-group -s "$conf")
+  if [[ $rpcd -eq 1 ]]; then
+    local dcerpcd=/usr/libexec/samba/samba-dcerpcd
+    [[ -x $dcerpcd ]] || die "samba-dcerpcd not found at $dcerpcd"
+    # sh: samba-dcerpcd in the background, then exec smbd (both get the
+    # nss_wrapper environment through "$@" = env ...)
+    # shellcheck disable=SC2016
+    daemon=(sh -c 'conf=$1; rpcd=$2; shift 2
+                   "$@" "$rpcd" --libexec-rpcds --foreground --no-process-group -s "$conf" </dev/null &
+                   exec "$@" smbd --foreground --no-process-group -s "$conf"' sh "$conf" "$dcerpcd" "${envc[@]}")
+    envc=()
+  fi
+  setsid timeout 600 ip netns exec "$NS_SRV" unshare --mount --propagation private \
+    sh -c "$PRIVATE_VARLOG_SH" sh "$SRV/varlog" "${envc[@]}" "${daemon[@]}" \
+    </dev/null >>"$SRV/log/smbd.stdout" 2>&1 &
+  SMBD_PID=$!
+  local _
+  for _ in $(seq 100); do
+    if nsx "$NS_SRV" ss -Hltn "sport = :445" | grep -q LISTEN; then return 0; fi
+    kill -0 "$SMBD_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$SRV/log/smbd.stdout" "$SRV/log/smbd.log" >&2 2>/dev/null || true
+  die "smbd ($conf) is not listening on port 445"
+}
+
+# auth_start NAME CONF_LINES(array name) [RPCD]: server up, capture running
+auth_start() {
+  local name=$1 rpcd=${3:-0}
+  local -n _auth_conf=$2
+  local conf
+  conf=$(write_server_conf "$name" 445 yes "${_auth_conf[@]}")
+  start_smbd_auth "$conf" "$rpcd"
+  start_capture eth "$WORK/$name.pcap"
+}
+
+# auth_finish NAME FILTER... : stop capture and server; every display filter
+# must match at least one packet; then publish
+auth_finish() {
+  local name=$1; shift
+  finish_capture
+  stop_smbd
+  local f
+  for f in "$@"; do check_pcap "$WORK/$name.pcap" "$f"; done
+  publish "$name" "$WORK/$name.pcap"
+}
+
+# --- Kerberos: a Samba AD DC (realm LAB.SMBWATCH.TEST, host dc, 192.0.2.20)
+# provisioned into $WORK/dc with samba-tool and run as `samba` in the server
+# namespace. Its KDC listens on 192.0.2.20:88; the capture filter keeps only
+# 445/139, so the AS/TGS exchanges are not in the file, only the AP-REQ inside
+# SESSION_SETUP. Notes (Samba 4.17):
+#  - samba-tool provision copies the host's resolv.conf nameserver into
+#    "dns forwarder"; that line is deleted and the dns service is not started.
+#  - smbd on a DC maps SIDs to uids through winbindd; libwbclient only takes a
+#    non-default socket dir from SELFTEST_WINBINDD_SOCKET_DIR, and only when
+#    nss_wrapper is active (NSS_WRAPPER_PASSWD/GROUP set). Without it the
+#    session setup fails with STATUS_INTERNAL_ERROR after a good AP-REQ.
+#  - smbd/winbindd started by samba write their first log lines to
+#    /var/log/samba before reading smb.conf: a private mount namespace binds
+#    $WORK/dc/varlog over /var/log/samba so the machine is not touched.
+KRB_REALM=LAB.SMBWATCH.TEST
+KRB_DOMAIN=LAB
+KRB_DC_FQDN=dc.lab.smbwatch.test
+KRB_ADMIN_PASS='Adm1n-Passw0rd!'
+
+start_dc() {
+  local tool
+  for tool in samba samba-tool winbindd unshare; do
+    command -v "$tool" >/dev/null || die "missing tool for auth_kerberos: $tool"
+  done
+  stop_smbd
+  local dc="$WORK/dc"
+  rm -rf "$dc"
+  mkdir -p "$dc"/{run,log,varlog,ncalrpc,winbindd,ntp_signd,cache}
+  local -a envc
+  mapfile -t envc < <(nss_env)
+  log "  provisioning AD DC $KRB_REALM ($KRB_DC_FQDN = $SRV4) in $dc"
+  timeout 180 "${envc[@]}" samba-tool domain provision --targetdir="$dc" \
+    --realm="$KRB_REALM" --domain="$KRB_DOMAIN" --server-role=dc \
+    --dns-backend=SAMBA_INTERNAL --use-rfc2307 --adminpass="$KRB_ADMIN_PASS" \
+    --host-name=dc --host-ip="$SRV4" \
+    --option="interfaces = $SRV4" --option="bind interfaces only = yes" \
+    --option="pid directory = $dc/run" --option="ncalrpc dir = $dc/ncalrpc" \
+    --option="winbindd socket directory = $dc/winbindd" \
+    --option="ntp signd socket directory = $dc/ntp_signd" \
+    --option="cache directory = $dc/cache" \
+    --option="log file = $dc/log/log.%m" --option="log level = 1" \
+    --option="server services = -dns -nbt -wrepl -ntp_signd -kcc -drepl -dnsupdate" \
+    --option="disable netbios = yes" --option="smb ports = 445" \
+    --option="load printers = no" --option="printing = bsd" \
+    --option="printcap name = /dev/null" --option="disable spoolss = yes" \
+    >"$dc/log/provision.log" 2>&1 || { tail -n 30 "$dc/log/provision.log" >&2; die "samba-tool domain provision failed"; }
+  local conf="$dc/etc/smb.conf"
+  sed -i -e '/^[[:space:]]*dns forwarder[[:space:]]*=/d' -e '/^[[:space:]]*panic action[[:space:]]*=/d' "$conf"
+  timeout 60 "${envc[@]}" samba-tool user create "$LAB_USER" "$LAB_PASS" -s "$conf" >/dev/null ||
+    die "samba-tool user create $LAB_USER failed"
+  setsid timeout 600 ip netns exec "$NS_SRV" unshare --mount --propagation private \
+    sh -c "$PRIVATE_VARLOG_SH" sh "$dc/varlog" "${envc[@]}" "SELFTEST_WINBINDD_SOCKET_DIR=$dc/winbindd" \
+    samba -i -M single --no-process-group --maximum-runtime=500 -s "$conf" \
+    </dev/null >>"$dc/log/samba.stdout" 2>&1 &
+  SMBD_PID=$!
+  local port ok
+  for port in 88 445; do
+    ok=0
+    for _ in $(seq 300); do
+      if nsx "$NS_SRV" ss -Hltn "sport = :$port" | grep -q LISTEN; then ok=1; break; fi
+      kill -0 "$SMBD_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if [[ $ok -eq 0 ]]; then
+      tail -n 30 "$dc/log/samba.stdout" >&2 || true
+      die "samba AD DC is not listening on port $port"
+    fi
+  done
+  # KRB5 client config for the client namespace: KDC by address, no DNS
+  cat >"$CLI/krb5.conf" <<EOF
+[libdefaults]
+    default_realm = $KRB_REALM
+    dns_lookup_realm = false
+    dns_lookup_kdc = false
+    dns_canonicalize_hostname = false
+    rdns = false
+[realms]
+    $KRB_REALM = {
+        kdc = $SRV4
+    }
+[domain_realm]
+    .lab.smbwatch.test = $KRB_REALM
+    lab.smbwatch.test = $KRB_REALM
+EOF
+  sed -e 's/^    workgroup = .*/    workgroup = LAB\n    realm = LAB.SMBWATCH.TEST/' \
+      -e 's/^    client use kerberos = .*/    client use kerberos = required/' \
+      "$CLI/smb.conf" >"$CLI/smb-krb.conf"
+}
+
 # ---------------------------------------------------------------- scenarios
 # one_session NAME CAPKIND EXPECT_FILTER SERVER_CONF_LINES(array name) -- smbc args
 one_session() {
@@ -480,6 +675,111 @@ run_scenario() {
       check_pcap "$tmp" 'frame.interface_id == 0 && eth && smb2'
       check_pcap "$tmp" 'frame.interface_id == 1 && sll && smb2'
       publish "$s" "$tmp" pcapng ;;
+    # ---- authentication (see "auth scenarios" above)
+    auth_ntlmv2_smb2)
+      auth_start "$s" srv_default
+      smbc_auth SMB2_02 SMB3 -U "$LAB_USER%$LAB_PASS" "//$SRV4/data" -c 'ls' || log "  (client exit status $?)"
+      auth_finish "$s" 'smb2.cmd == 1 && ntlmssp.ntlmv2_response' \
+        'smb2.cmd == 1 && smb2.flags.response == 1 && smb2.nt_status == 0' 'smb2.tree contains "data"' ;;
+    auth_ntlmv2_smb1)
+      auth_start "$s" srv_nt1
+      smbc_auth NT1 NT1 -U "$LAB_USER%$LAB_PASS" "//$SRV4/data" -c 'ls' || log "  (client exit status $?)"
+      auth_finish "$s" 'smb.cmd == 0x73 && ntlmssp.ntlmv2_response' \
+        'smb.cmd == 0x73 && smb.flags.response == 1 && smb.nt_status == 0' 'smb.cmd == 0x75 && smb.path' ;;
+    auth_ntlmv1)
+      # NTLMv1 proper: 24-byte LM and NT responses, no extended session security
+      local -a srv_v1=("${srv_default[@]}" "ntlm auth = ntlmv1-permitted")
+      auth_start "$s" srv_v1
+      smbc_auth SMB2_02 SMB3 -U "$LAB_USER%$LAB_PASS" \
+        --option='client ntlmv2 auth = no' --option='ntlmssp_client:ntlm2 = no' \
+        "//$SRV4/data" -c 'ls' || log "  (client exit status $?)"
+      auth_finish "$s" 'ntlmssp.messagetype == 3 && len(ntlmssp.auth.ntresponse) == 24 && ntlmssp.negotiatentlm2 == 0' \
+        'smb2.cmd == 1 && smb2.flags.response == 1 && smb2.nt_status == 0' ;;
+    auth_ntlmv1_ess)
+      # NTLMv1 with extended session security ("NTLM2 session response"):
+      # smbclient's default once NTLMv2 is switched off
+      local -a srv_v1=("${srv_default[@]}" "ntlm auth = ntlmv1-permitted")
+      auth_start "$s" srv_v1
+      smbc_auth SMB2_02 SMB3 -U "$LAB_USER%$LAB_PASS" --option='client ntlmv2 auth = no' \
+        "//$SRV4/data" -c 'ls' || log "  (client exit status $?)"
+      auth_finish "$s" 'ntlmssp.messagetype == 3 && len(ntlmssp.auth.ntresponse) == 24 && ntlmssp.negotiatentlm2 == 1' \
+        'smb2.cmd == 1 && smb2.flags.response == 1 && smb2.nt_status == 0' ;;
+    auth_legacy_smb1)
+      # SMB1 without extended security: challenge in the NEGOTIATE response,
+      # LMv2/NTLMv2 responses in the OEM/Unicode password fields
+      local -a srv_raw=("${srv_nt1[@]}" "raw NTLMv2 auth = yes")
+      auth_start "$s" srv_raw
+      smbc_auth NT1 NT1 -U "$LAB_USER%$LAB_PASS" --option='client use spnego = no' \
+        "//$SRV4/data" -c 'ls' || log "  (client exit status $?)"
+      auth_finish "$s" 'smb.cmd == 0x73 && smb.flags.response == 0 && smb.account && smb.unicode_pwlen > 24' \
+        'smb.cmd == 0x73 && smb.flags.response == 1 && smb.nt_status == 0' ;;
+    auth_legacy_ntlmv1_smb1)
+      local -a srv_v1=("${srv_nt1[@]}" "ntlm auth = ntlmv1-permitted")
+      auth_start "$s" srv_v1
+      smbc_auth NT1 NT1 -U "$LAB_USER%$LAB_PASS" --option='client use spnego = no' \
+        --option='client ntlmv2 auth = no' "//$SRV4/data" -c 'ls' || log "  (client exit status $?)"
+      auth_finish "$s" 'smb.cmd == 0x73 && smb.flags.response == 0 && smb.account && smb.unicode_pwlen == 24' \
+        'smb.cmd == 0x73 && smb.flags.response == 1 && smb.nt_status == 0' ;;
+    auth_plaintext_smb1)
+      # The client side of plaintext authentication. Samba 4.17 smbd cannot
+      # accept it any more: with "encrypt passwords = no" (deprecated) its only
+      # auth methods are "anonymous unix", and the SMB1 session setup path
+      # (auth3_check_password_send) passes on only the LM/NT responses that it
+      # computes from the plaintext, never the plaintext itself, so the "unix"
+      # (PAM) check always fails: STATUS_LOGON_FAILURE. The capture still shows
+      # what a plaintext login looks like on the wire. "unicode = no" puts the
+      # password in the OEM (ASCII) password field, as old clients did;
+      # "client lanman auth = no" (the default) would also disable plaintext.
+      local -a srv_plain=("${srv_nt1[@]}" "encrypt passwords = no")
+      auth_start "$s" srv_plain
+      smbc_auth NT1 NT1 -U "$LAB_USER%$LAB_PASS" --option='client use spnego = no' \
+        --option='client ntlmv2 auth = no' --option='client lanman auth = yes' \
+        --option='client plaintext auth = yes' --option='unicode = no' \
+        "//$SRV4/data" -c 'ls' || log "  (client exit status $?)"
+      auth_finish "$s" 'smb.cmd == 0x73 && smb.flags.response == 0 && smb.ansi_password' \
+        'smb.cmd == 0x72 && smb.flags.response == 1 && smb.sm.mode == 1 && smb.sm.password == 0' \
+        'smb.cmd == 0x73 && smb.flags.response == 1 && smb.nt_status == 0xc000006d' ;;
+    auth_guest)
+      # unknown user + empty password, "map to guest = Bad User": guest session
+      local SRV_EXTRA_SECTIONS="[public]
+    path = $SRV/share
+    guest ok = yes
+    read only = yes"
+      local -a srv_guest=("${srv_default[@]}" "map to guest = Bad User")
+      auth_start "$s" srv_guest
+      smbc_auth SMB2_02 SMB3 -U visitor -N "//$SRV4/public" -c "$SESSION_CMDS" || log "  (client exit status $?)"
+      auth_finish "$s" 'smb2.cmd == 1 && smb2.flags.response == 1 && smb2.nt_status == 0 && smb2.ses_flags.guest == 1' ;;
+    auth_anonymous)
+      # null session (empty user, empty password) listing the shares over IPC$
+      local -a srv_rpc=("${srv_default[@]}" "rpc start on demand helpers = no")
+      auth_start "$s" srv_rpc 1
+      smbc_auth SMB2_02 SMB3 -U '%' -N -L "$SRV4" || log "  (client exit status $?)"
+      auth_finish "$s" 'ntlmssp.messagetype == 3 && ntlmssp.negotiateanonymous == 1' \
+        'smb2.cmd == 1 && smb2.flags.response == 1 && smb2.nt_status == 0' 'smb2.tree contains "IPC$"' ;;
+    auth_wrong_password)
+      auth_start "$s" srv_default
+      local i
+      for i in 1 2 3; do
+        smbc_auth SMB2_02 SMB3 -U "$LAB_USER%WrongPassw0rd$i" "//$SRV4/data" -c 'ls' || log "  (client exit status $?)"
+      done
+      auth_finish "$s" 'tcp.stream == 2 && smb2.cmd == 1 && smb2.nt_status == 0xc000006d' ;;
+    auth_unknown_user)
+      # "map to guest = never" (the lab default): an unknown user is a logon failure
+      auth_start "$s" srv_default
+      smbc_auth SMB2_02 SMB3 -U "mallory%$LAB_PASS" "//$SRV4/data" -c 'ls' || log "  (client exit status $?)"
+      auth_finish "$s" 'smb2.cmd == 1 && smb2.nt_status == 0xc000006d' ;;
+    auth_kerberos)
+      start_dc
+      start_capture eth "$WORK/$s.pcap"
+      SMBC_CONF="$CLI/smb-krb.conf"
+      SMBC_ENV=("KRB5_CONFIG=$CLI/krb5.conf" "KRB5CCNAME=MEMORY:smbwatch-lab")
+      smbc_auth SMB2_02 SMB3 --use-kerberos=required -U "$LAB_USER%$LAB_PASS" -I "$SRV4" \
+        "//$KRB_DC_FQDN/netlogon" -c 'ls' || log "  (client exit status $?)"
+      auth_finish "$s" 'tcp.dstport == 445 && kerberos.msg_type == 14' \
+        'tcp.srcport == 445 && kerberos.msg_type == 15' \
+        'smb2.cmd == 1 && smb2.flags.response == 1 && smb2.nt_status == 0' 'smb2.tree contains "netlogon"'
+      SMBC_CONF=""
+      SMBC_ENV=() ;;
     *) die "no recipe for $s" ;;
   esac
 }
