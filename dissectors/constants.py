@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import IntEnum, IntFlag
 
+from dissectors.nt_status import NT_STATUS_NAMES
+
 SMB1_PROTOCOL_ID = b"\xffSMB"
 SMB2_PROTOCOL_ID = b"\xfeSMB"
 SMB2_TRANSFORM_PROTOCOL_ID = b"\xfdSMB"
@@ -373,7 +375,9 @@ class Smb2RdmaTransformId(IntEnum):
 
 
 class NtStatus(IntEnum):
-    """[MS-ERREF] 2.3.1: the NTSTATUS values smbwatch names (others print as unknown-0x…)."""
+    """The NTSTATUS values smbwatch's code refers to by name ([MS-ERREF] 2.3.1), and the SMB1
+    DOS-class error codes ([MS-CIFS] 2.2.2.4) seen in place of an NTSTATUS. Every other value is
+    named from the generated full table (dissectors/nt_status.py)."""
 
     STATUS_SUCCESS = 0x00000000
     STATUS_PENDING = 0x00000103
@@ -428,5 +432,5 @@ class NtStatus(IntEnum):
 
 
 def nt_status_name(status: int) -> str:
-    """``STATUS_…`` name of an NTSTATUS, ``unknown-0x…`` (8 digits) otherwise."""
-    return enum_name(NtStatus, status, 8)
+    """``STATUS_…`` name of an NTSTATUS ([MS-ERREF] 2.3.1 table), ``unknown-0x…`` (8 digits) otherwise."""
+    return NT_STATUS_NAMES.get(status) or enum_name(NtStatus, status, 8)
