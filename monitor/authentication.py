@@ -8,12 +8,14 @@ NTLM responses never reach this module: the dissectors keep only lengths.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any
 
-from dissectors.constants import Smb1SecurityMode, nt_status_name
+from dissectors.constants import Smb1SecurityMode, flag_names, nt_status_name
 from dissectors.kerberos import WEAK_ENCRYPTION_TYPES, EncryptionType
+from dissectors.ntlmssp import NtlmNegotiateFlags
 from dissectors.records import (
+    AnomalyKind,
     KerberosApReq,
     NtlmsspAuthenticate,
     NtlmsspChallenge,
@@ -39,6 +41,8 @@ SMB2_SESSION_FLAG_IS_NULL = 0x0002
 SMB2_SESSION_FLAG_ENCRYPT_DATA = 0x0004
 SMB2_SESSION_FLAG_BINDING = 0x01  # request Flags
 SMB2_SHARE_TYPES = {1: "disk", 2: "pipe", 3: "print"}
+# RFC 4178 4.2.2 negState.
+NEG_STATE_NAMES = {0: "accept-completed", 1: "accept-incomplete", 2: "reject", 3: "request-mic"}
 # [MS-CIFS] 2.2.4.55.2 Service strings of a TREE_CONNECT_ANDX response.
 SMB1_SERVICE_TYPES = {"A:": "disk", "IPC": "pipe", "LPT1:": "print", "COMM": "comm"}
 
@@ -122,6 +126,7 @@ class AuthenticationTracker:
         ntlm = token.ntlmssp
         if isinstance(ntlm, NtlmsspAuthenticate):
             facts.update(user=ntlm.user, domain=ntlm.domain, workstation=ntlm.workstation, auth=ntlm.auth)
+            facts["ntlm_flags"] = flag_names(NtlmNegotiateFlags, ntlm.flags)
             if ntlm.version:
                 self.client_hints["ntlm_version"] = str(ntlm.version)
             if ntlm.workstation:
@@ -131,7 +136,9 @@ class AuthenticationTracker:
         if token.kerberos is not None:
             facts.update(auth="kerberos", user="", kerberos=_kerberos(token.kerberos))
 
-    def _server_token(self, token: SpnegoToken | None) -> None:
+    def _server_token(self, token: SpnegoToken | None, session: dict[str, Any] | None = None) -> None:
+        if token is not None and token.neg_state is not None and session is not None:
+            session["spnego_result"] = NEG_STATE_NAMES.get(token.neg_state, f"unknown-{token.neg_state}")
         if token is None or not isinstance(token.ntlmssp, NtlmsspChallenge):
             return
         challenge = token.ntlmssp
@@ -173,7 +180,7 @@ class AuthenticationTracker:
             if session is None:
                 return
             if isinstance(body, Smb2SessionSetupResponse):
-                self._server_token(body.security)
+                self._server_token(body.security, session)
                 flags = body.session_flags
                 session["session_flags"] = _session_flag_names(flags)
                 if flags & SMB2_SESSION_FLAG_IS_GUEST:
@@ -243,7 +250,7 @@ class AuthenticationTracker:
         if session is None:
             return
         if isinstance(body, Smb1SessionSetupResponse):
-            self._server_token(body.security)
+            self._server_token(body.security, session)
             if body.native_os:
                 self.server_hints["native_os"] = body.native_os
             if body.native_lanman:
@@ -253,6 +260,15 @@ class AuthenticationTracker:
         self._settle(session, request, header.status)
         if session.get("guest"):
             session["auth"] = "guest"
+
+    def cap_anomalies(self) -> Counter[AnomalyKind]:
+        """How often this connection's caps bit (requests forgotten unanswered, sessions not tracked)."""
+        counts: Counter[AnomalyKind] = Counter()
+        if self.pending_dropped:
+            counts[AnomalyKind.PENDING_REQUESTS_FULL] = self.pending_dropped
+        if self.sessions_dropped:
+            counts[AnomalyKind.SESSIONS_FULL] = self.sessions_dropped
+        return counts
 
     def describe_sessions(self) -> list[dict[str, Any]]:
         return [

@@ -91,6 +91,7 @@ class Pipeline:
             self.connections_without_smb += 1
             return
         self.connection_anomalies.update(connection.anomalies)
+        self.connection_anomalies.update(connection.auth.cap_anomalies())
         if flow.anomalies:
             self.connection_anomalies.update(flow.anomalies)
         messages = {
@@ -150,7 +151,7 @@ def describe_connection(
             "gap_bytes": to_server.gap_bytes + to_client.gap_bytes,
             "retransmitted_bytes": to_server.retransmitted_bytes + to_client.retransmitted_bytes,
         },
-        "anomalies": _by_name(connection.anomalies, flow.anomalies or Counter()),
+        "anomalies": _by_name(connection.anomalies, flow.anomalies or Counter(), connection.auth.cap_anomalies()),
         "anomaly_samples": list(connection.anomaly_samples),
     }
 
