@@ -144,14 +144,14 @@ def _session_row(c: ConnectionRecord, session: dict[str, Any]) -> list[str]:
     user = session["user"] or ("(not visible: Kerberos)" if session["auth"] == "kerberos" else "-")
     if session["user"] and session["domain"]:
         user = f"{session['user']}@{session['domain']}"
-    shares = [tree["path"].rsplit("\\", 1)[-1] for tree in c["trees"] if tree["session_id"] == session["session_id"]]
+    shares = [(path or "?").rsplit("\\", 1)[-1] for path in session.get("trees", ())]
     return [
         f"{_endpoint(c['client'])} -> {_endpoint(c['server'])}",
         printable(user),
         printable(session["workstation"] or "-"),
         session["auth"],
         (session["status"] or "in progress").removeprefix("STATUS_"),
-        printable(", ".join(path or "?" for path in shares)) or "-",
+        printable(", ".join(shares)) or "-",
     ]
 
 
