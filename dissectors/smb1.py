@@ -54,12 +54,10 @@ def parse_negotiate_request(
     message: bytes, block: Smb1Block | None = None, header: Smb1Header | None = None
 ) -> Smb1NegotiateRequest | Anomaly:
     """[MS-CIFS] 2.2.4.52.1: a list of 0x02-prefixed, NUL-terminated OEM dialect strings."""
-    if block is None:
-        parsed = split_parameters(message)
-        if isinstance(parsed, Anomaly):
-            return parsed
-        block = parsed
-    words, data = block.words, block.data
+    parameters = block or split_parameters(message)
+    if isinstance(parameters, Anomaly):
+        return parameters
+    words, data = parameters.words, parameters.data
     if words:
         return Anomaly(AnomalyKind.NEGOTIATE_MALFORMED, f"request WordCount {len(words) // 2}")
     dialects: list[str] = []
@@ -84,12 +82,10 @@ def parse_negotiate_response(
     message: bytes, block: Smb1Block | None = None, header: Smb1Header | None = None
 ) -> Smb1NegotiateResponse | Anomaly | None:
     """[MS-CIFS] 2.2.4.52.2 / [MS-SMB] 2.2.4.5.2; None for an error reply without parameters."""
-    if block is None:
-        parsed = split_parameters(message)
-        if isinstance(parsed, Anomaly):
-            return parsed
-        block = parsed
-    words, data = block.words, block.data
+    parameters = block or split_parameters(message)
+    if isinstance(parameters, Anomaly):
+        return parameters
+    words, data = parameters.words, parameters.data
     word_count = len(words) // 2
     if word_count == 0:
         return None

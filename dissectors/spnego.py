@@ -83,13 +83,10 @@ def _neg_token_init(blob: bytes, wrapper: der.Element) -> SpnegoToken | Anomaly:
             oid = der.read_oid(blob, element)
             if oid is not None:
                 mech_types.append(oid)
-    token = der.read_octets(blob, fields.get(2))
-    ntlm, krb = _mech_token(token)
-    if isinstance(ntlm, Anomaly):
-        return ntlm
-    if isinstance(krb, Anomaly):
-        return krb
-    return SpnegoToken("init", tuple(mech_types), None, None, ntlm, krb)
+    inner = _mech_token(der.read_octets(blob, fields.get(2)))
+    if isinstance(inner, Anomaly):
+        return inner
+    return SpnegoToken("init", tuple(mech_types), None, None, *inner)
 
 
 def _neg_token_resp(blob: bytes, wrapper: der.Element) -> SpnegoToken | Anomaly:
@@ -100,19 +97,18 @@ def _neg_token_resp(blob: bytes, wrapper: der.Element) -> SpnegoToken | Anomaly:
     fields = der.context_fields(blob, sequence)
     neg_state = der.read_integer(blob, fields.get(0))
     supported = der.read_oid(blob, fields.get(1))
-    token = der.read_octets(blob, fields.get(2))
-    ntlm, krb = _mech_token(token)
-    if isinstance(ntlm, Anomaly):
-        return ntlm
-    if isinstance(krb, Anomaly):
-        return krb
-    return SpnegoToken("response", (), neg_state, supported, ntlm, krb)
+    inner = _mech_token(der.read_octets(blob, fields.get(2)))
+    if isinstance(inner, Anomaly):
+        return inner
+    return SpnegoToken("response", (), neg_state, supported, *inner)
 
 
-def _mech_token(token: bytes | None) -> tuple[NtlmsspMessage | Anomaly | None, KerberosApReq | Anomaly | None]:
-    """What a mechToken/responseToken holds: NTLMSSP, a Kerberos AP-REQ, or something not decoded."""
+def _mech_token(token: bytes | None) -> tuple[NtlmsspMessage | None, KerberosApReq | None] | Anomaly:
+    """What a mechToken/responseToken holds: NTLMSSP, a Kerberos AP-REQ, or nothing smbwatch decodes."""
     if not token:
         return None, None
     if token[:8] == ntlmssp.NTLMSSP_SIGNATURE:
-        return ntlmssp.parse(token), None
-    return None, kerberos.parse_gss_token(token)
+        message = ntlmssp.parse(token)
+        return message if isinstance(message, Anomaly) else (message, None)
+    ap_req = kerberos.parse_gss_token(token)
+    return ap_req if isinstance(ap_req, Anomaly) else (None, ap_req)
