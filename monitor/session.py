@@ -90,7 +90,6 @@ class SmbConnection:
         "encrypted_messages",
         "first_ts",
         "last_ts",
-        "negotiate_ts",
         "netbios_called_name",
         "netbios_calling_name",
         "server_negotiate",
@@ -110,7 +109,6 @@ class SmbConnection:
         self.smb1_offered = False
         self.smb1_used = False
         self.dialect: str | None = None
-        self.negotiate_ts: float | None = None
         self.smb1_dialects_requested: tuple[str, ...] = ()
         self.client_signing_required: bool | None = None
         self.server_signing_required: bool | None = None
@@ -206,7 +204,6 @@ class SmbConnection:
                 self.smb1_offered = True
 
     def _smb1_negotiate_response(self, response: Smb1NegotiateResponse, ts: float) -> None:
-        self.negotiate_ts = ts
         index = response.dialect_index
         if index == SMB1_NO_DIALECT_SELECTED:
             self.server_negotiate = {"protocol": "smb1", "dialect_index": index, "no_dialect_acceptable": True}
@@ -279,7 +276,6 @@ class SmbConnection:
         }
 
     def _smb2_negotiate_response(self, response: Smb2NegotiateResponse, ts: float) -> None:
-        self.negotiate_ts = ts
         # The wildcard answer to a multi-protocol negotiate is replaced by the real one later.
         if response.dialect != Smb2Dialect.SMB2_WILDCARD or self.dialect is None:
             self.dialect = smb2_dialect_name(response.dialect)

@@ -11,7 +11,9 @@ Two backends read the same fields and give the same `FrameFacts`:
   out (`split_smb1_commands`); tests cross-check this backend against pyshark.
 
 `connections` folds frames into one `OracleConnection` per `tcp.stream`, with the names and
-shapes of smbwatch's JSON document (../shared/DESIGN.md section 4).
+shapes of smbwatch's JSON document (../shared/DESIGN.md section 4): message and command counts,
+dialects, and the sessions (final SESSION_SETUP status, NTLMSSP AUTHENTICATE or legacy SMB1
+account, SMB2 session flags, Kerberos AP-REQ realm and SPN) and tree connects of each connection.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import subprocess
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +153,22 @@ SMB2_WILDCARD = "2.???"
 # smb2.protocol_id of the three SMB2 header kinds ([MS-SMB2] 2.2.1, 2.2.41, 2.2.42).
 SMB2_PROTOCOL_IDS = {0xFE534D42: "smb2", 0xFD534D42: "encrypted", 0xFC534D42: "compressed"}
 
+# Authentication: the commands followed, by (protocol, code).
+SESSION_SETUP = "session_setup"
+TREE_CONNECT = "tree_connect"
+AUTH_COMMANDS = {
+    ("smb1", 0x73): SESSION_SETUP,  # SESSION_SETUP_ANDX
+    ("smb1", 0x75): TREE_CONNECT,  # TREE_CONNECT_ANDX
+    ("smb2", 0x01): SESSION_SETUP,
+    ("smb2", 0x03): TREE_CONNECT,
+}
+STATUS_MORE_PROCESSING_REQUIRED = 0xC0000016  # an intermediate SESSION_SETUP leg, not a final status
+KERBEROS_AP_REQ = 14  # kerberos.msg_type
+# [MS-SMB2] 2.2.6 SessionFlags, named as smbwatch names them.
+SMB2_SESSION_FLAGS = ((0x0001, "is_guest"), (0x0002, "is_null"), (0x0004, "encrypt_data"))
+# tshark's NTLMSSP dissector shows an empty user, domain or host as "NULL".
+TSHARK_EMPTY_STRING = "NULL"
+
 
 def tshark_available() -> bool:
     return shutil.which("tshark") is not None
@@ -167,6 +186,41 @@ def smb2_dialect_name(revision: int) -> str:
     return SMB2_DIALECTS.get(revision, f"unknown-0x{revision:04x}")
 
 
+@cache
+def nt_status_names() -> dict[int, str]:
+    """tshark's own names of NTSTATUS values: the value string of `smb2.nt_status` (`tshark -G values`,
+    read until that table ends: the whole dump is ~90 MB)."""
+    prefix = "V\tsmb2.nt_status\t"
+    names: dict[int, str] = {}
+    with subprocess.Popen(
+        ["tshark", "-G", "values"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as dump:
+        assert dump.stdout is not None
+        for line in dump.stdout:
+            if line.startswith(prefix):
+                _, _, value, name = line.rstrip("\n").split("\t", 3)
+                names[int(value, 0)] = name
+            elif names:
+                break
+        dump.kill()
+    if not names:
+        raise RuntimeError("tshark -G values lists no smb2.nt_status names")
+    return names
+
+
+def nt_status_name(status: int) -> str:
+    """The "STATUS_…" name tshark gives `status`; `unknown-0x…` (8 hex digits) where tshark has no name."""
+    return nt_status_names().get(status, f"unknown-0x{status:08x}")
+
+
+def session_flag_names(flags: int) -> list[str]:
+    return [name for bit, name in SMB2_SESSION_FLAGS if flags & bit]
+
+
+def ntlmssp_string(text: str) -> str:
+    return "" if text == TSHARK_EMPTY_STRING else text
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One SMB message header as tshark dissected it."""
@@ -175,6 +229,24 @@ class Message:
     command: int | None  # None for transform / compression headers
     response: bool
     chained: tuple[int, ...] = ()  # SMB1 commands chained behind the header's by AndX
+
+
+@dataclass(frozen=True, slots=True)
+class AuthMessage:
+    """A SESSION_SETUP or TREE_CONNECT request or response (SMB1: in the header or chained by AndX)."""
+
+    protocol: str  # "smb1" or "smb2"
+    kind: str  # SESSION_SETUP or TREE_CONNECT
+    response: bool
+    key: tuple[int, ...]  # pairs a response with its request: SMB2 (MessageId,), SMB1 (PID, MID)
+    session_id: int  # SMB2 SessionId, SMB1 UID
+    status: int | None = None  # responses: NTSTATUS (SMB1 DOS errors as the 4 header bytes, little-endian)
+    session_flags: int | None = None  # SMB2 SESSION_SETUP responses that carry a body
+    # SESSION_SETUP requests: (user, domain, host) of an NTLMSSP AUTHENTICATE, or (account, primary
+    # domain, None) of a legacy SMB1 SESSION_SETUP_ANDX without extended security
+    identity: tuple[str, str, str | None] | None = None
+    kerberos: tuple[str, str] | None = None  # SESSION_SETUP requests with a Kerberos AP-REQ: (realm, SPN)
+    path: str | None = None  # TREE_CONNECT requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +261,7 @@ class FrameFacts:
     smb1_dialects_requested: tuple[str, ...] = ()  # SMB1 NEGOTIATE request: the dialect strings
     smb1_dialect_index: int | None = None  # SMB1 NEGOTIATE response: the selected index
     smb2_dialects: tuple[str, ...] = ()  # SMB2 NEGOTIATE request (offered) or response (selected)
+    auth: tuple[AuthMessage, ...] = ()  # SESSION_SETUP and TREE_CONNECT messages, in order
 
 
 @dataclass(slots=True)
@@ -203,7 +276,11 @@ class OracleConnection:
     dialects_offered: list[str] = field(default_factory=list)
     dialect: str | None = None
     frames: list[int] = field(default_factory=list)
+    sessions: dict[int, dict[str, Any]] = field(default_factory=dict)  # by SessionId / UID, in order
+    trees_requested: list[str | None] = field(default_factory=list)  # TREE_CONNECT request paths, in order
+    trees: list[dict[str, Any]] = field(default_factory=list)  # answered TREE_CONNECTs, in response order
     _smb1_requested: tuple[str, ...] = ()
+    _pending: dict[tuple[Any, ...], AuthMessage] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, int, str, int]:
@@ -227,6 +304,59 @@ class OracleConnection:
             elif message.protocol == "smb2" and message.command is not None:
                 self.count("smb2", smb2_command_name(message.command), message.response)
         self._negotiate(frame)
+        for auth in frame.auth:
+            self._authenticate(auth)
+
+    def _authenticate(self, message: AuthMessage) -> None:
+        """A request waits for its response; a session is the SessionId (SMB2) or UID (SMB1) a
+        SESSION_SETUP response names. It takes the identity and Kerberos ticket of the requests
+        answered for it, and its status and flags from its last response that was not an
+        intermediate STATUS_MORE_PROCESSING_REQUIRED leg."""
+        key = (message.protocol, message.kind, message.key)
+        if not message.response:
+            self._pending[key] = message
+            if message.kind == TREE_CONNECT:
+                self.trees_requested.append(message.path)
+            return
+        request = self._pending.pop(key, None)
+        session_id = f"0x{message.session_id:x}"
+        status = None if message.status is None else nt_status_name(message.status)
+        if message.kind == TREE_CONNECT:
+            path = request.path if request is not None else None
+            self.trees.append({"path": path, "status": status, "session_id": session_id})
+            return
+        session = self.sessions.get(message.session_id)
+        if session is None:
+            session = self.sessions[message.session_id] = {
+                "session_id": session_id,
+                "status": None,
+                "user": None,
+                "domain": None,
+                "workstation": None,
+                "session_flags": [],
+                "kerberos": None,
+            }
+        if request is not None and request.identity is not None:
+            session["user"], session["domain"], session["workstation"] = request.identity
+        if request is not None and request.kerberos is not None:
+            realm, principal = request.kerberos
+            session["kerberos"] = {"realm": realm, "service_principal": principal}
+        if message.status != STATUS_MORE_PROCESSING_REQUIRED:
+            session["status"] = status
+            if message.session_flags is not None:
+                session["session_flags"] = session_flag_names(message.session_flags)
+
+    def unanswered_session_setups(self) -> list[str]:
+        """SESSION_SETUP requests that named a user or a service and got no response (smbwatch
+        reports a session only once the server answered)."""
+        out = []
+        for message in self._pending.values():
+            if message.kind == SESSION_SETUP and message.identity is not None:
+                user, domain, host = message.identity
+                out.append(f"user={user!r} domain={domain!r} host={host!r}")
+            if message.kind == SESSION_SETUP and message.kerberos is not None:
+                out.append("kerberos {} {}".format(*message.kerberos))
+        return out
 
     def _negotiate(self, frame: FrameFacts) -> None:
         """The dialect rules of the contract: SMB1 names the requested string at the selected index
@@ -260,6 +390,8 @@ class OracleConnection:
             "dialect": self.dialect,
             "messages": {name: self.messages[name] for name in ("smb1", "smb2", "encrypted", "compressed")},
             "commands": self.commands,
+            "sessions": list(self.sessions.values()),
+            "trees": self.trees,
         }
 
 
@@ -301,6 +433,74 @@ def _bool(text: str) -> bool:
     return text.strip().lower() in ("1", "true")
 
 
+def _smb1_status(nt_status: list[str], error_class: list[str], error_code: list[str]) -> int | None:
+    """The header's Status: an NTSTATUS, or (NT status flag clear) the DOS error class and code as
+    the same 4 bytes read little-endian ([MS-CIFS] 2.2.3.1)."""
+    if nt_status:
+        return _int(nt_status[0])
+    if error_class and error_code:
+        return _int(error_class[0]) | _int(error_code[0]) << 16
+    return None
+
+
+def _ntlmssp_identity(users: list[str], domains: list[str], hosts: list[str]) -> tuple[str, str, str] | None:
+    if not users:
+        return None
+    if not len(users) == len(domains) == len(hosts) == 1:
+        raise ValueError(f"one NTLMSSP AUTHENTICATE expected: users {users}, domains {domains}, hosts {hosts}")
+    return ntlmssp_string(users[0]), ntlmssp_string(domains[0]), ntlmssp_string(hosts[0])
+
+
+def _kerberos_ap_req(msg_types: list[str], realms: list[str], names: list[str]) -> tuple[str, str] | None:
+    if KERBEROS_AP_REQ not in [_int(value) for value in msg_types]:
+        return None
+    if len(msg_types) != 1 or len(realms) != 1:
+        raise ValueError(f"one Kerberos AP-REQ expected: msg_type {msg_types}, realm {realms}")
+    return realms[0], "/".join(names)
+
+
+def _pyshark_auth(layer: Any, protocol: str, codes: Sequence[int], response: bool) -> list[AuthMessage]:
+    """The SESSION_SETUP / TREE_CONNECT messages of one pyshark smb or smb2 layer (one SMB message)."""
+    kinds = [AUTH_COMMANDS[protocol, code] for code in codes if (protocol, code) in AUTH_COMMANDS]
+    if not kinds:
+        return []
+    if protocol == "smb2":
+        key: tuple[int, ...] = (_int(_all(layer, "msg_id")[0]),)
+        session_id = _int(_all(layer, "sesid")[0])
+        statuses = _all(layer, "nt_status")
+        status = _int(statuses[0]) if response and statuses else None
+    else:
+        key = (_int(_all(layer, "pid")[0]), _int(_all(layer, "mid")[0]))
+        session_id = _int(_all(layer, "uid")[0])
+        status = _smb1_status(_all(layer, "nt_status"), _all(layer, "error_class"), _all(layer, "error_code"))
+        status = status if response else None
+    out = []
+    for kind in kinds:
+        if response:
+            flags = _all(layer, "session_flags") if kind == SESSION_SETUP and protocol == "smb2" else []
+            out.append(AuthMessage(protocol, kind, True, key, session_id, status, _int(flags[0]) if flags else None))
+        elif kind == TREE_CONNECT:
+            # The path requested is the last smb.path / smb2.tree of the message: the header may
+            # show the path of its (already known) TreeId before it.
+            paths = _all(layer, "path" if protocol == "smb1" else "tree")
+            out.append(AuthMessage(protocol, kind, False, key, session_id, path=paths[-1] if paths else None))
+        else:
+            identity = _ntlmssp_identity(
+                _all(layer, "ntlmssp.auth.username"),
+                _all(layer, "ntlmssp.auth.domain"),
+                _all(layer, "ntlmssp.auth.hostname"),
+            )
+            accounts = _all(layer, "account") if protocol == "smb1" else []
+            if identity is None and accounts:
+                domains = _all(layer, "primary_domain")
+                identity = (accounts[0], domains[0] if domains else "", None)
+            kerberos = _kerberos_ap_req(
+                _all(layer, "kerberos.msg_type"), _all(layer, "kerberos.realm"), _all(layer, "kerberos.SNameString")
+            )
+            out.append(AuthMessage(protocol, kind, False, key, session_id, identity=identity, kerberos=kerberos))
+    return out
+
+
 def frames_via_pyshark(path: str | Path) -> list[FrameFacts]:
     """Every frame tshark shows SMB in, read through pyshark (PDML: one layer per SMB message)."""
     import pyshark  # imported here: collecting the tests must not need it
@@ -318,6 +518,7 @@ def frames_via_pyshark(path: str | Path) -> list[FrameFacts]:
             requested: tuple[str, ...] = ()
             index = None
             smb2_dialects: tuple[str, ...] = ()
+            auth: list[AuthMessage] = []
             for layer in packet.layers:
                 if layer.layer_name == "smb":
                     commands = _all(layer, "cmd")  # the header command first, AndXCommands after it
@@ -326,6 +527,7 @@ def frames_via_pyshark(path: str | Path) -> list[FrameFacts]:
                     response = _bool(_all(layer, "flags_response")[0])
                     chained = tuple(code for code in map(_int, commands[1:]) if code != SMB1_NO_ANDX_COMMAND)
                     messages.append(Message("smb1", _int(commands[0]), response, chained))
+                    auth += _pyshark_auth(layer, "smb1", (_int(commands[0]), *chained), response)
                     if _int(commands[0]) == 0x72:
                         if not response:
                             requested = tuple(_all(layer, "dialect_name"))
@@ -340,7 +542,9 @@ def frames_via_pyshark(path: str | Path) -> list[FrameFacts]:
                     commands = _all(layer, "cmd")
                     if not commands:
                         continue
-                    messages.append(Message("smb2", _int(commands[0]), _bool(_all(layer, "flags_response")[0])))
+                    response = _bool(_all(layer, "flags_response")[0])
+                    messages.append(Message("smb2", _int(commands[0]), response))
+                    auth += _pyshark_auth(layer, "smb2", (_int(commands[0]),), response)
                     if _int(commands[0]) == 0 and not smb2_dialects:
                         smb2_dialects = tuple(smb2_dialect_name(_int(d)) for d in _all(layer, "dialect"))
             if not messages:
@@ -355,6 +559,7 @@ def frames_via_pyshark(path: str | Path) -> list[FrameFacts]:
                     smb1_dialects_requested=requested,
                     smb1_dialect_index=index,
                     smb2_dialects=smb2_dialects,
+                    auth=tuple(auth),
                 )
             )
     finally:
@@ -383,6 +588,29 @@ FIELDS = (
     "smb2.cmd",  # once per 0xFE header
     "smb2.flags.response",  # once per 0xFE header
     "smb2.dialect",
+    # SESSION_SETUP and TREE_CONNECT (read only for frames that carry one)
+    "smb.pid",  # once per SMB1 header
+    "smb.mid",  # once per SMB1 header
+    "smb.uid",  # once per SMB1 header
+    "smb.nt_status",  # once per SMB1 header with the NT status flag
+    "smb.error_class",  # once per SMB1 header without it (DOS error)
+    "smb.error_code",
+    "smb.path",  # TREE_CONNECT_ANDX request; also shown, generated, for every header with a known TID
+    "smb.account",  # legacy SESSION_SETUP_ANDX request ("" when empty: then not visible in this format)
+    "smb.primary_domain",  # legacy SESSION_SETUP_ANDX request, and responses
+    "smb.ansi_pwlen",  # legacy SESSION_SETUP_ANDX request (NT LM 0.12 form)
+    "smb.pwlen",  # legacy SESSION_SETUP_ANDX request (LANMAN form), and TREE_CONNECT_ANDX request
+    "smb2.msg_id",  # once per 0xFE header
+    "smb2.sesid",  # once per 0xFE header and per transform header
+    "smb2.nt_status",  # once per 0xFE response header
+    "smb2.session_flags",  # SESSION_SETUP response with a body
+    "smb2.tree",  # TREE_CONNECT request; also shown, generated, for headers with a known TreeId
+    "ntlmssp.auth.username",  # once per NTLMSSP AUTHENTICATE
+    "ntlmssp.auth.domain",
+    "ntlmssp.auth.hostname",
+    "kerberos.msg_type",
+    "kerberos.realm",
+    "kerberos.SNameString",
 )
 AGGREGATOR = "\x1f"  # dialect strings may contain commas
 
@@ -434,6 +662,115 @@ def _split(value: str) -> list[str]:
     return [item for item in value.split(AGGREGATOR) if item] if value else []
 
 
+def _per_header(row: dict[str, str], name: str, count: int) -> list[int]:
+    values = _split(row[name])
+    if len(values) != count:
+        raise ValueError(f"{count} values of {name} expected (one per header), got {row[name]!r}")
+    return [_int(value) for value in values]
+
+
+def _request_path(values: list[str], requests: list[int], messages: int) -> dict[int, str | None]:
+    """Path of each TREE_CONNECT request (by message index) from a frame's flat path list: the
+    generated paths of headers with a known tree id come along, so the values are attributable only
+    when there is one per request, or when the only request is the frame's last message (its body's
+    path is the frame's last value)."""
+    if len(values) == len(requests):
+        return dict(zip(requests, values, strict=True))
+    if not values or not requests:
+        return dict.fromkeys(requests)
+    if requests == [messages - 1]:
+        return {requests[0]: values[-1]}
+    raise ValueError(f"cannot attribute paths {values} to the TREE_CONNECT requests {requests}")
+
+
+def _auth_kinds(message: Message) -> list[str]:
+    codes = (message.command, *message.chained)
+    return [AUTH_COMMANDS[message.protocol, code] for code in codes if (message.protocol, code) in AUTH_COMMANDS]
+
+
+def _fields_auth(row: dict[str, str], smb1: list[Message], smb2: list[Message], transforms: int) -> list[AuthMessage]:
+    """The SESSION_SETUP / TREE_CONNECT messages of one frame, from `tshark -T fields`' flat lists.
+
+    Header fields come once per header, in message order. A request's NTLMSSP, Kerberos and legacy
+    account fields belong to the frame's only SESSION_SETUP request (NTLMSSP elsewhere, e.g. in a
+    DCE/RPC bind over a pipe, is not a session's); ValueError where the lists are ambiguous."""
+    smb1_kinds = [_auth_kinds(message) for message in smb1]
+    smb2_kinds = [_auth_kinds(message) for message in smb2]
+    if not any(smb1_kinds) and not any(smb2_kinds):
+        return []
+    setup_requests = [
+        (message.protocol, index)
+        for messages, kinds_of in ((smb1, smb1_kinds), (smb2, smb2_kinds))
+        for index, (message, kinds) in enumerate(zip(messages, kinds_of, strict=True))
+        if SESSION_SETUP in kinds and not message.response
+    ]
+    identity = _ntlmssp_identity(
+        _split(row["ntlmssp.auth.username"]), _split(row["ntlmssp.auth.domain"]), _split(row["ntlmssp.auth.hostname"])
+    )
+    kerberos = _kerberos_ap_req(
+        _split(row["kerberos.msg_type"]), _split(row["kerberos.realm"]), _split(row["kerberos.SNameString"])
+    )
+    smb1_tree_requests = [i for i, kinds in enumerate(smb1_kinds) if TREE_CONNECT in kinds and not smb1[i].response]
+    legacy = bool(_split(row["smb.account"]) or _split(row["smb.ansi_pwlen"]))
+    legacy = legacy or len(_split(row["smb.pwlen"])) > len(smb1_tree_requests)
+    if identity is None and legacy and any(protocol == "smb1" for protocol, _ in setup_requests):
+        if AGGREGATOR in row["smb.account"] + row["smb.primary_domain"]:
+            raise ValueError(f"several legacy accounts {row['smb.account']!r} {row['smb.primary_domain']!r}")
+        identity = (row["smb.account"], row["smb.primary_domain"], None)
+    if (identity is not None or kerberos is not None) and len(setup_requests) > 1:
+        raise ValueError(f"cannot attribute an identity to one of the SESSION_SETUP requests {setup_requests}")
+    out: list[AuthMessage] = []
+    if any(smb1_kinds):
+        pids, mids = _per_header(row, "smb.pid", len(smb1)), _per_header(row, "smb.mid", len(smb1))
+        uids = _per_header(row, "smb.uid", len(smb1))
+        nt_status = _split(row["smb.nt_status"])
+        if len(nt_status) == len(smb1):
+            statuses: list[int | None] = [_int(value) for value in nt_status]
+        else:
+            classes = _per_header(row, "smb.error_class", len(smb1) - len(nt_status))
+            codes = _per_header(row, "smb.error_code", len(smb1) - len(nt_status))
+            if nt_status:
+                raise ValueError(f"NT and DOS statuses mixed in one frame: {nt_status} {classes} {codes}")
+            statuses = [error_class | code << 16 for error_class, code in zip(classes, codes, strict=True)]
+        paths = _request_path(_split(row["smb.path"]), smb1_tree_requests, len(smb1))
+        for index, (message, kinds) in enumerate(zip(smb1, smb1_kinds, strict=True)):
+            key = (pids[index], mids[index])
+            for kind in kinds:
+                if message.response:
+                    out.append(AuthMessage("smb1", kind, True, key, uids[index], statuses[index]))
+                elif kind == TREE_CONNECT:
+                    out.append(AuthMessage("smb1", kind, False, key, uids[index], path=paths[index]))
+                else:
+                    out.append(AuthMessage("smb1", kind, False, key, uids[index], identity=identity, kerberos=kerberos))
+    if any(smb2_kinds):
+        if transforms:
+            raise ValueError("SESSION_SETUP or TREE_CONNECT in a frame with transform headers")
+        msg_ids, session_ids = _per_header(row, "smb2.msg_id", len(smb2)), _per_header(row, "smb2.sesid", len(smb2))
+        responses = [index for index, message in enumerate(smb2) if message.response]
+        status_of = dict(zip(responses, _per_header(row, "smb2.nt_status", len(responses)), strict=True))
+        # SessionFlags come with every SESSION_SETUP response except error responses (no body).
+        setups = [i for i in responses if smb2_kinds[i] == [SESSION_SETUP]]
+        flags = _split(row["smb2.session_flags"])
+        if len(flags) != len(setups):
+            setups = [i for i in setups if status_of[i] in (0, STATUS_MORE_PROCESSING_REQUIRED)]
+        flags_of = dict(zip(setups, map(_int, flags), strict=True))
+        tree_requests = [i for i, kinds in enumerate(smb2_kinds) if kinds == [TREE_CONNECT] and not smb2[i].response]
+        paths = _request_path(_split(row["smb2.tree"]), tree_requests, len(smb2))
+        for index, (message, kinds) in enumerate(zip(smb2, smb2_kinds, strict=True)):
+            key = (msg_ids[index],)
+            for kind in kinds:
+                if message.response:
+                    status, session_flags = status_of[index], flags_of.get(index)
+                    out.append(AuthMessage("smb2", kind, True, key, session_ids[index], status, session_flags))
+                elif kind == TREE_CONNECT:
+                    out.append(AuthMessage("smb2", kind, False, key, session_ids[index], path=paths[index]))
+                else:
+                    out.append(
+                        AuthMessage("smb2", kind, False, key, session_ids[index], identity=identity, kerberos=kerberos)
+                    )
+    return out
+
+
 def frames_via_tshark_fields(path: str | Path) -> list[FrameFacts]:
     """The same facts as `frames_via_pyshark`, from one `tshark -T fields` run."""
     command = ["tshark", "-n", "-r", str(path), "-Y", DISPLAY_FILTER, "-T", "fields"]
@@ -478,6 +815,12 @@ def frames_via_tshark_fields(path: str | Path) -> list[FrameFacts]:
                 smb2_dialects = tuple(smb2_dialect_name(_int(d)) for d in _split(row["smb2.dialect"]))
         if not messages:
             continue
+        smb1 = [message for message in messages if message.protocol == "smb1"]
+        smb2 = [message for message in messages if message.protocol == "smb2"]
+        try:
+            auth = _fields_auth(row, smb1, smb2, len(messages) - len(smb1) - len(smb2))
+        except ValueError as error:
+            raise ValueError(f"{path} frame {row['frame.number']}: {error}") from None
         src_ip = row["ip.src"] or row["ipv6.src"]
         dst_ip = row["ip.dst"] or row["ipv6.dst"]
         out.append(
@@ -490,6 +833,7 @@ def frames_via_tshark_fields(path: str | Path) -> list[FrameFacts]:
                 smb1_dialects_requested=requested,
                 smb1_dialect_index=index,
                 smb2_dialects=smb2_dialects,
+                auth=tuple(auth),
             )
         )
     return out

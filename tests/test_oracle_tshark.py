@@ -39,6 +39,11 @@ PUBLIC = REPO.parent / "shared" / "pcaps-public"
 SURICATA_VERIFY = PUBLIC / "suricata-verify"
 PUBLIC_PREFIX = "public/"
 MESSAGE_KINDS = ("smb1", "smb2", "encrypted", "compressed")
+SESSION_FACTS = ("status", "user", "domain", "workstation", "session_flags")
+KERBEROS_FACTS = ("realm", "service_principal")
+# A Kerberos session: tshark shows the ticket's realm and SPN (compared) but no user, because the
+# client's name is in the encrypted authenticator; smbwatch reports user "" for it (no user visible).
+KERBEROS_USER = ""
 
 if not oracle.tshark_available():
     pytest.skip("tshark is not on PATH: the Wireshark oracle is unavailable", allow_module_level=True)
@@ -99,6 +104,7 @@ class FromOriginal:
     original: str
     reason: str
     lost: dict[str, int] = field(default_factory=dict)  # field path -> messages smbwatch must lose
+    lost_trees: tuple[str, ...] = ()  # paths of the TREE_CONNECT requests the edit destroyed
     # Frames of the original missing from the edited copy; each must carry no SMB header of its own
     # (tshark without TCP reassembly shows them as continuations), so no message is lost with them.
     removed_frames: tuple[int, ...] = ()
@@ -116,6 +122,7 @@ ORACLE_FROM_ORIGINAL: dict[str, FromOriginal] = {
         "TREE_CONNECT (data) request and the head of the pipelined CREATE request; tshark never resynchronises "
         "the client direction after a gap while it reassembles, smbwatch does on the next request",
         lost={"commands.smb2.TREE_CONNECT.requests": 1, "commands.smb2.CREATE.requests": 1, "messages.smb2": 2},
+        lost_trees=("\\\\192.0.2.20\\data",),
     ),
     "public/smb2-frames-gap-payload-logging/smb2-peter-minus-p191.pcap": FromOriginal(
         original="public/smb2-01/smb2-peter.pcap",
@@ -145,6 +152,16 @@ SEGMENTATION_RANDOM_OFFERED = [
     "NT LM 0.12",
 ]
 
+ONE_SIDED_8629 = (
+    "one-sided capture (peer README: dcerpc-smb-test-01 reduced to the client->server direction): the "
+    "server's responses were removed, so tshark lists the Kerberos SESSION_SETUP and the two TREE_CONNECT "
+    "requests; smbwatch reports a session or a tree connect only once the server answers it",
+    {
+        "stream 0: sessions.unanswered": (["kerberos CONTOSO.LOCAL cifs/dc1.contoso.local"], []),
+        "stream 0: trees": (["\\\\dc1\\IPC$", "\\\\dc1\\ADMIN$"], []),
+    },
+)
+
 # capture -> (reason, {difference path: (tshark value, smbwatch value)}), exactly as `differences` reports.
 # Not listed on purpose, because smbwatch is wrong there (the test fails until it is fixed):
 # public/flow-tx-cnt/input.pcap and public/smb-filename/input.pcap (the same capture), stream 1: the
@@ -168,8 +185,20 @@ KNOWN_DIFFERENCES: dict[str, tuple[str, dict[str, tuple[Any, Any]]]] = {
             "stream 0: commands.smb1.WRITE_ANDX.requests": (0, 1),
             "stream 0: commands.smb1.CLOSE.requests": (0, 1),
             "stream 0: commands.smb1.TREE_DISCONNECT.requests": (0, 1),
+            # and with the requests, the NTLMSSP AUTHENTICATE (anonymous, from HOST, as in
+            # smb-eicar-file/input.pcap) and the TREE_CONNECT_ANDX path
+            "stream 0: sessions.0x1000.user": (None, ""),
+            "stream 0: sessions.0x1000.domain": (None, ""),
+            "stream 0: sessions.0x1000.workstation": (None, "HOST"),
+            "stream 0: trees": ([], ["\\\\127.0.0.1\\PUBLIC"]),
+            "stream 0: tree_connects": (
+                ["None STATUS_SUCCESS (session 0x1000)"],
+                ["\\\\127.0.0.1\\PUBLIC STATUS_SUCCESS (session 0x1000)"],
+            ),
         },
     ),
+    "public/bug-8629/input.pcap": ONE_SIDED_8629,
+    "public/bug-8629-async-oneside/input.pcap": ONE_SIDED_8629,
 }
 
 
@@ -181,12 +210,22 @@ def endpoint_key(connection: dict[str, Any]) -> tuple[str, int, str, int]:
     return (client["ip"], client["port"], server["ip"], server["port"])
 
 
+def tree_connect(tree: dict[str, Any]) -> str:
+    return f"{tree['path']} {tree['status']} (session {tree['session_id']})"
+
+
 def flat_facts(connection: oracle.OracleConnection | dict[str, Any]) -> dict[str, Any]:
-    """The compared facts, flattened to `path -> value` (commands as `commands.smb2.READ.requests`)."""
+    """The compared facts, flattened to `path -> value` (commands as `commands.smb2.READ.requests`,
+    sessions as `sessions.0x1234.status`)."""
     if isinstance(connection, oracle.OracleConnection):
         described = {**connection.describe(), "dialects_offered": connection.dialects_offered}
+        trees_requested = list(connection.trees_requested)
+        unanswered = connection.unanswered_session_setups()
     else:
         described = connection
+        # smbwatch reports a tree connect, and a session, once the server answered it.
+        trees_requested = [tree["path"] for tree in connection["trees"]]
+        unanswered = []
     flat: dict[str, Any] = {
         "dialect": described["dialect"],
         "dialects_offered": list(described["dialects_offered"]),
@@ -197,6 +236,19 @@ def flat_facts(connection: oracle.OracleConnection | dict[str, Any]) -> dict[str
         for name, counts in commands.items():
             for direction in ("requests", "responses"):
                 flat[f"commands.{protocol}.{name}.{direction}"] = counts.get(direction, 0)
+    flat["sessions"] = [session["session_id"] for session in described["sessions"]]
+    flat["sessions.unanswered"] = unanswered
+    for session in described["sessions"]:
+        prefix = f"sessions.{session['session_id']}"
+        for name in SESSION_FACTS:
+            flat[f"{prefix}.{name}"] = session[name]
+        kerberos = session["kerberos"] or {}
+        if isinstance(connection, oracle.OracleConnection) and kerberos and session["user"] is None:
+            flat[f"{prefix}.user"] = KERBEROS_USER
+        for name in KERBEROS_FACTS:
+            flat[f"{prefix}.kerberos.{name}"] = kerberos.get(name)
+    flat["trees"] = trees_requested
+    flat["tree_connects"] = [tree_connect(tree) for tree in described["trees"]]
     return flat
 
 
@@ -216,7 +268,11 @@ def differences(
             continue
         matched.add(theirs.key)
         a, b = flat_facts(theirs), flat_facts(mine)
+        # A session seen on one side only is reported once, under "sessions", not field by field.
+        one_sided = {f"sessions.{session_id}." for session_id in set(a["sessions"]) ^ set(b["sessions"])}
         for path in sorted(set(a) | set(b)):
+            if path.startswith(tuple(one_sided)):
+                continue
             default = 0 if path.startswith(("messages.", "commands.")) else None
             if a.get(path, default) != b.get(path, default):
                 out[f"{label}: {path}"] = (a.get(path, default), b.get(path, default))
@@ -225,12 +281,16 @@ def differences(
     return out
 
 
-def apply_lost(expected: dict[int, oracle.OracleConnection], lost: dict[str, int]) -> None:
-    """Take the messages an edit removed away from the (single) connection of the original."""
-    if not lost:
+def apply_lost(expected: dict[int, oracle.OracleConnection], lost: dict[str, int], trees: tuple[str, ...] = ()) -> None:
+    """Take the messages (and tree connects) an edit removed away from the (single) connection of the original."""
+    if not lost and not trees:
         return
     assert len(expected) == 1, "a loss can only be applied to a capture with one connection"
     connection = next(iter(expected.values()))
+    for path in trees:
+        connection.trees_requested.remove(path)
+        (answered,) = [tree for tree in connection.trees if tree["path"] == path]
+        connection.trees.remove(answered)
     for path, count in lost.items():
         parts = path.split(".")
         if parts[0] == "messages":
@@ -270,7 +330,7 @@ def expected_connections(capture: str) -> dict[int, oracle.OracleConnection]:
     own = oracle.connections(oracle_frames(capture))
     # Premise: the edited copy is the same conversation (same endpoints) as the original.
     assert {c.key for c in own.values()} <= {c.key for c in expected.values()}, substitute.reason
-    apply_lost(expected, substitute.lost)
+    apply_lost(expected, substitute.lost, substitute.lost_trees)
     return expected
 
 

@@ -50,6 +50,10 @@ FACTS_SMB2_WILDCARD = "2.??(0x02ff wildcard)"
 # Suricata's smb.dialect for SMB2/3; SMB1 dialects are the negotiated strings in both.
 SURICATA_SMB2_DIALECTS = {"2.02": "2.0.2", "2.10": "2.1", "3.00": "3.0", "3.02": "3.0.2", "3.11": "3.1.1"}
 NON_TCP_CLASS = "(non-TCP SMB1 frames present, e.g. UDP/138 browser mailslot)"
+FACTS_EMPTY_STRING = "NULL"
+# smbwatch puts the negotiate flags of an NTLMSSP AUTHENTICATE in its session: the sessions that
+# facts.json's `ntlmssp_auth` (one per AUTHENTICATE message tshark shows) can be compared with.
+NTLMSSP_AUTHENTICATE_READ = "ntlm_flags"
 SMB1_SESSION = "SMB1 session (SMB1 negotiated/used)"
 SMB1_UPGRADED = "SMB1 NEGOTIATE request only, upgraded to SMB2"
 SMB2_ONLY = "SMB2/3 only"
@@ -130,7 +134,19 @@ def smbwatch_facts(document: dict[str, Any]) -> dict[str, Any]:
     flat["smb2_streams"] = sum(1 for c in connections if c["messages"]["smb2"] or c["messages"]["encrypted"])
     flat["server_ports"] = sorted({str(connection["server"]["port"]) for connection in connections})
     flat["smb2_compressed_frames"] = sum(connection["messages"]["compressed"] for connection in connections)
+    for connection in connections:
+        for session in connection["sessions"]:
+            if NTLMSSP_AUTHENTICATE_READ in session:
+                key = "ntlmssp_auth " + ntlmssp_identity(session["user"], session["domain"], session["workstation"])
+                flat[key] = flat.get(key, 0) + 1
+    flat["trees"] = sorted({tree["path"] for connection in connections for tree in connection["trees"]})
     return flat
+
+
+def ntlmssp_identity(user: str | None, domain: str | None, host: str | None) -> str:
+    """facts.json's form of an NTLMSSP AUTHENTICATE: tshark shows an empty string as NULL."""
+    user, domain, host = (value or FACTS_EMPTY_STRING for value in (user, domain, host))
+    return f"user={user!r} domain={domain!r} host={host!r}"
 
 
 def fact_values(facts: dict[str, Any]) -> dict[str, Any]:
@@ -166,6 +182,11 @@ def fact_values(facts: dict[str, Any]) -> dict[str, Any]:
     flat["smb2_streams"] = facts["smb2_streams"]
     flat["server_ports"] = sorted(port for port in facts["server_ports"] if not (non_tcp and port == "138"))
     flat["smb2_compressed_frames"] = facts["smb2_compressed_frames"]
+    for identity, count in facts["ntlmssp_auth"].items():
+        flat[f"ntlmssp_auth {identity}"] = count
+    # `trees` counts the frames that name each tree (tshark shows the tree of every message on it),
+    # not tree connects: the names are compared, not the counts.
+    flat["trees"] = sorted(facts.get("trees", {}))
     return flat
 
 
@@ -173,7 +194,7 @@ def fact_differences(facts: dict[str, Any], document: dict[str, Any]) -> dict[st
     theirs, mine = fact_values(facts), smbwatch_facts(document)
     out = {}
     for key in sorted(set(theirs) | set(mine)):
-        default: Any = [] if key.endswith("_offered") or key == "server_ports" else 0
+        default: Any = [] if key.endswith("_offered") or key in ("server_ports", "trees") else 0
         a, b = theirs.get(key, default), mine.get(key, default)
         if a != b:
             out[key] = (a, b)
