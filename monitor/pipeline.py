@@ -13,6 +13,7 @@ from typing import Any
 from dissectors.records import AnomalyKind, StreamEvent
 from monitor.capture import Frame
 from monitor.decode import LINKTYPE_ETHERNET, Decoder
+from monitor.detect import Detector
 from monitor.fastpath import FastPath
 from monitor.flows import CloseReason, Direction, Flow, FlowLimits, FlowTable
 from monitor.session import SmbConnection
@@ -29,13 +30,18 @@ class Pipeline:
     """Feeds frames through decoding, flows and sessions; hands each finished connection to sinks."""
 
     def __init__(
-        self, limits: FlowLimits | None = None, sinks: Iterable[ConnectionSink] = (), fast_path: bool = True
+        self,
+        limits: FlowLimits | None = None,
+        sinks: Iterable[ConnectionSink] = (),
+        fast_path: bool = True,
+        detector: Detector | None = None,
     ) -> None:
         self.decoder = Decoder()
         self.flows = FlowTable(limits or FlowLimits(), self._on_events, self._on_close)
         # Off only to check that it changes nothing (tests/test_fastpath.py).
         self.fastpath = FastPath(self.flows, enabled=fast_path)
         self.sinks = list(sinks)
+        self.detector = detector or Detector()
         self.packets = 0
         self.smb_segments = 0
         self.connections_without_smb = 0
@@ -84,6 +90,19 @@ class Pipeline:
         if connection is None:
             connection = flow.owner = SmbConnection(flow.first_ts)
         connection.handle(direction, events, ts)  # type: ignore[attr-defined]
+        if connection.smb1_used and not connection.smb1_reported:  # type: ignore[attr-defined]
+            connection.smb1_reported = True  # type: ignore[attr-defined]
+            self._report_smb1(flow, connection, ts)  # type: ignore[arg-type]
+
+    def _report_smb1(self, flow: Flow, connection: SmbConnection, ts: float) -> None:
+        evidence = {
+            "dialect": connection.dialect,
+            "dialects_offered": connection.dialects_offered[:16],
+            "client_port": flow.client[1],
+            "server_port": flow.server[1],
+            "transport": flow.transport,
+        }
+        self.detector.smb1_used(format_ip(flow.client[0]), format_ip(flow.server[0]), ts, evidence)
 
     def _on_close(self, flow: Flow, reason: CloseReason) -> None:
         connection = flow.owner

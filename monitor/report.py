@@ -69,8 +69,14 @@ def _stats(analysis: Analysis) -> dict[str, Any]:
             "without_smb": pipeline.connections_without_smb,
         },
         "connections_not_listed": analysis.inventory.records_dropped,
+        "alerts": dict(sorted(pipeline.detector.counts.items())),
+        "alerts_not_listed": pipeline.detector.alerts_dropped,
         "files": [source.describe() for source in analysis.sources],
     }
+
+
+def _alerts(analysis: Analysis) -> list[dict[str, Any]]:
+    return [alert.describe() for alert in sorted(analysis.pipeline.detector.alerts, key=lambda alert: alert.ts)]
 
 
 def build_document(analysis: Analysis) -> dict[str, Any]:
@@ -79,7 +85,7 @@ def build_document(analysis: Analysis) -> dict[str, Any]:
         "schema": ANALYSIS_SCHEMA,
         "connections": list(analysis.inventory.connections),
         "hosts": analysis.inventory.describe_hosts(),
-        "alerts": [],
+        "alerts": _alerts(analysis),
         "stats": _stats(analysis),
     }
 
@@ -94,7 +100,7 @@ def write_json(analysis: Analysis, out: TextIO) -> None:
         out.write(line.decode())
         separator = ",\n"
     out.write("\n],\n")
-    tail = {"hosts": analysis.inventory.describe_hosts(), "alerts": [], "stats": _stats(analysis)}
+    tail = {"hosts": analysis.inventory.describe_hosts(), "alerts": _alerts(analysis), "stats": _stats(analysis)}
     out.write(json.dumps(tail, indent=1)[1:].lstrip("\n"))
     out.write("\n")
 
@@ -155,6 +161,10 @@ def _session_row(c: ConnectionRecord, session: dict[str, Any]) -> list[str]:
     ]
 
 
+def _alert_summary(detail: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in detail.items() if value not in (None, [], ""))
+
+
 def write_table(analysis: Analysis, out: TextIO) -> None:
     connections = analysis.inventory.connections
     out.write(f"SMB connections ({len(connections)})\n")
@@ -169,6 +179,13 @@ def write_table(analysis: Analysis, out: TextIO) -> None:
 
     out.write(f"\nSessions ({sum(1 for _ in sessions())})\n")
     _table(["CLIENT -> SERVER", "USER", "FROM", "AUTH", "RESULT", "SHARES"], sessions, out)
+    alerts = _alerts(analysis)
+    out.write(f"\nAlerts ({len(alerts)})\n")
+    alert_rows = [
+        [a["kind"], f"{a['ts']:.6f}", f"{a['src']} -> {a['dst']}", printable(_alert_summary(a["detail"]))]
+        for a in alerts
+    ]
+    _table(["KIND", "TIME", "SOURCE -> DESTINATION", "EVIDENCE"], lambda: iter(alert_rows), out)
     hosts = analysis.inventory.describe_hosts()
     out.write(f"\nHosts ({len(hosts)})\n")
     host_rows = [

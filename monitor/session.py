@@ -98,6 +98,7 @@ class SmbConnection:
         "smb1_dialects_requested",
         "smb1_messages",
         "smb1_offered",
+        "smb1_reported",
         "smb1_used",
         "smb2_messages",
     )
@@ -108,6 +109,7 @@ class SmbConnection:
         self.dialects_offered: list[str] = []
         self.smb1_offered = False
         self.smb1_used = False
+        self.smb1_reported = False  # the detector was told about this connection's SMB1 use
         self.dialect: str | None = None
         self.smb1_dialects_requested: tuple[str, ...] = ()
         self.client_signing_required: bool | None = None

@@ -1,0 +1,49 @@
+"""Detections: SMBv1 use alerts, once per client/server pair per period, with bounded memory."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import analyze_files
+from monitor.detect import ALERT_SMB1_NEGOTIATED, DetectionSettings, Detector
+from monitor.flows import FlowLimits
+from monitor.report import build_document
+
+PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
+MANIFEST = tomllib.loads((PCAPS / "manifest.toml").read_text())["capture"]
+
+
+def test_one_alert_per_pair_per_period() -> None:
+    detector = Detector(DetectionSettings(smb1_alert_period=60.0))
+    for ts in (0.0, 10.0, 59.0):
+        detector.smb1_used("192.0.2.10", "192.0.2.20", ts, {})
+    detector.smb1_used("192.0.2.11", "192.0.2.20", 5.0, {})
+    detector.smb1_used("192.0.2.10", "192.0.2.20", 61.0, {})
+    assert [(a.src, a.ts) for a in detector.alerts] == [("192.0.2.10", 0.0), ("192.0.2.11", 5.0), ("192.0.2.10", 61.0)]
+    assert detector.counts == {ALERT_SMB1_NEGOTIATED: 3}
+
+
+def test_pair_memory_and_alert_list_are_capped() -> None:
+    seen = []
+    detector = Detector(DetectionSettings(max_tracked_pairs=100, max_alerts_kept=50), sinks=[seen.append])
+    for i in range(1000):
+        detector.smb1_used(f"198.51.100.{i % 250}", f"203.0.113.{i // 250}", float(i), {})
+    assert len(detector._smb1_pairs) == 100
+    assert detector.pairs_forgotten == 900
+    assert len(detector.alerts) == 50 and detector.alerts_dropped == 950
+    assert len(seen) == 1000  # sinks see every alert
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=[entry["file"] for entry in MANIFEST])
+def test_smb1_alerts_match_smb1_use_in_every_capture(entry: dict) -> None:
+    document = build_document(analyze_files([str(PCAPS / entry["file"])], FlowLimits(), 1000))
+    pairs_using_smb1 = {(c["client"], c["server"]) for c in entry.get("connection", []) if c["smb1_used"]}
+    alerted = {(a["src"], a["dst"]) for a in document["alerts"] if a["kind"] == ALERT_SMB1_NEGOTIATED}
+    assert alerted == pairs_using_smb1
+    assert len(document["alerts"]) == len(alerted)  # one per pair, not one per packet or connection
+    for alert in document["alerts"]:
+        assert set(alert) == {"kind", "ts", "src", "dst", "detail"}
+        assert alert["detail"]["server_port"] in (445, 139)
