@@ -168,6 +168,7 @@ KERBEROS_AP_REQ = 14  # kerberos.msg_type
 SMB2_SESSION_FLAGS = ((0x0001, "is_guest"), (0x0002, "is_null"), (0x0004, "encrypt_data"))
 # tshark's NTLMSSP dissector shows an empty user, domain or host as "NULL".
 TSHARK_EMPTY_STRING = "NULL"
+Identity = tuple[str, str, str | None]  # (user, domain, host); host None: a legacy SMB1 session setup
 
 
 def tshark_available() -> bool:
@@ -244,7 +245,7 @@ class AuthMessage:
     session_flags: int | None = None  # SMB2 SESSION_SETUP responses that carry a body
     # SESSION_SETUP requests: (user, domain, host) of an NTLMSSP AUTHENTICATE, or (account, primary
     # domain, None) of a legacy SMB1 SESSION_SETUP_ANDX without extended security
-    identity: tuple[str, str, str | None] | None = None
+    identity: Identity | None = None
     kerberos: tuple[str, str] | None = None  # SESSION_SETUP requests with a Kerberos AP-REQ: (realm, SPN)
     path: str | None = None  # TREE_CONNECT requests
 
@@ -443,7 +444,7 @@ def _smb1_status(nt_status: list[str], error_class: list[str], error_code: list[
     return None
 
 
-def _ntlmssp_identity(users: list[str], domains: list[str], hosts: list[str]) -> tuple[str, str, str] | None:
+def _ntlmssp_identity(users: list[str], domains: list[str], hosts: list[str]) -> Identity | None:
     if not users:
         return None
     if not len(users) == len(domains) == len(hosts) == 1:
@@ -459,9 +460,9 @@ def _kerberos_ap_req(msg_types: list[str], realms: list[str], names: list[str]) 
     return realms[0], "/".join(names)
 
 
-def _pyshark_auth(layer: Any, protocol: str, codes: Sequence[int], response: bool) -> list[AuthMessage]:
+def _pyshark_auth(layer: Any, message: Message) -> list[AuthMessage]:
     """The SESSION_SETUP / TREE_CONNECT messages of one pyshark smb or smb2 layer (one SMB message)."""
-    kinds = [AUTH_COMMANDS[protocol, code] for code in codes if (protocol, code) in AUTH_COMMANDS]
+    protocol, response, kinds = message.protocol, message.response, _auth_kinds(message)
     if not kinds:
         return []
     if protocol == "smb2":
@@ -527,7 +528,7 @@ def frames_via_pyshark(path: str | Path) -> list[FrameFacts]:
                     response = _bool(_all(layer, "flags_response")[0])
                     chained = tuple(code for code in map(_int, commands[1:]) if code != SMB1_NO_ANDX_COMMAND)
                     messages.append(Message("smb1", _int(commands[0]), response, chained))
-                    auth += _pyshark_auth(layer, "smb1", (_int(commands[0]), *chained), response)
+                    auth += _pyshark_auth(layer, messages[-1])
                     if _int(commands[0]) == 0x72:
                         if not response:
                             requested = tuple(_all(layer, "dialect_name"))
@@ -544,7 +545,7 @@ def frames_via_pyshark(path: str | Path) -> list[FrameFacts]:
                         continue
                     response = _bool(_all(layer, "flags_response")[0])
                     messages.append(Message("smb2", _int(commands[0]), response))
-                    auth += _pyshark_auth(layer, "smb2", (_int(commands[0]),), response)
+                    auth += _pyshark_auth(layer, messages[-1])
                     if _int(commands[0]) == 0 and not smb2_dialects:
                         smb2_dialects = tuple(smb2_dialect_name(_int(d)) for d in _all(layer, "dialect"))
             if not messages:
@@ -669,7 +670,7 @@ def _per_header(row: dict[str, str], name: str, count: int) -> list[int]:
     return [_int(value) for value in values]
 
 
-def _request_path(values: list[str], requests: list[int], messages: int) -> dict[int, str | None]:
+def request_paths(values: Sequence[str], requests: Sequence[int], messages: int) -> dict[int, str | None]:
     """Path of each TREE_CONNECT request (by message index) from a frame's flat path list: the
     generated paths of headers with a known tree id come along, so the values are attributable only
     when there is one per request, or when the only request is the frame's last message (its body's
@@ -684,6 +685,8 @@ def _request_path(values: list[str], requests: list[int], messages: int) -> dict
 
 
 def _auth_kinds(message: Message) -> list[str]:
+    if message.command is None:
+        return []
     codes = (message.command, *message.chained)
     return [AUTH_COMMANDS[message.protocol, code] for code in codes if (message.protocol, code) in AUTH_COMMANDS]
 
@@ -732,9 +735,9 @@ def _fields_auth(row: dict[str, str], smb1: list[Message], smb2: list[Message], 
             if nt_status:
                 raise ValueError(f"NT and DOS statuses mixed in one frame: {nt_status} {classes} {codes}")
             statuses = [error_class | code << 16 for error_class, code in zip(classes, codes, strict=True)]
-        paths = _request_path(_split(row["smb.path"]), smb1_tree_requests, len(smb1))
+        paths = request_paths(_split(row["smb.path"]), smb1_tree_requests, len(smb1))
         for index, (message, kinds) in enumerate(zip(smb1, smb1_kinds, strict=True)):
-            key = (pids[index], mids[index])
+            key: tuple[int, ...] = (pids[index], mids[index])
             for kind in kinds:
                 if message.response:
                     out.append(AuthMessage("smb1", kind, True, key, uids[index], statuses[index]))
@@ -755,7 +758,7 @@ def _fields_auth(row: dict[str, str], smb1: list[Message], smb2: list[Message], 
             setups = [i for i in setups if status_of[i] in (0, STATUS_MORE_PROCESSING_REQUIRED)]
         flags_of = dict(zip(setups, map(_int, flags), strict=True))
         tree_requests = [i for i, kinds in enumerate(smb2_kinds) if kinds == [TREE_CONNECT] and not smb2[i].response]
-        paths = _request_path(_split(row["smb2.tree"]), tree_requests, len(smb2))
+        paths = request_paths(_split(row["smb2.tree"]), tree_requests, len(smb2))
         for index, (message, kinds) in enumerate(zip(smb2, smb2_kinds, strict=True)):
             key = (msg_ids[index],)
             for kind in kinds:

@@ -3,7 +3,11 @@
 For every capture in `pcaps/` and in ../shared/pcaps-public/suricata-verify/, per TCP connection
 (smbwatch's `connections[*]` matched to tshark's `tcp.stream` by client and server ip+port):
 the negotiated dialect, the dialects offered, the SMB1 / SMB2 / encrypted / compressed message
-counts and the per-command request/response counts must agree.
+counts and the per-command request/response counts must agree, and so must the authentication:
+the sessions (by SMB2 SessionId / SMB1 UID) with their final SESSION_SETUP status, the user,
+domain and host of the NTLMSSP AUTHENTICATE (or account and primary domain of a legacy SMB1
+session setup), the SMB2 session flags and the realm and SPN of a Kerberos AP-REQ; the paths of
+the TREE_CONNECT requests in order, and the status and session of each answered tree connect.
 
 The oracle is read through pyshark for `pcaps/` (the design's choice); the public captures hold
 ~10k SMB frames, which pyshark (PDML, ~130 frames/s here) needs over a minute for, so they are
@@ -163,10 +167,6 @@ ONE_SIDED_8629 = (
 )
 
 # capture -> (reason, {difference path: (tshark value, smbwatch value)}), exactly as `differences` reports.
-# Not listed on purpose, because smbwatch is wrong there (the test fails until it is fixed):
-# public/flow-tx-cnt/input.pcap and public/smb-filename/input.pcap (the same capture), stream 1: the
-# server's SMB1 ECHO response (frame 91) crossed the client's RST (frame 90) on the wire; tshark
-# counts it, smbwatch ends both directions at the RST and loses it.
 KNOWN_DIFFERENCES: dict[str, tuple[str, dict[str, tuple[Any, Any]]]] = {
     "public/smb-eicar-file-segmentation-random/input.pcap": (
         "a proxy cut every client message into random pieces; the first is 1 byte of the NetBIOS header "
@@ -394,6 +394,13 @@ BACKEND_CHECKS = [
     PUBLIC_PREFIX + "smb-eicar-overlap/input.pcap",
     PUBLIC_PREFIX + "smb-eicar-file-nbss-more-ffsmb/input.pcap",
     PUBLIC_PREFIX + "smb2-delete/input.pcap",
+    # Sessions and tree connects: failed logons, anonymous and several sessions (negotiateflags), a failed
+    # tree connect (named-pipe-unicode), trees behind encryption (smb3-01), Kerberos and a legacy SMB1
+    # session setup with an empty account, which `tshark -T fields` does not show (trunc-file-logging).
+    PUBLIC_PREFIX + "smb2-ntlmssp-negotiateflags/input.pcap",
+    PUBLIC_PREFIX + "smb2-named-pipe-unicode/input.pcap",
+    PUBLIC_PREFIX + "smb3-01/input.pcap",
+    PUBLIC_PREFIX + "smb2-09-trunc-file-logging/input.pcap",
 ]
 
 
@@ -422,3 +429,23 @@ def test_backends_agree(capture: str) -> None:
 )
 def test_split_smb1_commands(commands: list[int], headers: int, expected: list[tuple[int, ...]] | None) -> None:
     assert oracle.split_smb1_commands(commands, headers) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "requests", "messages", "expected"),
+    [
+        (["\\\\s\\IPC$"], [0], 1, {0: "\\\\s\\IPC$"}),  # a TREE_CONNECT request alone
+        (["\\\\s\\IPC$", "\\\\s\\C$"], [0], 1, {0: "\\\\s\\C$"}),  # after its header's generated path
+        (["\\\\s\\IPC$"], [], 1, {}),  # a response: the generated path only
+        ([], [0], 1, {0: None}),
+        (["\\\\s\\A", "\\\\s\\B"], [0, 1], 2, {0: "\\\\s\\A", 1: "\\\\s\\B"}),
+    ],
+)
+def test_request_paths(values: list[str], requests: list[int], messages: int, expected: dict[int, str | None]) -> None:
+    assert oracle.request_paths(values, requests, messages) == expected
+
+
+def test_request_paths_refuses_to_guess() -> None:
+    """Two generated paths and one request that is not the frame's last message: not attributable."""
+    with pytest.raises(ValueError, match="cannot attribute"):
+        oracle.request_paths(["\\\\s\\A", "\\\\s\\B", "\\\\s\\C"], [0], 2)

@@ -7,12 +7,15 @@ exit status 0, and its JSON must agree with these facts, after the mappings docu
 `smbwatch_facts` and `fact_values`, or differ exactly as `KNOWN_FACT_DIFFERENCES` explains.
 
 Facts not covered yet, and why:
-- `ntlmssp_auth`, `smb1_native_os`, `smb1_plain_account` and the peer checks' `smb.ntlmssp.*`,
-  `smb.request.native_*` fields: smbwatch does not decode session setups yet (`sessions` is
-  always empty); a later issue (mind the edited user/host of smb2-ntlmssp-order, README trap 2);
-- `trees`, `trans2_*`, `nt_transact_*`, `peeknamedpipe_status_c0000205`, the EternalBlue /
-  DoublePulsar indicators and `syn_*` (scan) facts: tree connects and the detections are not
-  implemented yet (`trees` and `alerts` are always empty);
+- `smb1_native_os`, `smb1_plain_account` and the peer checks' `smb.ntlmssp.version`,
+  `smb.request.native_*` fields: not in smbwatch's public JSON contract (`smb1_plain_account` is
+  empty for every capture); the peer's NTLMSSP user/domain/host and tree connect checks are
+  compared by `test_peer_session_and_tree_checks`;
+- `trees` counts: tshark shows the tree of every message on it, so they count frames, not tree
+  connects; the tree names are compared (and test_oracle_tshark compares tree connects per connection);
+- `trans2_*`, `nt_transact_*`, `peeknamedpipe_status_c0000205`, the EternalBlue /
+  DoublePulsar indicators and `syn_*` (scan) facts: the detections are not implemented yet
+  (`alerts` is always empty);
 - `smb1_frames` / `smb2_frames`: tshark frames, not messages (compound SMB2, several NetBIOS
   messages per segment); message counts are compared through the per-command counts instead;
 - `smb2_negotiate_context_types`: smbwatch reports contexts only under `negotiate`, outside the
@@ -222,6 +225,17 @@ SMB2_PETER_GAP = (
     {"smb2_cmds RESP READ": (37, 38)},
 )
 
+DCERPC_AUTH3 = (
+    "the DC$ AUTHENTICATE (frame 2904) is a DCE/RPC AUTH3 on a TCP connection to port 49667 (no SMB on it); "
+    "facts.json counts every NTLMSSP AUTHENTICATE in the capture, smbwatch reports those of SMB sessions",
+    {"ntlmssp_auth user='DC$' domain='NULL' host='WIN10'": (1, 0)},
+)
+ONE_SIDED_8629 = (
+    "one-sided capture (client to server only, peer README): the two TREE_CONNECT requests get no response, "
+    "and smbwatch reports a tree connect only once the server answers it",
+    {"trees": (["\\\\dc1\\ADMIN$", "\\\\dc1\\IPC$"], [])},
+)
+
 # test folder -> (reason, {key: (facts value, smbwatch value)}), exactly as fact_differences reports.
 KNOWN_FACT_DIFFERENCES: dict[str, tuple[str, dict[str, tuple[Any, Any]]]] = {
     "smb1-02": (
@@ -250,10 +264,17 @@ KNOWN_FACT_DIFFERENCES: dict[str, tuple[str, dict[str, tuple[Any, Any]]]] = {
             "smb1_dialects_offered": ([], SEGMENTATION_RANDOM_OFFERED),
             "smb1_dialect_selected unknown": (1, 0),
             "smb1_dialect_selected NT LM 0.12": (0, 1),
+            # with the requests, the NTLMSSP AUTHENTICATE (as in smb-eicar-file) and the tree connect
+            "ntlmssp_auth user='NULL' domain='NULL' host='HOST'": (0, 1),
+            "trees": ([], ["\\\\127.0.0.1\\PUBLIC"]),
         },
     ),
     "smb2-frames-gap-payload-logging": SMB2_PETER_GAP,
     "smb2-frames-gap-payload-logging-02": SMB2_PETER_GAP,
+    "bug-5162": DCERPC_AUTH3,
+    "dcerpc-smb-fail": DCERPC_AUTH3,
+    "bug-8629": ONE_SIDED_8629,
+    "bug-8629-async-oneside": ONE_SIDED_8629,
 }
 
 
@@ -336,6 +357,58 @@ def test_peer_dialect(case: tuple[str, str, str]) -> None:
     assert expected in [connection["dialect"] for connection in document["connections"]], suricata
 
 
+# Suricata's smb event fields for who logged in and which tree was connected, and smbwatch's names.
+PEER_SESSION_FIELDS = {"smb.ntlmssp.user": "user", "smb.ntlmssp.domain": "domain", "smb.ntlmssp.host": "workstation"}
+PEER_TREE_FIELDS = ("smb.share", "smb.named_pipe")  # Suricata names a tree to IPC$ (share type pipe) a named pipe
+
+
+def peer_auth_cases() -> list[tuple[str, str, int]]:
+    """Peer checks of a SESSION_SETUP event that names the NTLMSSP user, or of a TREE_CONNECT event."""
+    out = []
+    for test, entry in load_facts().items():
+        for number, check in enumerate(entry["peer_checks"]):
+            match = check.get("match", {})
+            command = str(match.get("smb.command", ""))
+            session = command.endswith("SESSION_SETUP") and bool(PEER_SESSION_FIELDS.keys() & match.keys())
+            tree = command.endswith("TREE_CONNECT") and any(name in match for name in PEER_TREE_FIELDS)
+            if session or tree:
+                out += [(test, pcap["file"], number) for pcap in entry["pcaps"]]
+    return sorted(out) or [("absent", "absent", 0)]
+
+
+@pytest.mark.parametrize("case", peer_auth_cases(), ids=lambda case: f"{case[0]}/{case[1]}#{case[2]}")
+def test_peer_session_and_tree_checks(case: tuple[str, str, int]) -> None:
+    """Suricata's expected SESSION_SETUP (NTLMSSP user, domain, host, status) and TREE_CONNECT (share or
+    named pipe, status) events: as many smbwatch sessions / tree connects match as the peer expects events
+    (one event per session setup or tree connect)."""
+    test, file, number = case
+    facts_of(test, file)
+    check = load_facts()[test]["peer_checks"][number]
+    match, expected = check["match"], check.get("count", 1)
+    _, document, _ = run_smbwatch(test, file)
+    wanted_status = match.get("smb.status")
+    if match["smb.command"].endswith("SESSION_SETUP"):
+        sessions = [s for c in document["connections"] for s in c["sessions"] if NTLMSSP_AUTHENTICATE_READ in s]
+        found = [
+            session
+            for session in sessions
+            if all(session[ours] == match[theirs] for theirs, ours in PEER_SESSION_FIELDS.items() if theirs in match)
+            and wanted_status in (None, session["status"])
+        ]
+    else:
+        trees = [tree for connection in document["connections"] for tree in connection["trees"]]
+        pipe = "smb.named_pipe" in match
+        path = match["smb.named_pipe" if pipe else "smb.share"]
+        found = [
+            tree
+            for tree in trees
+            if tree["path"] == path
+            and (tree.get("share_type") == "pipe") == pipe
+            and wanted_status in (None, tree["status"])
+        ]
+    assert len(found) == expected, f"{match}: {len(found)} found, the peer expects {expected}"
+
+
 def test_trap_smb1_01_is_smb2_midstream() -> None:
     """README trap 1: smb1-01/smb1.pcap is SMB2 picked up without its NEGOTIATE, not SMB1."""
     facts_of("smb1-01", "smb1.pcap")
@@ -345,3 +418,17 @@ def test_trap_smb1_01_is_smb2_midstream() -> None:
     assert not connection["smb1_used"] and not connection["smb1_offered"]
     assert connection["dialect"] is None
     assert connection["midstream"] is True
+
+
+def test_trap_ntlmssp_order_is_edited() -> None:
+    """README trap 2: smb2-ntlmssp-order/smb2.pcap is smb2.pcap (smb2-02) with the NTLMSSP user and host
+    swapped on purpose; smbwatch must read what the edited file says, not what the original said."""
+    facts_of("smb2-ntlmssp-order", "smb2.pcap")
+    identities = {}
+    for test in ("smb2-02", "smb2-ntlmssp-order"):
+        _, document, _ = run_smbwatch(test, "smb2.pcap")
+        (connection,) = document["connections"]
+        (session,) = connection["sessions"]
+        identities[test] = (session["user"], session["domain"], session["workstation"], session["status"])
+    assert identities["smb2-02"] == ("Administrator", "CONTOSO", "SERVER01", "STATUS_SUCCESS")
+    assert identities["smb2-ntlmssp-order"] == ("SERVER01", "CONTOSO", "Administrator", "STATUS_SUCCESS")
