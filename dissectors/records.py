@@ -371,8 +371,24 @@ class Smb2TreeConnectResponse:
     maximal_access: int
 
 
+@dataclass(frozen=True, slots=True)
+class Smb1TransactionRequest:
+    """[MS-CIFS] 2.2.4.33.1 SMB_COM_TRANSACTION request (and 2.2.4.46.1 TRANSACTION2: no Name there).
+
+    `setup` holds the Setup words: for a named-pipe transaction, the subcommand then the FID.
+    """
+
+    total_parameter_count: int
+    total_data_count: int
+    parameter_count: int
+    data_count: int
+    setup: tuple[int, ...]
+    name: str
+
+
 Smb1Body = (
-    Smb1NegotiateRequest
+    Smb1TransactionRequest
+    | Smb1NegotiateRequest
     | Smb1NegotiateResponse
     | Smb1SessionSetupRequest
     | Smb1SessionSetupResponse

@@ -1,7 +1,8 @@
 """Detections: rules over per-connection state that turn facts into alerts.
 
 So far: SMBv1 use (`smb1_negotiated`), raised once per client/server pair per
-period rather than per packet or per connection. The pair memory is capped
+period rather than per packet or per connection, and MS17-010 probes
+(`ms17_010_probe`, with what the server's answer says about its patch level). The pair memory is capped
 (least recently alerted pairs are forgotten first), and so is the list of
 alerts kept for a report; what the caps drop is counted.
 """
@@ -14,6 +15,29 @@ from dataclasses import dataclass
 from typing import Any
 
 ALERT_SMB1_NEGOTIATED = "smb1_negotiated"
+ALERT_MS17_010_PROBE = "ms17_010_probe"
+
+# [MS-CIFS] 2.2.5.4 TRANS_PEEK_NMPIPE: the subcommand scanners for MS17-010 send on FID 0.
+TRANS_PEEK_NMPIPE = 0x0023
+STATUS_INSUFF_SERVER_RESOURCES = 0xC0000205
+STATUS_ACCESS_DENIED = 0xC0000022
+STATUS_INVALID_HANDLE = 0xC0000008
+
+
+def is_ms17_010_probe(setup: tuple[int, ...], name: str) -> bool:
+    """A TRANSACTION PeekNamedPipe on FID 0 to \\PIPE\\: what MS17-010 checkers (nmap, Metasploit) send."""
+    return len(setup) >= 2 and setup[0] == TRANS_PEEK_NMPIPE and setup[1] == 0 and name.upper().rstrip("\\") == "\\PIPE"
+
+
+def ms17_010_verdict(status: int | None) -> str:
+    """The server's answer tells: STATUS_INSUFF_SERVER_RESOURCES only from an unpatched SMB1 server."""
+    if status is None:
+        return "no answer"
+    if status == STATUS_INSUFF_SERVER_RESOURCES:
+        return "unpatched: vulnerable to MS17-010"
+    if status in (STATUS_ACCESS_DENIED, STATUS_INVALID_HANDLE):
+        return "patched"
+    return "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +86,10 @@ class Detector:
             self.alerts_dropped += 1
         for sink in self.sinks:
             sink(alert)
+
+    def finding(self, kind: str, client: str, server: str, ts: float, evidence: dict[str, Any]) -> None:
+        """A pattern the per-connection state recognised (a probe and its answer): one alert each."""
+        self._raise(Alert(kind, ts, client, server, evidence))
 
     def smb1_used(self, client: str, server: str, ts: float, evidence: dict[str, Any]) -> None:
         """A connection between `client` and `server` uses SMB1 (negotiated, or an SMB1 command crossed it)."""

@@ -93,6 +93,14 @@ class Pipeline:
         if connection.smb1_used and not connection.smb1_reported:  # type: ignore[attr-defined]
             connection.smb1_reported = True  # type: ignore[attr-defined]
             self._report_smb1(flow, connection, ts)  # type: ignore[arg-type]
+        if connection.findings:  # type: ignore[attr-defined]
+            self._report_findings(flow, connection)  # type: ignore[arg-type]
+
+    def _report_findings(self, flow: Flow, connection: SmbConnection) -> None:
+        client, server = format_ip(flow.client[0]), format_ip(flow.server[0])
+        for kind, ts, evidence in connection.findings:
+            self.detector.finding(kind, client, server, ts, {**evidence, "server_port": flow.server[1]})
+        connection.findings.clear()
 
     def _report_smb1(self, flow: Flow, connection: SmbConnection, ts: float) -> None:
         evidence = {
@@ -109,6 +117,9 @@ class Pipeline:
         if not isinstance(connection, SmbConnection):
             self.connections_without_smb += 1
             return
+        connection.unanswered_findings()
+        if connection.findings:
+            self._report_findings(flow, connection)
         self.connection_anomalies.update(connection.anomalies)
         self.connection_anomalies.update(connection.auth.cap_anomalies())
         if flow.anomalies:

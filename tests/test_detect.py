@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import analyze_files
-from monitor.detect import ALERT_SMB1_NEGOTIATED, DetectionSettings, Detector
+from monitor.detect import (
+    ALERT_MS17_010_PROBE,
+    ALERT_SMB1_NEGOTIATED,
+    DetectionSettings,
+    Detector,
+    is_ms17_010_probe,
+    ms17_010_verdict,
+)
 from monitor.flows import FlowLimits
 from monitor.report import build_document
 
@@ -41,9 +48,34 @@ def test_pair_memory_and_alert_list_are_capped() -> None:
 def test_smb1_alerts_match_smb1_use_in_every_capture(entry: dict) -> None:
     document = build_document(analyze_files([str(PCAPS / entry["file"])], FlowLimits(), 1000))
     pairs_using_smb1 = {(c["client"], c["server"]) for c in entry.get("connection", []) if c["smb1_used"]}
-    alerted = {(a["src"], a["dst"]) for a in document["alerts"] if a["kind"] == ALERT_SMB1_NEGOTIATED}
+    smb1_alerts = [a for a in document["alerts"] if a["kind"] == ALERT_SMB1_NEGOTIATED]
+    alerted = {(a["src"], a["dst"]) for a in smb1_alerts}
     assert alerted == pairs_using_smb1
-    assert len(document["alerts"]) == len(alerted)  # one per pair, not one per packet or connection
+    assert len(smb1_alerts) == len(alerted)  # one per pair, not one per packet or connection
     for alert in document["alerts"]:
         assert set(alert) == {"kind", "ts", "src", "dst", "detail"}
         assert alert["detail"]["server_port"] in (445, 139)
+
+
+def test_ms17_010_probe_and_the_unpatched_answer() -> None:
+    document = build_document(analyze_files([str(PCAPS / "crafted" / "ms17_010_unpatched.pcap")], FlowLimits(), 10))
+    [probe] = [a for a in document["alerts"] if a["kind"] == ALERT_MS17_010_PROBE]
+    assert (probe["src"], probe["dst"]) == ("192.0.2.66", "192.0.2.20")
+    assert probe["detail"]["status"] == "STATUS_INSUFF_SERVER_RESOURCES"
+    assert probe["detail"]["verdict"].startswith("unpatched")
+
+
+def test_probe_rule_and_verdicts() -> None:
+    assert is_ms17_010_probe((0x23, 0), "\\PIPE\\")
+    assert not is_ms17_010_probe((0x23, 0x4001), "\\PIPE\\")  # a real pipe's FID: ordinary PeekNamedPipe
+    assert not is_ms17_010_probe((0x26, 0), "\\PIPE\\")  # TransactNmPipe
+    assert ms17_010_verdict(0xC0000022) == ms17_010_verdict(0xC0000008) == "patched"
+    assert ms17_010_verdict(None) == "no answer"
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=[entry["file"] for entry in MANIFEST])
+def test_no_probe_alert_where_there_is_no_probe(entry: dict) -> None:
+    if entry["file"] == "crafted/ms17_010_unpatched.pcap" or "ms17_010" in entry["file"]:
+        pytest.skip("this capture holds a probe")
+    document = build_document(analyze_files([str(PCAPS / entry["file"])], FlowLimits(), 1000))
+    assert not [a for a in document["alerts"] if a["kind"] == ALERT_MS17_010_PROBE]
