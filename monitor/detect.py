@@ -16,6 +16,7 @@ from typing import Any
 
 ALERT_SMB1_NEGOTIATED = "smb1_negotiated"
 ALERT_MS17_010_PROBE = "ms17_010_probe"
+ALERT_SCAN_445 = "scan_445"
 
 # [MS-CIFS] 2.2.5.4 TRANS_PEEK_NMPIPE: the subcommand scanners for MS17-010 send on FID 0.
 TRANS_PEEK_NMPIPE = 0x0023
@@ -61,6 +62,15 @@ class DetectionSettings:
     smb1_alert_period: float = 3600.0
     max_tracked_pairs: int = 100_000
     max_alerts_kept: int = 100_000
+    # 445/139 scans: a source that opens (or tries to open) connections to this many distinct
+    # destinations within the window. Zeek's old scan script fires at 25 failed destinations in
+    # 5 minutes, ntopng at 32, an ET rule at 70 SYNs in 60 s; counting every first-seen flow (a
+    # capture may miss the SYNs) 25 in 5 minutes keeps file-share-heavy clients, which talk to a
+    # few servers many times, far below it.
+    scan_destinations: int = 25
+    scan_window: float = 300.0
+    scan_alert_period: float = 600.0  # one alert per scanning source per period
+    max_scan_sources: int = 50_000  # least recently active sources are forgotten first
 
 
 AlertSink = Callable[[Alert], None]
@@ -77,6 +87,8 @@ class Detector:
         self.counts: Counter[str] = Counter()
         self._smb1_pairs: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.pairs_forgotten = 0
+        self._scan_sources: OrderedDict[str, _ScanSource] = OrderedDict()
+        self.scan_sources_forgotten = 0
 
     def _raise(self, alert: Alert) -> None:
         self.counts[alert.kind] += 1
@@ -103,3 +115,63 @@ class Detector:
             self._smb1_pairs.popitem(last=False)
             self.pairs_forgotten += 1
         self._raise(Alert(ALERT_SMB1_NEGOTIATED, ts, client, server, evidence))
+
+    def connection_attempt(self, source: str, destination: str, port: int, ts: float) -> None:
+        """A first-seen flow from `source` to `destination` on 445/139 (SYN seen or not)."""
+        settings = self.settings
+        tracked = self._scan_sources.get(source)
+        if tracked is None:
+            tracked = self._scan_sources[source] = _ScanSource()
+            if len(self._scan_sources) > settings.max_scan_sources:
+                self._scan_sources.popitem(last=False)
+                self.scan_sources_forgotten += 1
+        else:
+            self._scan_sources.move_to_end(source)
+        tracked.attempt(destination, ts, settings)
+        if len(tracked.destinations) >= settings.scan_destinations and (
+            tracked.alerted_at is None or ts - tracked.alerted_at >= settings.scan_alert_period
+        ):
+            tracked.alerted_at = ts
+            evidence = {
+                "distinct_destinations": len(tracked.destinations),
+                "window_seconds": settings.scan_window,
+                "server_port": port,
+                "attempts": tracked.attempts,
+                "failed": tracked.failed,
+                "failed_share": round(tracked.failed / tracked.closed, 3) if tracked.closed else None,
+                "sample_destinations": list(tracked.destinations)[:10],
+            }
+            self._raise(Alert(ALERT_SCAN_445, ts, source, "*", evidence))
+
+    def attempt_ended(self, source: str, failed: bool) -> None:
+        """How an attempt ended: failed is a reset before any data, or no answer at all."""
+        tracked = self._scan_sources.get(source)
+        if tracked is not None:
+            tracked.closed += 1
+            tracked.failed += failed
+
+
+class _ScanSource:
+    """One source's recent 445/139 destinations (first-seen time each, oldest first), capped."""
+
+    __slots__ = ("alerted_at", "attempts", "closed", "destinations", "failed")
+
+    def __init__(self) -> None:
+        self.destinations: OrderedDict[str, float] = OrderedDict()
+        self.attempts = 0
+        self.closed = 0
+        self.failed = 0
+        self.alerted_at: float | None = None
+
+    def attempt(self, destination: str, ts: float, settings: DetectionSettings) -> None:
+        self.attempts += 1
+        destinations = self.destinations
+        if destination in destinations:
+            destinations.move_to_end(destination)
+        destinations[destination] = ts
+        horizon = ts - settings.scan_window
+        while destinations and next(iter(destinations.values())) < horizon:
+            destinations.popitem(last=False)
+        # Past twice the threshold more destinations tell nothing new: keep memory bounded.
+        while len(destinations) > 2 * settings.scan_destinations:
+            destinations.popitem(last=False)

@@ -226,13 +226,17 @@ for _half in _FINISHED_HALVES:
 
 EventSink = Callable[[Flow, Direction, list[StreamEvent], float], None]
 CloseSink = Callable[[Flow, CloseReason], None]
+OpenSink = Callable[[Flow, float], None]
 
 
 class FlowTable:
     """All live flows; `process` takes each decoded segment in capture order."""
 
-    def __init__(self, limits: FlowLimits, on_events: EventSink, on_close: CloseSink) -> None:
+    def __init__(
+        self, limits: FlowLimits, on_events: EventSink, on_close: CloseSink, on_open: OpenSink | None = None
+    ) -> None:
         self.limits = limits
+        self._on_open = on_open
         self._on_events = on_events
         self._on_close = on_close
         self._by_tuple: dict[tuple[bytes, int, bytes, int], tuple[Flow, Direction]] = {}
@@ -325,6 +329,8 @@ class FlowTable:
         client, server = (src, dst) if sender_is_client else (dst, src)
         flow = Flow(client, server, ts, syn_seen)
         self.created += 1
+        if self._on_open is not None:
+            self._on_open(flow, ts)
         self._flows[id(flow)] = flow
         forward = (client[0], client[1], server[0], server[1])
         backward = (server[0], server[1], client[0], client[1])

@@ -10,12 +10,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from dissectors.constants import SMB_PORTS
 from dissectors.records import AnomalyKind, StreamEvent
 from monitor.capture import Frame
 from monitor.decode import LINKTYPE_ETHERNET, Decoder
 from monitor.detect import Detector
 from monitor.fastpath import FastPath
-from monitor.flows import CloseReason, Direction, Flow, FlowLimits, FlowTable
+from monitor.flows import CloseReason, Direction, Flow, FlowLimits, FlowState, FlowTable
 from monitor.session import SmbConnection
 
 ConnectionRecord = dict[str, Any]
@@ -37,7 +38,7 @@ class Pipeline:
         detector: Detector | None = None,
     ) -> None:
         self.decoder = Decoder()
-        self.flows = FlowTable(limits or FlowLimits(), self._on_events, self._on_close)
+        self.flows = FlowTable(limits or FlowLimits(), self._on_events, self._on_close, self._on_open)
         # Off only to check that it changes nothing (tests/test_fastpath.py).
         self.fastpath = FastPath(self.flows, enabled=fast_path)
         self.sinks = list(sinks)
@@ -112,7 +113,16 @@ class Pipeline:
         }
         self.detector.smb1_used(format_ip(flow.client[0]), format_ip(flow.server[0]), ts, evidence)
 
+    def _on_open(self, flow: Flow, ts: float) -> None:
+        if flow.server[1] in SMB_PORTS:
+            self.detector.connection_attempt(format_ip(flow.client[0]), format_ip(flow.server[0]), flow.server[1], ts)
+
     def _on_close(self, flow: Flow, reason: CloseReason) -> None:
+        # A failed attempt: no answer (never established) or a reset before any data.
+        failed = flow.state is FlowState.OPENING or (
+            flow.state is FlowState.RESET and not any(half.bytes_delivered for half in flow.halves)
+        )
+        self.detector.attempt_ended(format_ip(flow.client[0]), failed)
         connection = flow.owner
         if not isinstance(connection, SmbConnection):
             self.connections_without_smb += 1

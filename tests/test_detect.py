@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import socket
 import tomllib
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from monitor.cli import analyze_files
 from monitor.detect import (
     ALERT_MS17_010_PROBE,
+    ALERT_SCAN_445,
     ALERT_SMB1_NEGOTIATED,
     DetectionSettings,
     Detector,
@@ -79,3 +83,59 @@ def test_no_probe_alert_where_there_is_no_probe(entry: dict) -> None:
         pytest.skip("this capture holds a probe")
     document = build_document(analyze_files([str(PCAPS / entry["file"])], FlowLimits(), 1000))
     assert not [a for a in document["alerts"] if a["kind"] == ALERT_MS17_010_PROBE]
+
+
+def test_scan_needs_many_distinct_destinations_within_the_window() -> None:
+    settings = DetectionSettings(scan_destinations=25, scan_window=300.0)
+    detector = Detector(settings)
+    for i in range(24):
+        detector.connection_attempt("192.0.2.66", f"198.51.100.{i}", 445, float(i))
+    for _ in range(500):  # a busy client: many connections, the same few servers
+        detector.connection_attempt("192.0.2.77", "198.51.100.1", 445, 30.0)
+    assert not detector.alerts
+    detector.connection_attempt("192.0.2.66", "198.51.100.200", 445, 400.0)  # the early ones left the window
+    assert not detector.alerts
+    for i in range(25):
+        detector.connection_attempt("192.0.2.66", f"203.0.113.{i}", 445, 500.0 + i)
+    [alert] = detector.alerts
+    assert (alert.kind, alert.src, alert.detail["distinct_destinations"]) == (ALERT_SCAN_445, "192.0.2.66", 25)
+    for i in range(100):  # still scanning within the alert period: no second alert
+        detector.connection_attempt("192.0.2.66", f"192.0.2.{i}", 445, 530.0)
+    assert len(detector.alerts) == 1
+
+
+def test_scan_tracking_memory_is_flat_under_a_source_flood() -> None:
+    settings = DetectionSettings(max_scan_sources=10_000)
+    detector = Detector(settings)
+    rng = random.Random(1)
+    tracemalloc.start()
+    try:
+        for i in range(1_000_000):
+            if i == 100_000:
+                after_warmup = tracemalloc.get_traced_memory()[0]
+            source = socket.inet_ntoa(rng.getrandbits(32).to_bytes(4, "big"))
+            detector.connection_attempt(source, "192.0.2.20", 445, i / 1000)
+        at_end = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(detector._scan_sources) == 10_000
+    assert detector.scan_sources_forgotten >= 980_000
+    assert at_end < after_warmup * 1.1  # flat: 900,000 more sources cost nothing more
+
+
+@pytest.mark.parametrize("name", [entry["file"] for entry in MANIFEST])
+def test_scan_alert_only_on_the_sweep(name: str) -> None:
+    document = build_document(analyze_files([str(PCAPS / name)], FlowLimits(), 1000))
+    scans = [a for a in document["alerts"] if a["kind"] == ALERT_SCAN_445]
+    if name == "recorded/scan_445_sweep.pcap":
+        [scan] = scans
+        assert scan["src"] == "192.0.2.10" and scan["detail"]["distinct_destinations"] >= 25
+    else:
+        assert not scans, name
+
+
+def test_nmap_ms17_010_script_against_samba_reads_patched() -> None:
+    document = build_document(analyze_files([str(PCAPS / "recorded" / "nmap_ms17_010.pcap")], FlowLimits(), 100))
+    probes = [a for a in document["alerts"] if a["kind"] == ALERT_MS17_010_PROBE]
+    assert probes and all(p["detail"]["verdict"] == "patched" for p in probes)
+    assert {p["detail"]["status"] for p in probes} <= {"STATUS_INVALID_HANDLE", "STATUS_ACCESS_DENIED"}
