@@ -65,6 +65,22 @@ LAB_USER=alice
 LAB_PASS='Passw0rd!'
 LAB_UID=45150
 CAP_FILTER='tcp port 445 or tcp port 139'
+# extra lab servers (nmap sweep and control_three_servers only; created on demand)
+NS_SRV2=smbw-lab-srv2
+NS_SRV3=smbw-lab-srv3
+SRV2_4=192.0.2.21
+SRV3_4=192.0.2.22
+SRV2_MAC=02:00:00:5b:00:21
+SRV3_MAC=02:00:00:5b:00:22
+# scan_445_sweep only: a router namespace (192.0.2.1) that the client reaches
+# the rest of 192.0.2.0/24 through, so that nmap sends its SYNs to every
+# address (on a directly connected subnet nmap ARPs first and sends SYNs only
+# to hosts that answered ARP)
+NS_RTR=smbw-lab-rtr
+RTR4=192.0.2.1
+RTR_MAC=02:00:00:5b:00:01
+EXTRA_SMBD_PIDS=()
+EXTRA_NET_UP=0
 
 ALL_SCENARIOS=(
   smb1_nt1 smb2_0_2 smb2_1 smb3_0 smb3_0_2 smb3_1_1
@@ -74,6 +90,8 @@ ALL_SCENARIOS=(
   auth_ntlmv2_smb2 auth_ntlmv2_smb1 auth_ntlmv1 auth_ntlmv1_ess auth_legacy_smb1
   auth_legacy_ntlmv1_smb1 auth_plaintext_smb1 auth_guest auth_anonymous
   auth_wrong_password auth_unknown_user auth_kerberos
+  nmap_smb_protocols nmap_security_mode nmap_ms17_010 scan_445_sweep
+  control_reconnects control_large_copy control_three_servers
 )
 
 log() { printf '[record] %s\n' "$*" >&2; }
@@ -130,10 +148,21 @@ stop_smbd() {
   SMBD_PID=""
 }
 
+stop_extra_smbds() {
+  local pid
+  for pid in "${EXTRA_SMBD_PIDS[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 -- "-$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+  done
+  EXTRA_SMBD_PIDS=()
+}
+
 teardown_net() {
   ip -n "$NS_BR" link del br0 2>/dev/null || true
   local ns
-  for ns in "$NS_CLI" "$NS_SRV" "$NS_BR"; do
+  for ns in "$NS_CLI" "$NS_SRV" "$NS_SRV2" "$NS_SRV3" "$NS_RTR" "$NS_BR"; do
     ip netns del "$ns" 2>/dev/null || true
   done
 }
@@ -144,6 +173,7 @@ cleanup() {
   trap - EXIT INT TERM
   stop_capture
   stop_smbd
+  stop_extra_smbds
   teardown_net
   rm -rf "$WORK"
   if [[ $rc -ne 0 ]]; then log "failed (exit $rc); lab torn down"; fi
@@ -608,6 +638,228 @@ one_session() {
   publish "$name" "$tmp"
 }
 
+# ---------------------------------------------------------------- scanner and control scenarios
+# Extra servers smbw-lab-srv2 (192.0.2.21) and smbw-lab-srv3 (192.0.2.22) on
+# the same bridge; set up the first time a scenario needs them.
+setup_extra_net() {
+  [[ $EXTRA_NET_UP -eq 0 ]] || return 0
+  local ns dev ip4 mac spec
+  for spec in "$NS_SRV2 v-srv2 $SRV2_4 $SRV2_MAC" "$NS_SRV3 v-srv3 $SRV3_4 $SRV3_MAC"; do
+    read -r ns dev ip4 mac <<<"$spec"
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip -n "$NS_BR" link add "$dev" type veth peer name eth0 netns "$ns"
+    ip -n "$NS_BR" link set "$dev" master br0
+    ip -n "$ns" link set eth0 address "$mac"
+    no_offload "$NS_BR" "$dev"
+    no_offload "$ns" eth0
+    ip -n "$ns" addr add "$ip4/24" dev eth0
+    nsx "$ns" sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1 || true
+    ip -n "$NS_BR" link set "$dev" up
+    ip -n "$ns" link set eth0 up
+  done
+  local addr out ok
+  for addr in "$SRV2_4" "$SRV3_4"; do
+    ok=0
+    for _ in $(seq 50); do
+      out=$(nsx "$NS_CLI" bash -c "exec 3<>/dev/tcp/$addr/9" 2>&1 || true)
+      if [[ $out == *refused* ]]; then ok=1; break; fi
+      sleep 0.1
+    done
+    [[ $ok -eq 1 ]] || die "bridge does not forward to $addr"
+  done
+  EXTRA_NET_UP=1
+  log "extra servers up: $NS_SRV2 ($SRV2_4), $NS_SRV3 ($SRV3_4)"
+}
+
+# setup_router: namespace smbw-lab-rtr (192.0.2.1, IPv4 forwarding, no ICMP
+# redirects, routes only to .10/.20/.21/.22, blackhole for the rest) on br0, and client routes: 192.0.2.1 on-link, the rest of
+# 192.0.2.0/24 via 192.0.2.1. The servers still answer the client directly.
+# client_routes_direct restores the client's connected route.
+setup_router() {
+  ip netns add "$NS_RTR"
+  ip -n "$NS_RTR" link set lo up
+  ip -n "$NS_BR" link add v-rtr type veth peer name eth0 netns "$NS_RTR"
+  ip -n "$NS_BR" link set v-rtr master br0
+  ip -n "$NS_RTR" link set eth0 address "$RTR_MAC"
+  no_offload "$NS_BR" v-rtr
+  no_offload "$NS_RTR" eth0
+  # only the lab hosts are routed; the rest of the /24 is a blackhole (silent
+  # drop: ICMP unreachables, which Linux rate-limits, make nmap slow down)
+  ip -n "$NS_RTR" addr add "$RTR4/32" dev eth0
+  nsx "$NS_RTR" sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1 || true
+  nsx "$NS_RTR" sysctl -qw net.ipv4.ip_forward=1
+  nsx "$NS_RTR" sysctl -qw net.ipv4.conf.all.send_redirects=0
+  nsx "$NS_RTR" sysctl -qw net.ipv4.conf.eth0.send_redirects=0
+  ip -n "$NS_BR" link set v-rtr up
+  ip -n "$NS_RTR" link set eth0 up
+  local h
+  for h in "$CLI4" "$SRV4" "$SRV2_4" "$SRV3_4"; do
+    ip -n "$NS_RTR" route add "$h/32" dev eth0 src "$RTR4"
+  done
+  ip -n "$NS_RTR" route add blackhole 192.0.2.0/24
+  ip -n "$NS_CLI" route del 192.0.2.0/24 dev eth0
+  ip -n "$NS_CLI" route add "$RTR4/32" dev eth0 src "$CLI4"
+  ip -n "$NS_CLI" route add 192.0.2.0/24 via "$RTR4" dev eth0 src "$CLI4"
+  local out ok=0
+  for _ in $(seq 50); do
+    out=$(nsx "$NS_CLI" bash -c "exec 3<>/dev/tcp/$SRV3_4/9" 2>&1 || true)
+    if [[ $out == *refused* ]]; then ok=1; break; fi
+    sleep 0.1
+  done
+  [[ $ok -eq 1 ]] || die "router $RTR4 does not forward to $SRV3_4"
+  log "router up: $NS_RTR ($RTR4); client routes 192.0.2.0/24 via $RTR4"
+}
+
+client_routes_direct() {
+  ip -n "$NS_CLI" route del 192.0.2.0/24 via "$RTR4" dev eth0 2>/dev/null || true
+  ip -n "$NS_CLI" route del "$RTR4/32" dev eth0 2>/dev/null || true
+  ip -n "$NS_CLI" route add 192.0.2.0/24 dev eth0 src "$CLI4" 2>/dev/null || true
+  ip -n "$NS_BR" link del v-rtr 2>/dev/null || true
+  ip netns del "$NS_RTR" 2>/dev/null || true
+}
+
+# start_extra_smbd NS TAG BASECONF: a second smbd in namespace NS with its own
+# pid/lock/state/cache/private/ncalrpc/log dirs under $SRV/TAG; it shares the
+# passdb (alice) and the shares of BASECONF. Stopped by stop_extra_smbds.
+start_extra_smbd() {
+  local ns=$1 tag=$2 base=$3
+  local d="$SRV/$tag"
+  mkdir -p "$d"/{run,lock,state,cache,private,ncalrpc,bind-dns,log}
+  chmod 700 "$d/private"
+  local conf="$SRV/smb-$tag.conf"
+  sed -e "s|^    netbios name = .*|    netbios name = SMBWLAB-${tag^^}|" \
+      -e "s|^    pid directory = .*|    pid directory = $d/run|" \
+      -e "s|^    lock directory = .*|    lock directory = $d/lock|" \
+      -e "s|^    state directory = .*|    state directory = $d/state|" \
+      -e "s|^    cache directory = .*|    cache directory = $d/cache|" \
+      -e "s|^    private dir = .*|    private dir = $d/private|" \
+      -e "s|^    ncalrpc dir = .*|    ncalrpc dir = $d/ncalrpc|" \
+      -e "s|^    binddns dir = .*|    binddns dir = $d/bind-dns|" \
+      -e "s|^    log file = .*|    log file = $d/log/smbd.log|" "$base" >"$conf"
+  local -a envc
+  mapfile -t envc < <(nss_env)
+  setsid timeout 600 ip netns exec "$ns" "${envc[@]}" \
+    smbd --foreground --no-process-group -s "$conf" \
+    </dev/null >>"$d/log/smbd.stdout" 2>&1 &
+  EXTRA_SMBD_PIDS+=("$!")
+  local pid=$!
+  for _ in $(seq 100); do
+    if nsx "$ns" ss -Hltn "sport = :445" | grep -q LISTEN; then return 0; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$d/log/smbd.stdout" "$d/log/smbd.log" >&2 2>/dev/null || true
+  die "extra smbd ($tag in $ns) is not listening on port 445"
+}
+
+# nmapc ARGS...: nmap in the client namespace, bounded in time
+nmapc() {
+  log "  nmap $*"
+  local rc=0
+  timeout 120 ip netns exec "$NS_CLI" nmap "$@" </dev/null >"$WORK/nmap.out" 2>&1 || rc=$?
+  sed 's/^/    | /' "$WORK/nmap.out" >&2
+  [[ $rc -eq 0 ]] || log "  (nmap exit status $rc)"
+}
+
+# nmap_scenario NAME SERVER_CONF_LINES(array name) EXPECT_FILTER... -- NMAP_ARGS...
+nmap_scenario() {
+  local name=$1 confvar=$2; shift 2
+  local -a expects=()
+  while [[ $1 != -- ]]; do expects+=("$1"); shift; done
+  shift
+  local -n _nconf=$confvar
+  local conf
+  conf=$(write_server_conf "$name" 445 yes "${_nconf[@]}")
+  start_smbd "$conf" 445
+  start_capture eth "$WORK/$name.pcap"
+  nmapc "$@"
+  finish_capture
+  stop_smbd
+  local f
+  for f in "${expects[@]}"; do check_pcap "$WORK/$name.pcap" "$f"; done
+  publish "$name" "$WORK/$name.pcap"
+}
+
+run_scanner_scenario() {
+  local s=$1
+  local -a srv_nt1=("server min protocol = NT1" "server max protocol = SMB3")
+  local -a srv_default=("server min protocol = SMB2_02" "server max protocol = SMB3")
+  case $s in
+    nmap_smb_protocols)
+      nmap_scenario "$s" srv_nt1 'smb.cmd == 0x72 && smb.flags.response == 1' 'smb2.cmd == 0 && smb2.flags.response == 1' -- \
+        -Pn -n -p445 --max-retries 1 --script-timeout 60s --script smb-protocols "$SRV4" ;;
+    nmap_security_mode)
+      nmap_scenario "$s" srv_nt1 'smb.cmd == 0x72 && smb.flags.response == 1' 'smb2.cmd == 0 && smb2.flags.response == 1' -- \
+        -Pn -n -p445 --max-retries 1 --script-timeout 60s --script smb-security-mode,smb2-security-mode "$SRV4" ;;
+    nmap_ms17_010)
+      nmap_scenario "$s" srv_nt1 'smb.cmd == 0x25 && smb.flags.response == 0' 'smb.cmd == 0x25 && smb.flags.response == 1' -- \
+        -Pn -n -p445 --max-retries 1 --script-timeout 60s --script smb-vuln-ms17-010 "$SRV4" ;;
+    scan_445_sweep)
+      # SYN sweep of 192.0.2.0/24 port 445 through the router 192.0.2.1:
+      # .20 and .21 run smbd (SYN-ACK), .22 and the router itself are up
+      # without smbd (RST), every other address has no host (no answer).
+      setup_extra_net
+      local conf
+      conf=$(write_server_conf "$s" 445 yes "${srv_default[@]}")
+      start_smbd "$conf" 445
+      start_extra_smbd "$NS_SRV2" srv2 "$conf"
+      setup_router
+      start_capture eth "$WORK/$s.pcap"
+      nmapc -sS -Pn -n -p445 --max-retries 1 --host-timeout 5s --max-rate 500 192.0.2.0/24
+      finish_capture
+      client_routes_direct
+      stop_extra_smbds
+      stop_smbd
+      check_pcap "$WORK/$s.pcap" "ip.src == $SRV4 && tcp.flags.syn == 1 && tcp.flags.ack == 1"
+      check_pcap "$WORK/$s.pcap" "ip.src == $SRV2_4 && tcp.flags.syn == 1 && tcp.flags.ack == 1"
+      check_pcap "$WORK/$s.pcap" "ip.src == $SRV3_4 && tcp.flags.reset == 1"
+      publish "$s" "$WORK/$s.pcap" ;;
+    control_reconnects)
+      local conf i
+      conf=$(write_server_conf "$s" 445 yes "${srv_default[@]}")
+      start_smbd "$conf" 445
+      start_capture eth "$WORK/$s.pcap"
+      for i in $(seq 20); do smbc SMB2_02 SMB3 -- 'ls' || log "  (client exit status $?)"; done
+      finish_capture
+      stop_smbd
+      check_pcap "$WORK/$s.pcap" 'tcp.stream == 19 && smb2.cmd == 3 && smb2.flags.response == 1 && smb2.nt_status == 0'
+      publish "$s" "$WORK/$s.pcap" ;;
+    control_large_copy)
+      # 2 MiB file read in one `get`
+      head -c 2097152 < <(yes 'smbwatch large copy control line') >"$SRV/share/large.txt"
+      chmod 644 "$SRV/share/large.txt"
+      one_session "$s" eth 'smb2.cmd == 8 && smb2.flags.response == 1' srv_default SMB2_02 SMB3 -- \
+        'get large.txt /dev/null'
+      rm -f "$SRV/share/large.txt" ;;
+    control_three_servers)
+      setup_extra_net
+      local conf ip rc
+      conf=$(write_server_conf "$s" 445 yes "${srv_default[@]}")
+      start_smbd "$conf" 445
+      start_extra_smbd "$NS_SRV2" srv2 "$conf"
+      start_extra_smbd "$NS_SRV3" srv3 "$conf"
+      start_capture eth "$WORK/$s.pcap"
+      for ip in "$SRV4" "$SRV2_4" "$SRV3_4"; do
+        log "  smbclient //$ip/data ls"
+        rc=0
+        timeout 60 ip netns exec "$NS_CLI" smbclient -s "$CLI/smb.conf" \
+          --option="client min protocol=SMB2_02" --option="client max protocol=SMB3" \
+          -U "$LAB_USER%$LAB_PASS" "//$ip/data" -c 'ls' </dev/null >"$WORK/client.out" 2>&1 || rc=$?
+        sed 's/^/    | /' "$WORK/client.out" >&2
+        [[ $rc -eq 0 ]] || log "  (client exit status $rc)"
+      done
+      finish_capture
+      stop_extra_smbds
+      stop_smbd
+      for ip in "$SRV4" "$SRV2_4" "$SRV3_4"; do
+        check_pcap "$WORK/$s.pcap" "ip.src == $ip && smb2.cmd == 3 && smb2.flags.response == 1 && smb2.nt_status == 0"
+      done
+      publish "$s" "$WORK/$s.pcap" ;;
+    *) return 1 ;;
+  esac
+}
+
 run_scenario() {
   local s=$1
   log "scenario $s"
@@ -780,6 +1032,7 @@ run_scenario() {
         'smb2.cmd == 1 && smb2.flags.response == 1 && smb2.nt_status == 0' 'smb2.tree contains "netlogon"'
       SMBC_CONF=""
       SMBC_ENV=() ;;
+    nmap_*|scan_*|control_*) run_scanner_scenario "$s" || die "no recipe for $s" ;;
     *) die "no recipe for $s" ;;
   esac
 }
