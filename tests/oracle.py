@@ -802,7 +802,8 @@ def frames_via_tshark_fields(path: str | Path) -> list[FrameFacts]:
             messages.append(Message("smb1", command_code, response, tuple(chained)))
             if command_code == 0x72:
                 if not response:
-                    requested = tuple(_split(row["smb.dialect.name"]))
+                    # An empty dialect string is a real offer (nmap sends one): keep empty items here.
+                    requested = tuple(row["smb.dialect.name"].split(AGGREGATOR)) if row["smb.dialect.name"] else ()
                 elif indexes := _split(row["smb.dialect.index"]):
                     index = _int(indexes[0])
         smb2_commands = iter(zip(_split(row["smb2.cmd"]), _split(row["smb2.flags.response"]), strict=True))

@@ -410,7 +410,8 @@ def test_backends_agree(capture: str) -> None:
     path = capture_path(capture)
     via_pyshark = oracle_frames(capture) if not capture.startswith(PUBLIC_PREFIX) else oracle.frames_via_pyshark(path)
     via_fields = oracle.frames_via_tshark_fields(path)
-    assert via_pyshark, f"{capture}: tshark shows no SMB"
+    # A capture of a SYN sweep carries no SMB at all; every other one must, or the check proves nothing.
+    assert via_pyshark or capture.endswith("scan_445_sweep.pcap"), f"{capture}: tshark shows no SMB"
     assert list(via_fields) == list(via_pyshark)
 
 

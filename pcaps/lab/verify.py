@@ -150,8 +150,10 @@ def facts(rel: str) -> dict:
             resp = as_bool(row["smb.flags.response"].split("|")[0])
             if "0x72" in smb_cmds and from_client and not resp:
                 c["_neg_req1"] = True
-                for n in row["smb.dialect.name"].split("|"):
-                    if n and n not in c["_offered1"]:
+                # An empty dialect string is a real offer (nmap sends "\x02\x00"): keep it.
+                names = row["smb.dialect.name"].split("|") if row["smb.dialect.name"] else []
+                for n in names:
+                    if n not in c["_offered1"]:
                         c["_offered1"].append(n)
             elif "0x72" in smb_cmds and not from_client and resp:
                 idx = int(row["smb.dialect.index"] or "65535")
