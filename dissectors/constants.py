@@ -30,16 +30,23 @@ def enum_name(enum_type: type[IntEnum], value: int, width: int = 4) -> str:
 
 def flag_names(flag_type: type[IntFlag], value: int) -> list[str]:
     """Names of the bits set in `value`; undefined bits as ``unknown-0x…``."""
+    table = _FLAG_TABLES.get(flag_type)
+    if table is None:
+        # Walking an IntFlag's members costs a descriptor call per member: do it once per type.
+        table = _FLAG_TABLES[flag_type] = tuple((int(m.value), m.name or "") for m in flag_type if m.value)
     names = []
     known = 0
-    for member in flag_type:
-        if member.value and value & member.value == member.value:
-            names.append(member.name or "")
-            known |= member.value
+    for bits, name in table:
+        if value & bits == bits:
+            names.append(name)
+            known |= bits
     rest = value & ~known
     if rest:
         names.append(f"unknown-0x{rest:x}")
     return names
+
+
+_FLAG_TABLES: dict[type[IntFlag], tuple[tuple[int, str], ...]] = {}
 
 
 class NetbiosSessionType(IntEnum):

@@ -24,6 +24,8 @@ ConnectionSink = Callable[[ConnectionRecord], None]
 
 
 def format_ip(raw: bytes) -> str:
+    if len(raw) == 4:  # the common case, spared ipaddress' object construction
+        return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
     return str(ipaddress.ip_address(raw))
 
 
