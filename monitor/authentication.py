@@ -87,6 +87,8 @@ class AuthenticationTracker:
         self.server_hints: dict[str, str] = {}
         self.pending_dropped = 0
         self.sessions_dropped = 0
+        # Final SESSION_SETUP outcomes (packet time, status, user) not yet handed to the detector.
+        self.results: list[tuple[float, int, str | None]] = []
 
     # --- shared ----------------------------------------------------------------------------
 
@@ -152,12 +154,14 @@ class AuthenticationTracker:
         }
         self.server_hints.update({key: value for key, value in names.items() if value})
 
-    def _settle(self, session: dict[str, Any], request: dict[str, Any] | None, status: int) -> None:
+    def _settle(self, session: dict[str, Any], request: dict[str, Any] | None, status: int, ts: float) -> None:
         session["legs"] += 1
         if request:
             session.update({key: value for key, value in request.items() if key != "kind"})
         if status != STATUS_MORE_PROCESSING_REQUIRED:
             session["status"] = nt_status_name(status)
+            if len(self.results) < MAX_PENDING_REQUESTS:
+                self.results.append((ts, status, session.get("user")))
 
     # --- SMB2 ------------------------------------------------------------------------------
 
@@ -187,7 +191,7 @@ class AuthenticationTracker:
                     session["guest"] = True
                 if flags & SMB2_SESSION_FLAG_IS_NULL:
                     session["null"] = True
-            self._settle(session, request, header.status)
+            self._settle(session, request, header.status, ts)
             if session.get("guest"):
                 session["auth"] = "guest"
             elif session.get("null"):
@@ -257,7 +261,7 @@ class AuthenticationTracker:
                 self.server_hints["native_lanman"] = body.native_lanman
             if body.guest:
                 session["guest"] = True
-        self._settle(session, request, header.status)
+        self._settle(session, request, header.status, ts)
         if session.get("guest"):
             session["auth"] = "guest"
 

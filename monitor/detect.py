@@ -2,7 +2,9 @@
 
 So far: SMBv1 use (`smb1_negotiated`), raised once per client/server pair per
 period rather than per packet or per connection, and MS17-010 probes
-(`ms17_010_probe`, with what the server's answer says about its patch level). The pair memory is capped
+(`ms17_010_probe`, with what the server's answer says about its patch level),
+445/139 scans (`scan_445`) and brute force (`bruteforce`, and a success that
+follows it). The pair memory is capped
 (least recently alerted pairs are forgotten first), and so is the list of
 alerts kept for a report; what the caps drop is counted.
 """
@@ -14,9 +16,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dissectors.constants import nt_status_name
+
 ALERT_SMB1_NEGOTIATED = "smb1_negotiated"
 ALERT_MS17_010_PROBE = "ms17_010_probe"
 ALERT_SCAN_445 = "scan_445"
+ALERT_BRUTEFORCE = "bruteforce"
+
+# [MS-ERREF] 2.3.1: the statuses a SESSION_SETUP fails with when the credentials are wrong or refused.
+LOGON_FAILURE_STATUSES = frozenset(
+    (
+        0xC000006D,  # STATUS_LOGON_FAILURE
+        0xC000006A,  # STATUS_WRONG_PASSWORD
+        0xC0000064,  # STATUS_NO_SUCH_USER
+        0xC0000234,  # STATUS_ACCOUNT_LOCKED_OUT
+        0xC0000072,  # STATUS_ACCOUNT_DISABLED
+        0xC0000193,  # STATUS_ACCOUNT_EXPIRED
+        0xC0000071,  # STATUS_PASSWORD_EXPIRED
+        0xC0000224,  # STATUS_PASSWORD_MUST_CHANGE
+        0xC000006E,  # STATUS_ACCOUNT_RESTRICTION
+        0xC000006F,  # STATUS_INVALID_LOGON_HOURS
+        0xC0000070,  # STATUS_INVALID_WORKSTATION
+        0xC000015B,  # STATUS_LOGON_TYPE_NOT_GRANTED
+    )
+)
+MAX_USERS_PER_PAIR = 16
 
 # [MS-CIFS] 2.2.5.4 TRANS_PEEK_NMPIPE: the subcommand scanners for MS17-010 send on FID 0.
 TRANS_PEEK_NMPIPE = 0x0023
@@ -71,6 +95,12 @@ class DetectionSettings:
     scan_window: float = 300.0
     scan_alert_period: float = 600.0  # one alert per scanning source per period
     max_scan_sources: int = 50_000  # least recently active sources are forgotten first
+    # Brute force: this many failed logons from one source to one server within the window.
+    # Windows' account lockout thresholds are commonly 5 to 10 attempts; 10 in 5 minutes stays
+    # above a user mistyping a password a few times.
+    bruteforce_failures: int = 10
+    bruteforce_window: float = 300.0
+    max_bruteforce_pairs: int = 50_000
 
 
 AlertSink = Callable[[Alert], None]
@@ -89,6 +119,7 @@ class Detector:
         self.pairs_forgotten = 0
         self._scan_sources: OrderedDict[str, _ScanSource] = OrderedDict()
         self.scan_sources_forgotten = 0
+        self._logon_pairs: OrderedDict[tuple[str, str], _LogonFailures] = OrderedDict()
 
     def _raise(self, alert: Alert) -> None:
         self.counts[alert.kind] += 1
@@ -143,12 +174,56 @@ class Detector:
             }
             self._raise(Alert(ALERT_SCAN_445, ts, source, "*", evidence))
 
+    def session_result(self, client: str, server: str, ts: float, status: int, user: str | None) -> None:
+        """A SESSION_SETUP's final status: failures count towards brute force; a success after
+        a brute-force alert is called out."""
+        settings = self.settings
+        pair = (client, server)
+        failures = self._logon_pairs.get(pair)
+        if status in LOGON_FAILURE_STATUSES:
+            if failures is None:
+                failures = self._logon_pairs[pair] = _LogonFailures()
+                if len(self._logon_pairs) > settings.max_bruteforce_pairs:
+                    self._logon_pairs.popitem(last=False)
+            else:
+                self._logon_pairs.move_to_end(pair)
+            horizon = ts - settings.bruteforce_window
+            failures.times = [t for t in failures.times if t >= horizon][-2 * settings.bruteforce_failures :]
+            failures.times.append(ts)
+            if user is not None and len(failures.users) < MAX_USERS_PER_PAIR:
+                failures.users.setdefault(user)
+            if len(failures.times) >= settings.bruteforce_failures and not failures.alerted:
+                failures.alerted = True
+                evidence = {
+                    "failures": len(failures.times),
+                    "window_seconds": settings.bruteforce_window,
+                    "users": list(failures.users),
+                    "last_status": nt_status_name(status),
+                }
+                self._raise(Alert(ALERT_BRUTEFORCE, ts, client, server, evidence))
+        elif status == 0 and failures is not None:
+            if failures.alerted:
+                evidence = {"success_after_failures": True, "user": user, "failures_before": len(failures.times)}
+                self._raise(Alert(ALERT_BRUTEFORCE, ts, client, server, evidence))
+            del self._logon_pairs[pair]
+
     def attempt_ended(self, source: str, failed: bool) -> None:
         """How an attempt ended: failed is a reset before any data, or no answer at all."""
         tracked = self._scan_sources.get(source)
         if tracked is not None:
             tracked.closed += 1
             tracked.failed += failed
+
+
+class _LogonFailures:
+    """Recent failed logons of one source against one server (times oldest first, capped)."""
+
+    __slots__ = ("alerted", "times", "users")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.users: dict[str, None] = {}
+        self.alerted = False
 
 
 class _ScanSource:

@@ -98,6 +98,12 @@ class Pipeline:
             self._report_smb1(flow, connection, ts)  # type: ignore[arg-type]
         if connection.findings:  # type: ignore[attr-defined]
             self._report_findings(flow, connection)  # type: ignore[arg-type]
+        results = connection.auth.results  # type: ignore[attr-defined]
+        if results:
+            client, server = format_ip(flow.client[0]), format_ip(flow.server[0])
+            for result_ts, status, user in results:
+                self.detector.session_result(client, server, result_ts, status, user)
+            results.clear()
 
     def _report_findings(self, flow: Flow, connection: SmbConnection) -> None:
         client, server = format_ip(flow.client[0]), format_ip(flow.server[0])

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from monitor.capture import CaptureFile
 from monitor.cli import analyze_files
 from monitor.detect import (
+    ALERT_BRUTEFORCE,
     ALERT_MS17_010_PROBE,
     ALERT_SCAN_445,
     ALERT_SMB1_NEGOTIATED,
@@ -21,6 +23,8 @@ from monitor.detect import (
     ms17_010_verdict,
 )
 from monitor.flows import FlowLimits
+from monitor.inventory import Inventory
+from monitor.pipeline import Pipeline
 from monitor.report import build_document
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
@@ -139,3 +143,43 @@ def test_nmap_ms17_010_script_against_samba_reads_patched() -> None:
     probes = [a for a in document["alerts"] if a["kind"] == ALERT_MS17_010_PROBE]
     assert probes and all(p["detail"]["verdict"] == "patched" for p in probes)
     assert {p["detail"]["status"] for p in probes} <= {"STATUS_INVALID_HANDLE", "STATUS_ACCESS_DENIED"}
+
+
+def test_bruteforce_then_success_is_called_out() -> None:
+    detector = Detector(DetectionSettings(bruteforce_failures=5, bruteforce_window=60.0))
+    for i in range(4):
+        detector.session_result("192.0.2.66", "192.0.2.20", float(i), 0xC000006D, f"user{i}")
+    detector.session_result("192.0.2.66", "192.0.2.20", 100.0, 0xC000006D, "late")  # the first four left the window
+    assert not detector.alerts
+    for i in range(5):
+        detector.session_result("192.0.2.66", "192.0.2.20", 110.0 + i, 0xC000006A, "admin")
+    detector.session_result("192.0.2.66", "192.0.2.20", 120.0, 0, "admin")
+    first, second = detector.alerts
+    assert first.kind == second.kind == ALERT_BRUTEFORCE
+    assert first.detail["failures"] == 5 and first.detail["last_status"] == "STATUS_WRONG_PASSWORD"
+    assert second.detail == {"success_after_failures": True, "user": "admin", "failures_before": 6}
+
+
+def test_a_few_failures_then_success_is_no_bruteforce() -> None:
+    detector = Detector()
+    for i in range(3):  # a user mistyping a password
+        detector.session_result("192.0.2.10", "192.0.2.20", float(i), 0xC000006D, "alice")
+    detector.session_result("192.0.2.10", "192.0.2.20", 5.0, 0, "alice")
+    assert not detector.alerts
+
+
+def test_bruteforce_on_the_recorded_failed_logons() -> None:
+    inventory = Inventory()
+    detector = Detector(DetectionSettings(bruteforce_failures=3))
+    pipeline = Pipeline(sinks=[inventory], detector=detector)
+    pipeline.feed(CaptureFile(str(PCAPS / "recorded" / "auth_wrong_password.pcap")))
+    pipeline.finish()
+    [alert] = [a for a in detector.alerts if a.kind == ALERT_BRUTEFORCE]
+    assert (alert.src, alert.dst) == ("192.0.2.10", "192.0.2.20")
+    assert alert.detail["failures"] == 3 and alert.detail["users"] == ["alice"]
+
+
+@pytest.mark.parametrize("name", [entry["file"] for entry in MANIFEST])
+def test_no_bruteforce_alert_with_the_default_threshold(name: str) -> None:
+    document = build_document(analyze_files([str(PCAPS / name)], FlowLimits(), 1000))
+    assert not [a for a in document["alerts"] if a["kind"] == ALERT_BRUTEFORCE]
