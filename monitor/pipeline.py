@@ -23,6 +23,10 @@ ConnectionRecord = dict[str, Any]
 ConnectionSink = Callable[[ConnectionRecord], None]
 
 
+def _endpoint_ips(flow: Flow) -> tuple[str, str]:
+    return format_ip(flow.client[0]), format_ip(flow.server[0])
+
+
 def format_ip(raw: bytes) -> str:
     if len(raw) == 4:  # the common case, spared ipaddress' object construction
         return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
@@ -90,23 +94,24 @@ class Pipeline:
 
     def _on_events(self, flow: Flow, direction: Direction, events: list[StreamEvent], ts: float) -> None:
         connection = flow.owner
-        if connection is None:
+        if not isinstance(connection, SmbConnection):
             connection = flow.owner = SmbConnection(flow.first_ts)
-        connection.handle(direction, events, ts)  # type: ignore[attr-defined]
-        if connection.smb1_used and not connection.smb1_reported:  # type: ignore[attr-defined]
-            connection.smb1_reported = True  # type: ignore[attr-defined]
-            self._report_smb1(flow, connection, ts)  # type: ignore[arg-type]
-        if connection.findings:  # type: ignore[attr-defined]
-            self._report_findings(flow, connection)  # type: ignore[arg-type]
-        results = connection.auth.results  # type: ignore[attr-defined]
+        connection.handle(direction, events, ts)
+        # Hand what the connection learnt to the detector.
+        if connection.smb1_used and not connection.smb1_reported:
+            connection.smb1_reported = True
+            self._report_smb1(flow, connection, ts)
+        if connection.findings:
+            self._report_findings(flow, connection)
+        results = connection.auth.results
         if results:
-            client, server = format_ip(flow.client[0]), format_ip(flow.server[0])
+            client, server = _endpoint_ips(flow)
             for result_ts, status, user in results:
                 self.detector.session_result(client, server, result_ts, status, user)
             results.clear()
 
     def _report_findings(self, flow: Flow, connection: SmbConnection) -> None:
-        client, server = format_ip(flow.client[0]), format_ip(flow.server[0])
+        client, server = _endpoint_ips(flow)
         for kind, ts, evidence in connection.findings:
             self.detector.finding(kind, client, server, ts, {**evidence, "server_port": flow.server[1]})
         connection.findings.clear()
@@ -119,11 +124,11 @@ class Pipeline:
             "server_port": flow.server[1],
             "transport": flow.transport,
         }
-        self.detector.smb1_used(format_ip(flow.client[0]), format_ip(flow.server[0]), ts, evidence)
+        self.detector.smb1_used(*_endpoint_ips(flow), ts, evidence)
 
     def _on_open(self, flow: Flow, ts: float) -> None:
         if flow.server[1] in SMB_PORTS:
-            self.detector.connection_attempt(format_ip(flow.client[0]), format_ip(flow.server[0]), flow.server[1], ts)
+            self.detector.connection_attempt(*_endpoint_ips(flow), flow.server[1], ts)
 
     def _on_close(self, flow: Flow, reason: CloseReason) -> None:
         # A failed attempt: no answer (never established) or a reset before any data.
