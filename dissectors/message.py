@@ -16,7 +16,7 @@ from dissectors.constants import (
     Smb1Command,
     Smb2Command,
 )
-from dissectors.records import Anomaly, AnomalyKind, StreamEvent
+from dissectors.records import Anomaly, AnomalyKind, StreamEvent, ZeroedMessageHeader
 
 # Bytes needed to decide how much of a frame to keep: the SMB2 header is the longest.
 PEEK_SIZE = smb2.SMB2_HEADER_SIZE
@@ -41,6 +41,7 @@ _SMB1_BULK_COMMANDS = frozenset(
         Smb1Command.SMB_COM_WRITE_AND_UNLOCK,
     )
 )
+_SMB2_STRUCTURE_SIZE_OFFSET = 4
 _SMB2_COMMAND_OFFSET = 12
 _SMB2_NEXT_COMMAND_OFFSET = 20
 _SMB1_COMMAND_OFFSET = 4
@@ -57,6 +58,9 @@ def bytes_to_keep(prefix: bytes | bytearray, frame_length: int) -> int:
     marker = prefix[0]
     if marker == _SMB2_MARKER:
         if len(prefix) >= PEEK_SIZE:
+            if prefix[_SMB2_STRUCTURE_SIZE_OFFSET] != smb2.SMB2_HEADER_STRUCTURE_SIZE:
+                # Not an SMB2 header: nothing past it can be decoded, so the rest is not worth buffering.
+                return PEEK_SIZE
             command = prefix[_SMB2_COMMAND_OFFSET] | prefix[_SMB2_COMMAND_OFFSET + 1] << 8
             if command in _SMB2_BULK_COMMANDS and not any(
                 prefix[_SMB2_NEXT_COMMAND_OFFSET : _SMB2_NEXT_COMMAND_OFFSET + 4]
@@ -78,6 +82,8 @@ def dissect_session_message(kept: bytes, frame_length: int) -> list[StreamEvent]
     """Records for one SESSION MESSAGE of which `kept` are the first bytes."""
     protocol = kept[:4]
     if protocol == SMB2_PROTOCOL_ID:
+        if kept[_SMB2_STRUCTURE_SIZE_OFFSET : _SMB2_STRUCTURE_SIZE_OFFSET + 1] == b"\x00" and is_zeroed_header(kept):
+            return [ZeroedMessageHeader(protocol, frame_length)]
         return smb2.parse_compound(kept, frame_length)
     if protocol == SMB1_PROTOCOL_ID:
         return smb1.parse_message(kept, frame_length)
@@ -85,4 +91,11 @@ def dissect_session_message(kept: bytes, frame_length: int) -> list[StreamEvent]
         return [smb2.parse_transform_header(kept)]
     if protocol == SMB2_COMPRESSION_PROTOCOL_ID:
         return [smb2.parse_compression_header(kept)]
+    if is_zeroed_header(kept):
+        return [ZeroedMessageHeader(protocol, frame_length)]
     return [Anomaly(AnomalyKind.NOT_SMB, f"frame of {frame_length} bytes starts {protocol.hex()}")]
+
+
+def is_zeroed_header(kept: bytes) -> bool:
+    """The 60 bytes after the protocol id are there and all zero."""
+    return len(kept) >= PEEK_SIZE and kept.count(0, 4, PEEK_SIZE) == PEEK_SIZE - 4

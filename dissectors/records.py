@@ -33,6 +33,7 @@ class AnomalyKind(Enum):
     NETBIOS_MALFORMED = "netbios_malformed"
     # SMB framing
     NOT_SMB = "not_smb"
+    ZEROED_MESSAGE_HEADER = "zeroed_message_header"
     SMB1_MALFORMED = "smb1_malformed"
     SMB2_MALFORMED = "smb2_malformed"
     SMB2_NEXT_COMMAND_INVALID = "smb2_next_command_invalid"
@@ -386,8 +387,34 @@ class Smb1TransactionRequest:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class Smb1NtTransactRequest:
+    """[MS-CIFS] 2.2.4.62.1 SMB_COM_NT_TRANSACT request: the declared sizes, Function and Setup words.
+
+    TotalDataCount is what the server reserves for the whole transaction; EternalBlue declares
+    more than 64 KiB here and then sends the data as TRANSACTION2_SECONDARY messages.
+    """
+
+    total_parameter_count: int
+    total_data_count: int
+    parameter_count: int
+    data_count: int
+    function: int
+    setup: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1EchoRequest:
+    """[MS-CIFS] 2.2.4.39.1 SMB_COM_ECHO request: EchoCount and the first bytes of the echoed data."""
+
+    echo_count: int
+    data_prefix: bytes
+
+
 Smb1Body = (
     Smb1TransactionRequest
+    | Smb1NtTransactRequest
+    | Smb1EchoRequest
     | Smb1NegotiateRequest
     | Smb1NegotiateResponse
     | Smb1SessionSetupRequest
@@ -425,6 +452,19 @@ class Smb2Message(NamedTuple):
     body: Smb2Body | None
 
 
+@dataclass(frozen=True, slots=True)
+class ZeroedMessageHeader:
+    """A SESSION MESSAGE whose 60 bytes after the 4-byte protocol id are all zero.
+
+    No SMB implementation sends one: a header of zeros has no command structure at all. EternalBlue's
+    pool grooming opens connections with such a frame (protocol id 0xFE 'SMB' or arbitrary bytes,
+    NetBIOS length 0x00FFF7) and never finishes it.
+    """
+
+    protocol_id: bytes
+    frame_length: int
+
+
 StreamEvent = (
     Smb1Message
     | Smb2Message
@@ -432,6 +472,7 @@ StreamEvent = (
     | Smb2CompressionTransformHeader
     | NetbiosSessionPacket
     | NetbiosSessionRequest
+    | ZeroedMessageHeader
     | ReassemblyGap
     | Anomaly
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from dissectors import smb1_session_setup, smb1_transaction, smb1_tree_connect
+from dissectors import smb1_echo, smb1_session_setup, smb1_transaction, smb1_tree_connect
 from dissectors.constants import Smb1Capabilities, Smb1Command
 from dissectors.records import (
     Anomaly,
@@ -139,6 +139,8 @@ _REQUEST_PARSERS: dict[int, Smb1Parser] = {
     Smb1Command.SMB_COM_TREE_CONNECT_ANDX: smb1_tree_connect.parse_request,
     Smb1Command.SMB_COM_TRANSACTION: smb1_transaction.parse_request,
     Smb1Command.SMB_COM_TRANSACTION2: smb1_transaction.parse_request,
+    Smb1Command.SMB_COM_NT_TRANSACT: smb1_transaction.parse_nt_transact_request,
+    Smb1Command.SMB_COM_ECHO: smb1_echo.parse_request,
 }
 _RESPONSE_PARSERS: dict[int, Smb1Parser] = {
     Smb1Command.SMB_COM_NEGOTIATE: parse_negotiate_response,

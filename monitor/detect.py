@@ -1,11 +1,12 @@
 """Detections: rules over per-connection state that turn facts into alerts.
 
-So far: SMBv1 use (`smb1_negotiated`), raised once per client/server pair per
-period rather than per packet or per connection, and MS17-010 probes
-(`ms17_010_probe`, with what the server's answer says about its patch level),
-445/139 scans (`scan_445`) and brute force (`bruteforce`, and a success that
-follows it). The pair memory is capped
-(least recently alerted pairs are forgotten first), and so is the list of
+SMBv1 use (`smb1_negotiated`), raised once per client/server pair per period
+rather than per packet or per connection; 445/139 scans (`scan_445`); brute
+force (`bruteforce`, and a success that follows it); and the MS17-010 family
+(`ms17_010_probe`, `eternalblue`, `doublepulsar`), whose per-connection patterns
+`monitor.ms17_010` recognises and whose cross-connection part (EternalBlue's
+pool grooming over many connections) is counted here. Every memory is capped
+(least recently active entries are forgotten first), and so is the list of
 alerts kept for a report; what the caps drop is counted.
 """
 
@@ -17,11 +18,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from dissectors.constants import nt_status_name
+from monitor.ms17_010 import ALERT_DOUBLEPULSAR, ALERT_ETERNALBLUE, ALERT_MS17_010_PROBE, FINDING_SRVNET_GROOMING
 
 ALERT_SMB1_NEGOTIATED = "smb1_negotiated"
-ALERT_MS17_010_PROBE = "ms17_010_probe"
 ALERT_SCAN_445 = "scan_445"
 ALERT_BRUTEFORCE = "bruteforce"
+ALERT_KINDS = (
+    ALERT_SMB1_NEGOTIATED,
+    ALERT_SCAN_445,
+    ALERT_MS17_010_PROBE,
+    ALERT_ETERNALBLUE,
+    ALERT_DOUBLEPULSAR,
+    ALERT_BRUTEFORCE,
+)
 
 # [MS-ERREF] 2.3.1: the statuses a SESSION_SETUP fails with when the credentials are wrong or refused.
 LOGON_FAILURE_STATUSES = frozenset(
@@ -41,29 +50,6 @@ LOGON_FAILURE_STATUSES = frozenset(
     )
 )
 MAX_USERS_PER_PAIR = 16
-
-# [MS-CIFS] 2.2.5.4 TRANS_PEEK_NMPIPE: the subcommand scanners for MS17-010 send on FID 0.
-TRANS_PEEK_NMPIPE = 0x0023
-STATUS_INSUFF_SERVER_RESOURCES = 0xC0000205
-STATUS_ACCESS_DENIED = 0xC0000022
-STATUS_INVALID_HANDLE = 0xC0000008
-
-
-def is_ms17_010_probe(setup: tuple[int, ...], name: str) -> bool:
-    """A TRANSACTION PeekNamedPipe on FID 0 to \\PIPE\\: what MS17-010 checkers (nmap, Metasploit) send."""
-    return len(setup) >= 2 and setup[0] == TRANS_PEEK_NMPIPE and setup[1] == 0 and name.upper().rstrip("\\") == "\\PIPE"
-
-
-def ms17_010_verdict(status: int | None) -> str:
-    """The server's answer tells: STATUS_INSUFF_SERVER_RESOURCES only from an unpatched SMB1 server."""
-    if status is None:
-        return "no answer"
-    if status == STATUS_INSUFF_SERVER_RESOURCES:
-        return "unpatched: vulnerable to MS17-010"
-    if status in (STATUS_ACCESS_DENIED, STATUS_INVALID_HANDLE):
-        return "patched"
-    return "unknown"
-
 
 @dataclass(frozen=True, slots=True)
 class Alert:
@@ -101,6 +87,13 @@ class DetectionSettings:
     bruteforce_failures: int = 10
     bruteforce_window: float = 300.0
     max_bruteforce_pairs: int = 50_000
+    # EternalBlue grooming: connections opened by one source to one server with a zeroed header in a
+    # 0x00FFF7-byte frame. The public tools open a dozen or more within a second; no client sends even one,
+    # so a handful within a minute is already the pattern.
+    grooming_connections: int = 3
+    grooming_window: float = 60.0
+    grooming_alert_period: float = 600.0
+    max_grooming_pairs: int = 10_000
 
 
 AlertSink = Callable[[Alert], None]
@@ -120,6 +113,7 @@ class Detector:
         self._scan_sources: OrderedDict[str, _ScanSource] = OrderedDict()
         self.scan_sources_forgotten = 0
         self._logon_pairs: OrderedDict[tuple[str, str], _LogonFailures] = OrderedDict()
+        self._grooming_pairs: OrderedDict[tuple[str, str], _Grooming] = OrderedDict()
 
     def _raise(self, alert: Alert) -> None:
         self.counts[alert.kind] += 1
@@ -131,8 +125,35 @@ class Detector:
             sink(alert)
 
     def finding(self, kind: str, client: str, server: str, ts: float, evidence: dict[str, Any]) -> None:
-        """A pattern the per-connection state recognised (a probe and its answer): one alert each."""
-        self._raise(Alert(kind, ts, client, server, evidence))
+        """A pattern the per-connection state recognised (a probe and its answer): one alert each,
+        except grooming connections, which alert when enough of them come together."""
+        if kind == FINDING_SRVNET_GROOMING:
+            self._grooming_connection(client, server, ts, evidence)
+        else:
+            self._raise(Alert(kind, ts, client, server, evidence))
+
+    def _grooming_connection(self, client: str, server: str, ts: float, evidence: dict[str, Any]) -> None:
+        settings = self.settings
+        pair = (client, server)
+        grooming = self._grooming_pairs.pop(pair, None) or _Grooming()
+        self._grooming_pairs[pair] = grooming  # most recently active last
+        if len(self._grooming_pairs) > settings.max_grooming_pairs:
+            self._grooming_pairs.popitem(last=False)
+        horizon = ts - settings.grooming_window
+        grooming.times = [t for t in grooming.times if t >= horizon][-settings.grooming_connections :]
+        grooming.times.append(ts)
+        if len(grooming.times) >= settings.grooming_connections and (
+            grooming.alerted_at is None or ts - grooming.alerted_at >= settings.grooming_alert_period
+        ):
+            grooming.alerted_at = ts
+            detail = {
+                "pattern": "srvnet_grooming",
+                "verdict": "exploit attempt: pool grooming connections (zeroed header, NetBIOS length 0x00FFF7)",
+                "connections": len(grooming.times),
+                "window_seconds": settings.grooming_window,
+                **evidence,
+            }
+            self._raise(Alert(ALERT_ETERNALBLUE, ts, client, server, detail))
 
     def smb1_used(self, client: str, server: str, ts: float, evidence: dict[str, Any]) -> None:
         """A connection between `client` and `server` uses SMB1 (negotiated, or an SMB1 command crossed it)."""
@@ -213,6 +234,16 @@ class Detector:
         if tracked is not None:
             tracked.closed += 1
             tracked.failed += failed
+
+
+class _Grooming:
+    """Recent grooming connections of one source to one server (times, capped)."""
+
+    __slots__ = ("alerted_at", "times")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.alerted_at: float | None = None
 
 
 class _LogonFailures:

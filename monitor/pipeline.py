@@ -95,7 +95,7 @@ class Pipeline:
     def _on_events(self, flow: Flow, direction: Direction, events: list[StreamEvent], ts: float) -> None:
         connection = flow.owner
         if not isinstance(connection, SmbConnection):
-            connection = flow.owner = SmbConnection(flow.first_ts)
+            connection = flow.owner = SmbConnection(flow.first_ts, flow.midstream)
         connection.handle(direction, events, ts)
         # Hand what the connection learnt to the detector.
         if connection.smb1_used and not connection.smb1_reported:

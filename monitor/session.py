@@ -30,7 +30,6 @@ from dissectors.constants import (
     Smb2SecurityMode,
     Smb2SigningAlgorithm,
     enum_name,
-    nt_status_name,
     smb1_command_name,
     smb2_command_name,
     smb2_dialect_name,
@@ -48,11 +47,9 @@ from dissectors.records import (
     RdmaTransformCapabilities,
     ReassemblyGap,
     SigningCapabilities,
-    Smb1Header,
     Smb1Message,
     Smb1NegotiateRequest,
     Smb1NegotiateResponse,
-    Smb1TransactionRequest,
     Smb2CompressionTransformHeader,
     Smb2Message,
     Smb2NegotiateRequest,
@@ -61,17 +58,16 @@ from dissectors.records import (
     StreamEvent,
     TransportCapabilities,
     UnknownNegotiateContext,
+    ZeroedMessageHeader,
 )
 from monitor.authentication import AuthenticationTracker, encrypt_passwords
-from monitor.detect import ALERT_MS17_010_PROBE, is_ms17_010_probe, ms17_010_verdict
 from monitor.flows import Direction
+from monitor.ms17_010 import Ms17010Watch
 
 # A connection rarely needs more; keeps a hostile peer from growing state without bound.
 MAX_DIALECTS_KEPT = 64
 MAX_ANOMALY_SAMPLES = 8
 _LAST_SMB2_COMMAND = max(Smb2Command)
-_SMB1_TRANSACTION = int(Smb1Command.SMB_COM_TRANSACTION)
-MAX_OPEN_PROBES = 16
 _SMB2_SESSION_SETUP = int(Smb2Command.SESSION_SETUP)
 _SMB2_AUTH_COMMANDS = frozenset((_SMB2_SESSION_SETUP, int(Smb2Command.TREE_CONNECT)))
 _SMB1_AUTH_COMMANDS = frozenset(
@@ -97,7 +93,7 @@ class SmbConnection:
         "findings",
         "first_ts",
         "last_ts",
-        "ms17_010_probes",
+        "ms17_010",
         "netbios_called_name",
         "netbios_calling_name",
         "server_negotiate",
@@ -111,7 +107,7 @@ class SmbConnection:
         "smb2_messages",
     )
 
-    def __init__(self, ts: float) -> None:
+    def __init__(self, ts: float, midstream: bool = False) -> None:
         self.first_ts = ts
         self.last_ts = ts
         self.dialects_offered: list[str] = []
@@ -120,7 +116,7 @@ class SmbConnection:
         self.smb1_reported = False  # the detector was told about this connection's SMB1 use
         # Patterns for the detector: (kind, packet time, evidence), drained by the pipeline.
         self.findings: list[tuple[str, float, dict[str, object]]] = []
-        self.ms17_010_probes: dict[tuple[int, int], float] = {}  # (PID, MID) of unanswered probes
+        self.ms17_010 = Ms17010Watch(self.findings, trusted=not midstream)
         self.dialect: str | None = None
         self.smb1_dialects_requested: tuple[str, ...] = ()
         self.client_signing_required: bool | None = None
@@ -193,13 +189,12 @@ class SmbConnection:
         # A selected SMB1 dialect, or any other SMB1 command, is.
         if header.command != Smb1Command.SMB_COM_NEGOTIATE:
             self.smb1_used = True
+        self.ms17_010.message(message, ts)
         body = message.body
         if isinstance(body, Smb1NegotiateRequest):
             self._smb1_negotiate_request(body, ts)
         elif isinstance(body, Smb1NegotiateResponse):
             self._smb1_negotiate_response(body, ts)
-        elif header.command == _SMB1_TRANSACTION:
-            self._smb1_transaction(header, body, ts)
         elif header.command in _SMB1_AUTH_COMMANDS:
             if header.flags & SMB1_FLAGS_REPLY:
                 self.auth.smb1_response(header, body, ts)
@@ -207,33 +202,9 @@ class SmbConnection:
                 security_mode = (self.server_negotiate or {}).get("security_mode")
                 self.auth.smb1_request(header, body, encrypt_passwords(security_mode))
 
-    def _smb1_transaction(self, header: Smb1Header, body: object, ts: float) -> None:
-        key = (header.pid, header.mid)
-        if header.flags & SMB1_FLAGS_REPLY:
-            probe_ts = self.ms17_010_probes.pop(key, None)
-            if probe_ts is not None:
-                status = nt_status_name(header.status)
-                verdict = ms17_010_verdict(header.status)
-                evidence: dict[str, object] = {
-                    "status": status,
-                    "verdict": verdict,
-                    "pid": header.pid,
-                    "mid": header.mid,
-                }
-                self.findings.append((ALERT_MS17_010_PROBE, ts, evidence))
-        elif (
-            isinstance(body, Smb1TransactionRequest)
-            and is_ms17_010_probe(body.setup, body.name)
-            and len(self.ms17_010_probes) < MAX_OPEN_PROBES
-        ):
-            self.ms17_010_probes[key] = ts
-
     def unanswered_findings(self) -> None:
         """At the end of the connection: probes never answered are findings too."""
-        for (pid, mid), ts in self.ms17_010_probes.items():
-            evidence: dict[str, object] = {"status": None, "verdict": ms17_010_verdict(None), "pid": pid, "mid": mid}
-            self.findings.append((ALERT_MS17_010_PROBE, ts, evidence))
-        self.ms17_010_probes.clear()
+        self.ms17_010.close()
 
     def _offer(self, dialect: str) -> None:
         if dialect not in self.dialects_offered and len(self.dialects_offered) < MAX_DIALECTS_KEPT:
@@ -345,8 +316,18 @@ class SmbConnection:
         self.netbios_called_name = request.called_name
         self.netbios_calling_name = request.calling_name
 
+    def _zeroed_header(self, direction: Direction, frame: ZeroedMessageHeader, ts: float) -> None:
+        self.anomalies[AnomalyKind.ZEROED_MESSAGE_HEADER] += 1
+        opening = not (self.smb1_messages or self.smb2_messages or self.encrypted_messages)
+        if direction is Direction.CLIENT_TO_SERVER and opening:
+            self.ms17_010.opening_frame(frame, ts)
+
+    def _gap(self, direction: Direction, gap: ReassemblyGap, ts: float) -> None:
+        """Gaps are counted by the flow table; requests may hide in them."""
+        self.ms17_010.lost_sync()
+
     def _ignore(self, direction: Direction, event: StreamEvent, ts: float) -> None:
-        """Gaps are counted by the flow table; other session packets carry no facts."""
+        """Other session packets carry no facts."""
 
 
 def _guid(raw: bytes | None) -> str | None:
@@ -401,5 +382,6 @@ _HANDLERS: dict[type, Callable[[SmbConnection, Direction, Any, float], None]] = 
     Smb2CompressionTransformHeader: SmbConnection._compression,
     NetbiosSessionRequest: SmbConnection._netbios_request,
     NetbiosSessionPacket: SmbConnection._ignore,
-    ReassemblyGap: SmbConnection._ignore,
+    ReassemblyGap: SmbConnection._gap,
+    ZeroedMessageHeader: SmbConnection._zeroed_header,
 }

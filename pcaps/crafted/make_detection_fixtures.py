@@ -14,6 +14,26 @@ payload: no overflow, no shellcode, no implant; data fields are absent.
       [0x0023 PeekNamedPipe, FID 0] to "\\PIPE\\" and the answer an unpatched
       server gives, STATUS_INSUFF_SERVER_RESOURCES (0xC0000205). Header fields
       and setup words only; parameter and data counts are zero.
+
+  eternalblue_patterns.pcap
+      Three EternalBlue patterns, each on its own connection from 192.0.2.66:
+      (1) after the real NEGOTIATE, an ECHO with Flags2 0xC007 and the data
+      "JlJmIhClBsr\0" the public tools send; (2) after the real NEGOTIATE, an
+      NT_TRANSACT (Function 0) declaring TotalDataCount 0x10FE8 with no data,
+      its interim answer, then three TRANSACTION2_SECONDARY requests with the
+      same TID/UID/PID/MID, declaring counts but carrying no data; (3) four
+      connections that each send only a NetBIOS header of length 0x00FFF7 and
+      0xFE 'SMB' plus 60 zero bytes, then close. No FEA list, no overflow,
+      no shellcode: the fields the detections key on, nothing else.
+
+  doublepulsar_patterns.pcap
+      After the real NEGOTIATE: a TRANS2 (0x32) request with subcommand
+      SESSION_SETUP (0x000E), PID 0xFEFF, MID 65 and no data, answered
+      STATUS_NOT_IMPLEMENTED with MID 81 (how the implant says it is there);
+      a second one, MID 66, carrying 4,096 zero bytes (the size of an upload
+      piece; zeros, not a payload), answered with MID 82 (how it says the
+      payload ran). On a second connection the server sends an ECHO response
+      with a PID and MID the client never used.
 """
 
 from __future__ import annotations
@@ -35,11 +55,20 @@ def netbios(message: bytes) -> bytes:
     return len(message).to_bytes(4, "big") + message
 
 
-def smb1_header(command: int, *, reply: bool, status: int = 0, tid: int = 0x0800, uid: int = 0x0800) -> bytes:
+def smb1_header(
+    command: int,
+    *,
+    reply: bool,
+    status: int = 0,
+    tid: int = 0x0800,
+    uid: int = 0x0800,
+    pid: int = 0xFEFF,
+    mid: int = 64,
+    flags2: int = 0x4001,  # NT status codes, long names; OEM strings
+) -> bytes:
     flags = 0x98 if reply else 0x18
-    flags2 = 0x4001  # NT status codes, long names; OEM strings
     return struct.pack("<4sBIBHH8s2sHHHH", b"\xffSMB", command, status, flags, flags2, 0, bytes(8), bytes(2),
-                       tid, 0xFEFF, uid, 64)  # fmt: skip
+                       tid, pid, uid, mid)  # fmt: skip
 
 
 def peek_named_pipe_request() -> bytes:
@@ -51,8 +80,37 @@ def peek_named_pipe_request() -> bytes:
     return smb1_header(0x25, reply=False) + bytes([len(words) // 2]) + words + struct.pack("<H", len(name)) + name
 
 
-def error_response(status: int) -> bytes:
-    return smb1_header(0x25, reply=True, status=status) + b"\x00\x00\x00"
+def error_response(status: int, command: int = 0x25, **header: int) -> bytes:
+    return smb1_header(command, reply=True, status=status, **header) + b"\x00\x00\x00"
+
+
+def echo_request(data: bytes, flags2: int) -> bytes:
+    """[MS-CIFS] 2.2.4.39.1: EchoCount 1, then the data to echo."""
+    return smb1_header(0x2B, reply=False, flags2=flags2, mid=65) + b"\x01\x01\x00" + struct.pack("<H", len(data)) + data
+
+
+def nt_transact_request(total_data_count: int, mid: int) -> bytes:
+    """[MS-CIFS] 2.2.4.62.1 with SetupCount 0 and Function 0; declared counts only, no data."""
+    words = struct.pack("<B2xIIIIIIIIBH", 1, 0, total_data_count, 0, 0, 0, 0, 0, 0, 0, 0)
+    return smb1_header(0xA0, reply=False, mid=mid) + bytes([len(words) // 2]) + words + b"\x00\x00"
+
+
+def trans2_secondary_request(displacement: int, mid: int) -> bytes:
+    """[MS-CIFS] 2.2.4.47.1 (WordCount 9): counts and displacements, no data."""
+    words = struct.pack("<HHHHHHHHH", 0, 0x10FE8 & 0xFFFF, 0, 0, 0, 0, 0, displacement & 0xFFFF, 0xFFFF)
+    return smb1_header(0x33, reply=False, mid=mid) + bytes([len(words) // 2]) + words + b"\x00\x00"
+
+
+def trans2_session_setup_request(mid: int, data: bytes) -> bytes:
+    """[MS-CIFS] 2.2.4.46.1 with SetupCount 1: subcommand TRANS2_SESSION_SETUP (0x000E)."""
+    header_size, fixed_words = 32, 15
+    data_offset = header_size + 1 + 2 * (fixed_words + 1) + 2 + 1  # +1: pad to a 4-byte boundary
+    words = struct.pack(
+        "<HHHHBxHIxxHHHHBx", 0, len(data), 0, 0, 0, 0, 0, 0, 0, len(data), data_offset if data else 0, 1
+    ) + struct.pack("<H", 0x000E)
+    body = b"\x00" + data
+    parameters = bytes([len(words) // 2]) + words + struct.pack("<H", len(body)) + body
+    return smb1_header(0x32, reply=False, mid=mid) + parameters
 
 
 def real_negotiate() -> tuple[bytes, bytes]:
@@ -68,13 +126,14 @@ def real_negotiate() -> tuple[bytes, bytes]:
     return client, server
 
 
-def session(exchanges: list[tuple[str, bytes]]) -> list:
+def session(exchanges: list[tuple[str, bytes]], client_port: int = CLIENT[1], start: float = START) -> list:
     frames = []
     seq = {"c": 1000, "s": 5000}
-    clock = [START]
+    clock = [start]
+    client = (CLIENT[0], client_port)
 
     def emit(side: str, flags: str, payload: bytes = b"") -> None:
-        src, dst = (CLIENT, SERVER) if side == "c" else (SERVER, CLIENT)
+        src, dst = (client, SERVER) if side == "c" else (SERVER, client)
         macs = (CLIENT_MAC, SERVER_MAC) if side == "c" else (SERVER_MAC, CLIENT_MAC)
         other = "s" if side == "c" else "c"
         tcp = TCP(
@@ -109,6 +168,41 @@ def main() -> None:
     ])  # fmt: skip
     wrpcap(str(HERE / "ms17_010_unpatched.pcap"), frames, linktype=1)
     print("wrote ms17_010_unpatched.pcap")
+
+    frames = session([
+        ("c", negotiate_request),
+        ("s", negotiate_response),
+        ("c", netbios(echo_request(b"JlJmIhClBsr\x00", flags2=0xC007))),
+        ("s", netbios(error_response(0, command=0x2B, mid=65, flags2=0xC007))),
+    ], client_port=49301, start=START)  # fmt: skip
+    frames += session([
+        ("c", negotiate_request),
+        ("s", negotiate_response),
+        ("c", netbios(nt_transact_request(0x10FE8, mid=0))),
+        ("s", netbios(error_response(0, command=0xA0, mid=0))),
+        *[("c", netbios(trans2_secondary_request(0x1000 * i, mid=0))) for i in range(3)],
+    ], client_port=49302, start=START + 1)  # fmt: skip
+    grooming_frame = (0x00FFF7).to_bytes(4, "big") + b"\xfeSMB" + bytes(60)
+    for i in range(4):
+        frames += session([("c", grooming_frame)], client_port=49310 + i, start=START + 2 + i * 0.01)
+    wrpcap(str(HERE / "eternalblue_patterns.pcap"), frames, linktype=1)
+    print("wrote eternalblue_patterns.pcap")
+
+    frames = session([
+        ("c", negotiate_request),
+        ("s", negotiate_response),
+        ("c", netbios(trans2_session_setup_request(65, b""))),
+        ("s", netbios(error_response(0xC0000002, command=0x32, mid=81))),
+        ("c", netbios(trans2_session_setup_request(66, bytes(4096)))),
+        ("s", netbios(error_response(0xC0000002, command=0x32, mid=82))),
+    ], client_port=49401, start=START + 10)  # fmt: skip
+    frames += session([
+        ("c", negotiate_request),
+        ("s", negotiate_response),
+        ("s", netbios(error_response(0, command=0x2B, pid=0x1234, mid=0x4321))),
+    ], client_port=49402, start=START + 11)  # fmt: skip
+    wrpcap(str(HERE / "doublepulsar_patterns.pcap"), frames, linktype=1)
+    print("wrote doublepulsar_patterns.pcap")
 
 
 if __name__ == "__main__":

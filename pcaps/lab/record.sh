@@ -90,7 +90,7 @@ ALL_SCENARIOS=(
   auth_ntlmv2_smb2 auth_ntlmv2_smb1 auth_ntlmv1 auth_ntlmv1_ess auth_legacy_smb1
   auth_legacy_ntlmv1_smb1 auth_plaintext_smb1 auth_guest auth_anonymous
   auth_wrong_password auth_unknown_user auth_kerberos
-  nmap_smb_protocols nmap_security_mode nmap_ms17_010 scan_445_sweep
+  nmap_smb_protocols nmap_security_mode nmap_ms17_010 nmap_double_pulsar scan_445_sweep
   control_reconnects control_large_copy control_three_servers
 )
 
@@ -795,6 +795,11 @@ run_scanner_scenario() {
     nmap_ms17_010)
       nmap_scenario "$s" srv_nt1 'smb.cmd == 0x25 && smb.flags.response == 0' 'smb.cmd == 0x25 && smb.flags.response == 1' -- \
         -Pn -n -p445 --max-retries 1 --script-timeout 60s --script smb-vuln-ms17-010 "$SRV4" ;;
+    nmap_double_pulsar)
+      # nmap's DoublePulsar check: a TRANS2 SESSION_SETUP (subcommand 0x000e) "ping" with MID 65;
+      # an implant would answer MID 81, Samba answers the MID it was asked with.
+      nmap_scenario "$s" srv_nt1 'smb.cmd == 0x32 && smb.flags.response == 0' 'smb.cmd == 0x32 && smb.flags.response == 1' -- \
+        -Pn -n -p445 --max-retries 1 --script-timeout 60s --script smb-double-pulsar-backdoor "$SRV4" ;;
     scan_445_sweep)
       # SYN sweep of 192.0.2.0/24 port 445 through the router 192.0.2.1:
       # .20 and .21 run smbd (SYN-ACK), .22 and the router itself are up
