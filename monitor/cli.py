@@ -7,6 +7,7 @@ handed what it needs (limits, sinks, output streams).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -14,7 +15,7 @@ from monitor.capture import CaptureError, CaptureFile
 from monitor.flows import FlowLimits
 from monitor.inventory import Inventory
 from monitor.pipeline import Pipeline
-from monitor.report import Analysis, SourceResult, write_json, write_table
+from monitor.report import Analysis, SourceResult, build_smb1_report, write_json, write_smb1_table, write_table
 
 EXIT_OK = 0
 EXIT_INPUT_ERROR = 1
@@ -31,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("files", nargs="+", metavar="FILE")
     analyze.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    analyze.add_argument(
+        "--report",
+        choices=("inventory", "smb1"),
+        default="inventory",
+        help="inventory: connections, sessions, alerts, hosts; smb1: the SMB1 retirement report (default: %(default)s)",
+    )
     analyze.add_argument(
         "--max-flows",
         type=int,
@@ -69,7 +76,13 @@ def run_analyze(args: argparse.Namespace) -> int:
     for source in analysis.sources:
         if source.error:
             print(f"smbwatch: error: {source.error}", file=sys.stderr)
-    if args.format == "json":
+    if args.report == "smb1":
+        if args.format == "json":
+            json.dump(build_smb1_report(analysis), sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            write_smb1_table(analysis, sys.stdout)
+    elif args.format == "json":
         write_json(analysis, sys.stdout)
     else:
         write_table(analysis, sys.stdout)

@@ -22,6 +22,8 @@ from monitor.pipeline import ConnectionRecord
 SMB2_DIALECT_ORDER = ("2.0.2", "2.1", "2.2.2", "2.2.4", "3.0", "3.0.2", "3.1", "3.1.1")
 MAX_PEERS_PER_HOST = 4096
 MAX_HINTS_PER_HOST = 16
+MAX_SMB1_PAIRS = 100_000
+MAX_DIALECTS_PER_PAIR = 8
 NAME_HINTS = frozenset(("workstation", "nb_computer_name", "nb_domain_name", "dns_computer_name", "dns_domain_name"))
 HINT_LABELS = {"ntlm_version": "NTLMSSP version", "native_os": "native OS", "native_lanman": "native LAN manager"}
 
@@ -93,6 +95,17 @@ class HostFacts:
         }
 
 
+@dataclass(slots=True)
+class Smb1Pair:
+    """A client/server pair whose connections used SMB1."""
+
+    first_seen: float
+    last_seen: float
+    connections: int = 0
+    dialects: set[str] = field(default_factory=set)
+    server_ports: set[int] = field(default_factory=set)
+
+
 class ConnectionLog:
     """Connection records spilled to an unnamed temporary file as compact JSON lines.
 
@@ -143,6 +156,8 @@ class Inventory:
         self.connections = ConnectionLog()
         self.records_dropped = 0
         self.hosts: dict[str, HostFacts] = {}
+        self.smb1_pairs: dict[tuple[str, str], Smb1Pair] = {}
+        self.smb1_pairs_dropped = 0
 
     def __call__(self, record: ConnectionRecord) -> None:
         if len(self.connections) < self.max_records:
@@ -164,10 +179,26 @@ class Inventory:
         client.offered_as_client.update(record["dialects_offered"])
         if record["smb1_used"]:
             client.smb1 = server.smb1 = True
+            self._smb1_pair(record, client_ip, server_ip)
         if record["smb1_offered"]:
             client.smb1_offered = True
         client.add_hints(record["client_hints"])
         server.add_hints(record["server_hints"])
+
+    def _smb1_pair(self, record: ConnectionRecord, client_ip: str, server_ip: str) -> None:
+        key = (client_ip, server_ip)
+        pair = self.smb1_pairs.get(key)
+        if pair is None:
+            if len(self.smb1_pairs) >= MAX_SMB1_PAIRS:
+                self.smb1_pairs_dropped += 1
+                return
+            pair = self.smb1_pairs[key] = Smb1Pair(record["first_seen"], record["last_seen"])
+        pair.connections += 1
+        pair.first_seen = min(pair.first_seen, record["first_seen"])
+        pair.last_seen = max(pair.last_seen, record["last_seen"])
+        if record["dialect"] is not None and len(pair.dialects) < MAX_DIALECTS_PER_PAIR:
+            pair.dialects.add(record["dialect"])
+        pair.server_ports.add(record["server"]["port"])
 
     def anomalies(self) -> Counter[AnomalyKind]:
         return (

@@ -13,8 +13,10 @@ from dissectors.text import printable
 from monitor.capture import CaptureError, CaptureFile
 from monitor.inventory import Inventory
 from monitor.pipeline import ConnectionRecord, Pipeline
+from monitor.retirement import VERDICT_BREAKS, smb1_retirement
 
 ANALYSIS_SCHEMA = "smbwatch.analysis/1"
+SMB1_REPORT_SCHEMA = "smbwatch.smb1-retirement/1"
 
 
 @dataclass(slots=True)
@@ -79,12 +81,21 @@ def _alerts(analysis: Analysis) -> list[dict[str, Any]]:
     return [alert.describe() for alert in sorted(analysis.pipeline.detector.alerts, key=lambda alert: alert.ts)]
 
 
+def _hosts(analysis: Analysis) -> list[dict[str, Any]]:
+    """Every host's facts; hosts that used SMB1 carry their retirement entry, the others null."""
+    retirement = smb1_retirement(analysis.inventory)
+    hosts = analysis.inventory.describe_hosts()
+    for host in hosts:
+        host["smb1_retirement"] = retirement.get(host["ip"])
+    return hosts
+
+
 def build_document(analysis: Analysis) -> dict[str, Any]:
     """The `smbwatch.analysis/1` document (../shared/DESIGN.md section 4), all in memory."""
     return {
         "schema": ANALYSIS_SCHEMA,
         "connections": list(analysis.inventory.connections),
-        "hosts": analysis.inventory.describe_hosts(),
+        "hosts": _hosts(analysis),
         "alerts": _alerts(analysis),
         "stats": _stats(analysis),
     }
@@ -100,7 +111,7 @@ def write_json(analysis: Analysis, out: TextIO) -> None:
         out.write(line.decode())
         separator = ",\n"
     out.write("\n],\n")
-    tail = {"hosts": analysis.inventory.describe_hosts(), "alerts": _alerts(analysis), "stats": _stats(analysis)}
+    tail = {"hosts": _hosts(analysis), "alerts": _alerts(analysis), "stats": _stats(analysis)}
     out.write(json.dumps(tail, indent=1)[1:].lstrip("\n"))
     out.write("\n")
 
@@ -210,3 +221,39 @@ def write_table(analysis: Analysis, out: TextIO) -> None:
         out.write("anomalies: " + ", ".join(f"{kind} {count}" for kind, count in stats["anomalies"].items()) + "\n")
     if stats["connections_not_listed"]:
         out.write(f"{stats['connections_not_listed']} connections not listed (record cap); hosts include them\n")
+
+
+def build_smb1_report(analysis: Analysis) -> dict[str, Any]:
+    """`--report smb1 --format json`: only the hosts that used SMB1, each with its retirement entry."""
+    return {"schema": SMB1_REPORT_SCHEMA, "hosts": [host for host in _hosts(analysis) if host["smb1"]]}
+
+
+def write_smb1_table(analysis: Analysis, out: TextIO) -> None:
+    """`--report smb1`: per host that used SMB1, its peers and whether turning SMB1 off breaks them."""
+    hosts = build_smb1_report(analysis)["hosts"]
+    blocking = sum(1 for host in hosts if host["smb1_retirement"]["breaks_if_smb1_disabled"])
+    out.write(f"SMB1 retirement report: {len(hosts)} hosts used SMB1, {blocking} would break if it were disabled\n")
+    out.write("(OS hints are guesses from what each host sent; a host may claim anything)\n")
+    for host in hosts:
+        entry = host["smb1_retirement"]
+        hint = entry["os_hint"]
+        out.write(
+            f"\n{host['ip']}  {'+'.join(host['roles'])}"
+            f"  offered up to: {printable(entry['highest_dialect_offered'] or '-')}"
+            f"  accepted up to: {printable(entry['highest_dialect_accepted'] or '-')}"
+            f"  hint: {printable(hint['hint']) if hint else '-'}"
+            f"{'  names: ' + printable(', '.join(host['names'][:3])) if host['names'] else ''}\n"
+        )
+        rows = [
+            [
+                ("  -> " if pair["role"] == "client" else "  <- ") + pair["peer"],
+                str(pair["connections"]),
+                printable(", ".join(pair["smb1_dialects"])) or "-",
+                ("BREAKS if SMB1 is disabled" if pair["verdict"] == VERDICT_BREAKS else pair["verdict"]),
+                printable(pair["reason"]),
+            ]
+            for pair in entry["pairs"]
+        ]
+        _table(["  PEER", "CONNS", "SMB1 DIALECT", "VERDICT", "WHY"], lambda rows=rows: iter(rows), out)
+        if entry["pairs_capped"]:
+            out.write("  (SMB1 pair list capped: some pairs not shown)\n")
