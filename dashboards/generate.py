@@ -968,16 +968,27 @@ class Alert:
         return f"{query} {self.op} {self.threshold:g}"
 
 
+def events_in_window(counter: str) -> str:
+    """Per sensor, how much `counter` rose over the alert window.
+
+    increase() needs two samples in the window, so a series born inside it (a new sensor, or one
+    back after an outage longer than the window) would hide the events it counted before its
+    first scrape; such a series counts from zero instead, which the pre-initialised counters make
+    exact.
+    """
+    return (
+        f"sum by (job, instance) (increase({counter}[{ALERT_WINDOW}]) "
+        f"or ({counter} unless {counter} offset {ALERT_WINDOW}))"
+    )
+
+
 def detection(kind: str, name: str, title: str, severity: str, what: str, runbook: str) -> Alert:
     return Alert(
         name=name,
         uid=f"smbwatch-{kind.replace('_', '-')}",
         title=title,
         group="detections",
-        query=(
-            f"sum by (job, instance) (increase({selector('smbwatch_alerts_total', {'kind': kind}, dashboard=False)}"
-            f"[{ALERT_WINDOW}]))"
-        ),
+        query=events_in_window(selector("smbwatch_alerts_total", {"kind": kind}, dashboard=False)),
         op=">",
         threshold=0,
         severity=severity,
@@ -998,7 +1009,7 @@ def alerts() -> list[Alert]:
             uid="smbwatch-smb1-traffic",
             title="SMBv1 traffic seen",
             group="detections",
-            query=f"sum by (job, instance) (increase({smb1}[{ALERT_WINDOW}]))",
+            query=events_in_window(smb1),
             op=">",
             threshold=0,
             severity="warning",
@@ -1306,11 +1317,25 @@ def rule_cases() -> list[RuleCase]:
         cases.append(
             RuleCase(
                 name,
-                "silent: counter flat at its initial 0, rose long ago, reset by a restart, other events only",
+                "fires for a sensor back from an outage that counted events before its first scrape",
+                (
+                    (_s(counter, instance="sensor-a", **labels), "0x3 _x10 1x5"),
+                    (_s(counter, instance="sensor-b", **labels), "0x3 _x10 0x5"),
+                ),
+                "14m",
+                ({"job": JOB, "instance": "sensor-a"},),
+            )
+        )
+        cases.append(
+            RuleCase(
+                name,
+                "silent: counter flat at its initial 0, rose long ago, reset by a restart, back from an "
+                "outage with nothing counted, other events only",
                 (
                     (_s(counter, instance="sensor-a", **labels), "0x20"),
                     (_s(counter, instance="sensor-b", **labels), "0 1x20"),
                     (_s(counter, instance="sensor-c", **labels), "3x11 0x10"),
+                    (_s(counter, instance="sensor-e", **labels), "0x4 _x10 0"),
                     (other, "0x5 1+1x15"),
                 ),
                 "15m",
