@@ -1252,8 +1252,10 @@ def dashboard_provisioning() -> dict[str, Any]:
             {
                 "name": "smbwatch",
                 "orgId": 1,
+                # By title only, like the alert rules' folder: Grafana runs alert provisioning before
+                # dashboard provisioning and may create the folder with a generated uid, which a fixed
+                # folderUid here would then not find.
                 "folder": FOLDER,
-                "folderUid": FOLDER,
                 "type": "file",
                 "disableDeletion": False,
                 "allowUiUpdates": False,
