@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# tshark is the differential-test oracle (through pyshark); tcpdump writes and reads test captures.
-SYSTEM_PACKAGES=(python3 python3-venv python3-pip tshark tcpdump)
+# tshark is the differential-test oracle (through pyshark); tcpdump writes and reads test captures;
+# prometheus brings promtool, which checks and unit-tests the alert rules in dashboards/prometheus.
+SYSTEM_PACKAGES=(python3 python3-venv python3-pip tshark tcpdump prometheus)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
