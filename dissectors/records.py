@@ -27,6 +27,7 @@ class AnomalyKind(Enum):
     OVERLAP_DATA_DIFFERS = "overlap_data_differs"
     RESYNC_SKIPPED_BYTES = "resync_skipped_bytes"
     CONNECTION_RECORDS_FULL = "connection_records_full"
+    HOSTS_FULL = "hosts_full"
     # NetBIOS session service
     NETBIOS_BAD_TYPE = "netbios_bad_type"
     NETBIOS_BAD_FLAGS = "netbios_bad_flags"

@@ -87,8 +87,9 @@ class AuthenticationTracker:
         self.server_hints: dict[str, str] = {}
         self.pending_dropped = 0
         self.sessions_dropped = 0
-        # Final SESSION_SETUP outcomes (packet time, status, user) not yet handed to the detector.
-        self.results: list[tuple[float, int, str | None]] = []
+        # Final SESSION_SETUP outcomes (packet time, status, the session) not yet handed on; the session's
+        # auth kind is settled by the time the pipeline reads them (after the whole response).
+        self.results: list[tuple[float, int, dict[str, Any]]] = []
 
     # --- shared ----------------------------------------------------------------------------
 
@@ -161,7 +162,7 @@ class AuthenticationTracker:
         if status != STATUS_MORE_PROCESSING_REQUIRED:
             session["status"] = nt_status_name(status)
             if len(self.results) < MAX_PENDING_REQUESTS:
-                self.results.append((ts, status, session.get("user")))
+                self.results.append((ts, status, session))
 
     # --- SMB2 ------------------------------------------------------------------------------
 

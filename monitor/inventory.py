@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from dissectors.records import AnomalyKind
-from monitor.pipeline import ConnectionRecord
+from monitor.pipeline import ConnectionRecord, Endpoints
+from monitor.session import SmbConnection
 
 # Order of SMB2/3 dialects from oldest to newest, for "highest dialect" questions.
 SMB2_DIALECT_ORDER = ("2.0.2", "2.1", "2.2.2", "2.2.4", "3.0", "3.0.2", "3.1", "3.1.1")
@@ -151,8 +152,10 @@ class ConnectionLog:
 class Inventory:
     """A connection sink: logs up to `max_records` connection records and keeps every host's facts."""
 
-    def __init__(self, max_records: int = 1_000_000) -> None:
+    def __init__(self, max_records: int = 1_000_000, max_hosts: int = 1_000_000) -> None:
         self.max_records = max_records
+        self.max_hosts = max_hosts
+        self.hosts_dropped = 0
         self.connections = ConnectionLog()
         self.records_dropped = 0
         self.hosts: dict[str, HostFacts] = {}
@@ -166,8 +169,9 @@ class Inventory:
             self.records_dropped += 1
         client_ip = record["client"]["ip"]
         server_ip = record["server"]["ip"]
-        client = self.hosts.get(client_ip) or self.hosts.setdefault(client_ip, HostFacts(client_ip))
-        server = self.hosts.get(server_ip) or self.hosts.setdefault(server_ip, HostFacts(server_ip))
+        client, server = self._host(client_ip), self._host(server_ip)
+        if client is None or server is None:
+            return
         client.connections_as_client += 1
         server.connections_as_server += 1
         client.add_peer(server_ip)
@@ -185,6 +189,37 @@ class Inventory:
         client.add_hints(record["client_hints"])
         server.add_hints(record["server_hints"])
 
+    def _host(self, ip: str) -> HostFacts | None:
+        facts = self.hosts.get(ip)
+        if facts is None:
+            if len(self.hosts) >= self.max_hosts:
+                self.hosts_dropped += 1
+                return None
+            facts = self.hosts[ip] = HostFacts(ip)
+        return facts
+
+    # --- pipeline observer: a live sensor knows a host's dialect before its connections end ---
+
+    def negotiated(self, endpoints: Endpoints, connection: SmbConnection, ts: float) -> None:
+        client, server = self._host(endpoints.client_ip), self._host(endpoints.server_ip)
+        if client is None or server is None or connection.dialect is None:
+            return
+        client.dialects_as_client.add(connection.dialect)
+        server.dialects_as_server.add(connection.dialect)
+        if connection.smb1_used:
+            client.smb1 = server.smb1 = True
+
+    def smb1_used(self, endpoints: Endpoints, connection: SmbConnection, ts: float) -> None:
+        client, server = self._host(endpoints.client_ip), self._host(endpoints.server_ip)
+        if client is not None and server is not None:
+            client.smb1 = server.smb1 = True
+
+    def session_setup(self, endpoints: Endpoints, session: dict[str, Any], status: int, ts: float) -> None:
+        """Sessions are in the connection records."""
+
+    def tree_connect(self, endpoints: Endpoints, tree: dict[str, Any], ts: float) -> None:
+        """Trees are in the connection records."""
+
     def _smb1_pair(self, record: ConnectionRecord, client_ip: str, server_ip: str) -> None:
         key = (client_ip, server_ip)
         pair = self.smb1_pairs.get(key)
@@ -201,9 +236,12 @@ class Inventory:
         pair.server_ports.add(record["server"]["port"])
 
     def anomalies(self) -> Counter[AnomalyKind]:
-        return (
-            Counter({AnomalyKind.CONNECTION_RECORDS_FULL: self.records_dropped}) if self.records_dropped else Counter()
-        )
+        counts: Counter[AnomalyKind] = Counter()
+        if self.records_dropped and self.max_records:
+            counts[AnomalyKind.CONNECTION_RECORDS_FULL] = self.records_dropped
+        if self.hosts_dropped:
+            counts[AnomalyKind.HOSTS_FULL] = self.hosts_dropped
+        return counts
 
     def describe_hosts(self) -> list[dict[str, Any]]:
         return [self.hosts[ip].describe() for ip in sorted(self.hosts, key=_ip_sort_key)]

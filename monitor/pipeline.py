@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from dissectors.constants import SMB_PORTS
 from dissectors.records import AnomalyKind, StreamEvent
@@ -21,6 +21,33 @@ from monitor.session import SmbConnection
 
 ConnectionRecord = dict[str, Any]
 ConnectionSink = Callable[[ConnectionRecord], None]
+
+
+class Endpoints(NamedTuple):
+    """Who talks to whom on a connection, formatted for sinks."""
+
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    transport: str
+
+
+class PipelineObserver(Protocol):
+    """What a live sink (metrics, event log) hears as it happens, not only when a connection ends."""
+
+    def negotiated(self, endpoints: Endpoints, connection: SmbConnection, ts: float) -> None: ...
+
+    def session_setup(self, endpoints: Endpoints, session: dict[str, Any], status: int, ts: float) -> None: ...
+
+    def tree_connect(self, endpoints: Endpoints, tree: dict[str, Any], ts: float) -> None: ...
+
+    def smb1_used(self, endpoints: Endpoints, connection: SmbConnection, ts: float) -> None: ...
+
+
+def endpoints_of(flow: Flow) -> Endpoints:
+    client, server = flow.client, flow.server
+    return Endpoints(format_ip(client[0]), client[1], format_ip(server[0]), server[1], flow.transport)
 
 
 def _endpoint_ips(flow: Flow) -> tuple[str, str]:
@@ -42,6 +69,7 @@ class Pipeline:
         sinks: Iterable[ConnectionSink] = (),
         fast_path: bool = True,
         detector: Detector | None = None,
+        observers: Iterable[PipelineObserver] = (),
     ) -> None:
         self.decoder = Decoder()
         self.flows = FlowTable(limits or FlowLimits(), self._on_events, self._on_close, self._on_open)
@@ -49,6 +77,7 @@ class Pipeline:
         self.fastpath = FastPath(self.flows, enabled=fast_path)
         self.sinks = list(sinks)
         self.detector = detector or Detector()
+        self.observers = list(observers)
         self.packets = 0
         self.smb_segments = 0
         self.connections_without_smb = 0
@@ -97,7 +126,9 @@ class Pipeline:
         if not isinstance(connection, SmbConnection):
             connection = flow.owner = SmbConnection(flow.first_ts, flow.midstream)
         connection.handle(direction, events, ts)
-        # Hand what the connection learnt to the detector.
+        # Hand what the connection learnt to the detector and the observers.
+        if self.observers:
+            self._observe(flow, connection, ts)
         if connection.smb1_used and not connection.smb1_reported:
             connection.smb1_reported = True
             self._report_smb1(flow, connection, ts)
@@ -106,9 +137,33 @@ class Pipeline:
         results = connection.auth.results
         if results:
             client, server = _endpoint_ips(flow)
-            for result_ts, status, user in results:
-                self.detector.session_result(client, server, result_ts, status, user)
+            for result_ts, status, session in results:
+                self.detector.session_result(client, server, result_ts, status, session.get("user"))
             results.clear()
+
+    def _observe(self, flow: Flow, connection: SmbConnection, ts: float) -> None:
+        """Tell the observers what is new on this connection since the last batch of events."""
+        trees = connection.auth.trees
+        news = (
+            connection.negotiations != connection.negotiations_reported
+            or connection.auth.results
+            or len(trees) != connection.trees_reported
+            or (connection.smb1_used and not connection.smb1_reported)
+        )
+        if not news:
+            return
+        endpoints = endpoints_of(flow)
+        for observer in self.observers:
+            if connection.negotiations != connection.negotiations_reported:
+                observer.negotiated(endpoints, connection, ts)
+            if connection.smb1_used and not connection.smb1_reported:
+                observer.smb1_used(endpoints, connection, ts)
+            for result_ts, status, session in connection.auth.results:
+                observer.session_setup(endpoints, session, status, result_ts)
+            for tree in trees[connection.trees_reported :]:
+                observer.tree_connect(endpoints, tree, ts)
+        connection.negotiations_reported = connection.negotiations
+        connection.trees_reported = len(trees)
 
     def _report_findings(self, flow: Flow, connection: SmbConnection) -> None:
         client, server = _endpoint_ips(flow)
@@ -141,6 +196,10 @@ class Pipeline:
             self.connections_without_smb += 1
             return
         connection.unanswered_findings()
+        if self.observers and connection.dialect is not None and not connection.negotiations:
+            # Only the multi-protocol wildcard was answered: the client never finished the negotiation.
+            connection.negotiations = 1
+            self._observe(flow, connection, flow.last_ts)
         if connection.findings:
             self._report_findings(flow, connection)
         self.connection_anomalies.update(connection.anomalies)

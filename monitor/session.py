@@ -94,6 +94,8 @@ class SmbConnection:
         "first_ts",
         "last_ts",
         "ms17_010",
+        "negotiations",
+        "negotiations_reported",
         "netbios_called_name",
         "netbios_calling_name",
         "server_negotiate",
@@ -105,6 +107,7 @@ class SmbConnection:
         "smb1_reported",
         "smb1_used",
         "smb2_messages",
+        "trees_reported",
     )
 
     def __init__(self, ts: float, midstream: bool = False) -> None:
@@ -117,6 +120,11 @@ class SmbConnection:
         # Patterns for the detector: (kind, packet time, evidence), drained by the pipeline.
         self.findings: list[tuple[str, float, dict[str, object]]] = []
         self.ms17_010 = Ms17010Watch(self.findings, trusted=not midstream)
+        # Finished NEGOTIATE exchanges (a multi-protocol wildcard answer does not finish one), and how many
+        # of them and of the tree connects the pipeline has passed on to its observers.
+        self.negotiations = 0
+        self.negotiations_reported = 0
+        self.trees_reported = 0
         self.dialect: str | None = None
         self.smb1_dialects_requested: tuple[str, ...] = ()
         self.client_signing_required: bool | None = None
@@ -219,6 +227,7 @@ class SmbConnection:
 
     def _smb1_negotiate_response(self, response: Smb1NegotiateResponse, ts: float) -> None:
         index = response.dialect_index
+        self.negotiations += 1
         if index == SMB1_NO_DIALECT_SELECTED:
             self.server_negotiate = {"protocol": "smb1", "dialect_index": index, "no_dialect_acceptable": True}
             return
@@ -293,6 +302,8 @@ class SmbConnection:
         # The wildcard answer to a multi-protocol negotiate is replaced by the real one later.
         if response.dialect != Smb2Dialect.SMB2_WILDCARD or self.dialect is None:
             self.dialect = smb2_dialect_name(response.dialect)
+        if response.dialect != Smb2Dialect.SMB2_WILDCARD:
+            self.negotiations += 1
         self.server_signing_required = bool(response.security_mode & Smb2SecurityMode.SMB2_NEGOTIATE_SIGNING_REQUIRED)
         self.server_negotiate = {
             "protocol": "smb2",

@@ -1,0 +1,330 @@
+"""The Prometheus metrics of the live sensor: a public contract (README "Metrics").
+
+Two kinds of series. Events the pipeline reports as they happen (negotiations,
+session setups, tree connects, SMB1 use, alerts, finished connections) are
+prometheus-client counters, safe to increment from the capture thread. State
+of the pipeline (capture statistics, message and anomaly totals, flows, hosts)
+is copied into a snapshot by the capture thread (`refresh`) and served from it
+by a custom collector, so a scrape never walks a table the capture thread is
+changing. The registry is passed in: tests use a fresh `CollectorRegistry`.
+
+Every label value is bounded (enums, dialect names, "unknown"), and counters
+are created at zero for every listed value so `increase()` works from the
+first scrape. Per-IP series exist only when the user opts in, capped.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+from collections import Counter as CountOf
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from dissectors.records import AnomalyKind
+from monitor.detect import ALERT_KINDS, LOGON_FAILURE_STATUSES, Alert
+from monitor.flows import CloseReason
+from monitor.inventory import SMB2_DIALECT_ORDER, Inventory, dialect_rank
+from monitor.pipeline import ConnectionRecord, Endpoints, Pipeline
+from monitor.session import SmbConnection
+
+PREFIX = "smbwatch"
+MESSAGE_PROTOCOLS = ("smb1", "smb2", "encrypted", "compressed")
+DIALECT_LABELS = ("smb1", "2.0.2", "2.1", "3.0", "3.0.2", "3.1.1", "2.???", "none", "unknown")
+HOST_DIALECT_LABELS = ("smb1", "2.0.2", "2.1", "3.0", "3.0.2", "3.1.1", "unknown")
+SMB1_OFFER_OUTCOMES = ("smb1", "upgraded", "refused")
+AUTH_KINDS = ("ntlmv1", "ntlmv2", "lm", "plaintext", "kerberos", "anonymous", "guest", "unknown")
+SESSION_RESULTS = ("success", "logon_failure", "other_failure")
+TREE_RESULTS = ("success", "failure")
+TRANSPORTS = ("tcp445", "netbios139")
+HOST_ROLES = ("client", "server")
+# The opt-in per-host SMB1 series: a sensor on a big network must not grow without bound.
+DEFAULT_MAX_HOST_SERIES = 1000
+
+
+def dialect_label(dialect: str | None) -> str:
+    """A negotiated dialect as a bounded label value: SMB1 dialect strings all become "smb1"."""
+    if dialect is None:
+        return "none"
+    if dialect in SMB2_DIALECT_ORDER or dialect == "2.???":
+        return dialect if dialect in DIALECT_LABELS else "unknown"
+    if dialect.startswith("unknown"):
+        return "unknown"
+    return "smb1"
+
+
+def session_result(status: int) -> str:
+    if status == 0:
+        return "success"
+    return "logon_failure" if status in LOGON_FAILURE_STATUSES else "other_failure"
+
+
+@dataclass(slots=True)
+class InterfaceCounts:
+    """One capture interface's totals: what smbwatch received, and the kernel's own count and drops."""
+
+    packets: int = 0
+    bytes: int = 0
+    kernel_packets: int = 0
+    kernel_drops: int = 0
+
+
+@dataclass(slots=True)
+class Snapshot:
+    interfaces: dict[str, InterfaceCounts] = field(default_factory=dict)
+    messages: dict[str, int] = field(default_factory=dict)
+    anomalies: dict[str, int] = field(default_factory=dict)
+    gaps: int = 0
+    gap_bytes: int = 0
+    flows_active: int = 0
+    flows_opened: int = 0
+    flows_closed: dict[str, int] = field(default_factory=dict)
+    hosts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    smb1_hosts: list[tuple[str, str]] = field(default_factory=list)
+    last_packet_ts: float = 0.0
+
+
+class SensorMetrics:
+    """Counters fed by the pipeline's observers and sinks, and the snapshot collector.
+
+    Register it as a pipeline observer, a connection sink and a detector alert sink.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        version: str,
+        host_series: bool = False,
+        max_host_series: int = DEFAULT_MAX_HOST_SERIES,
+        process_metrics: bool = True,
+    ) -> None:
+        # The `_created` companion of each counter is not in the contract and doubles the series count.
+        disable_created_metrics()
+        self.registry = registry
+        self.host_series = host_series
+        self.max_host_series = max_host_series
+        self._lock = threading.Lock()
+        self._snapshot = Snapshot()
+        build = Gauge(f"{PREFIX}_build_info", "smbwatch version (value 1)", ["version", "python"], registry=registry)
+        build.labels(version, platform.python_version()).set(1)
+        self.negotiations = Counter(
+            f"{PREFIX}_negotiations",
+            "Finished NEGOTIATE exchanges by negotiated dialect",
+            ["dialect"],
+            registry=registry,
+        )
+        self.smb1_offers = Counter(
+            f"{PREFIX}_smb1_offers",
+            "Connections whose client offered SMB1 dialects, by what the server chose",
+            ["outcome"],
+            registry=registry,
+        )
+        self.smb1_connections = Counter(
+            f"{PREFIX}_smb1_connections",
+            "Connections that used SMB1 (an SMB1 dialect selected or an SMB1 command beyond an upgraded negotiate)",
+            registry=registry,
+        )
+        self.session_setups = Counter(
+            f"{PREFIX}_session_setups",
+            "Finished SESSION_SETUP exchanges by authentication kind and result",
+            ["auth", "result"],
+            registry=registry,
+        )
+        self.tree_connects = Counter(
+            f"{PREFIX}_tree_connects", "Finished TREE_CONNECT exchanges by result", ["result"], registry=registry
+        )
+        self.alerts = Counter(f"{PREFIX}_alerts", "Alerts raised, by kind", ["kind"], registry=registry)
+        self.connections = Counter(
+            f"{PREFIX}_connections",
+            "Finished connections that carried SMB, by transport",
+            ["transport"],
+            registry=registry,
+        )
+        for value in DIALECT_LABELS:
+            self.negotiations.labels(value)
+        for value in SMB1_OFFER_OUTCOMES:
+            self.smb1_offers.labels(value)
+        for auth in AUTH_KINDS:
+            for result in SESSION_RESULTS:
+                self.session_setups.labels(auth, result)
+        for value in TREE_RESULTS:
+            self.tree_connects.labels(value)
+        for value in ALERT_KINDS:
+            self.alerts.labels(value)
+        for value in TRANSPORTS:
+            self.connections.labels(value)
+        registry.register(_SnapshotCollector(self))
+        if process_metrics:
+            ProcessCollector(registry=registry)
+
+    # --- pipeline observer ---------------------------------------------------------------
+
+    def negotiated(self, endpoints: Endpoints, connection: SmbConnection, ts: float) -> None:
+        label = dialect_label(connection.dialect)
+        self.negotiations.labels(label).inc()
+        if connection.smb1_offered:
+            outcome = "smb1" if label == "smb1" else "refused" if label == "none" else "upgraded"
+            self.smb1_offers.labels(outcome).inc()
+
+    def smb1_used(self, endpoints: Endpoints, connection: SmbConnection, ts: float) -> None:
+        self.smb1_connections.inc()
+
+    def session_setup(self, endpoints: Endpoints, session: dict[str, Any], status: int, ts: float) -> None:
+        auth = session.get("auth")
+        self.session_setups.labels(auth if auth in AUTH_KINDS else "unknown", session_result(status)).inc()
+
+    def tree_connect(self, endpoints: Endpoints, tree: dict[str, Any], ts: float) -> None:
+        self.tree_connects.labels("success" if tree.get("status") == "STATUS_SUCCESS" else "failure").inc()
+
+    # --- sinks ---------------------------------------------------------------------------
+
+    def alert(self, alert: Alert) -> None:
+        self.alerts.labels(alert.kind if alert.kind in ALERT_KINDS else "unknown").inc()
+
+    def connection_closed(self, record: ConnectionRecord) -> None:
+        transport = record["transport"]
+        self.connections.labels(transport if transport in TRANSPORTS else "tcp445").inc()
+
+    # --- snapshot --------------------------------------------------------------------------
+
+    def refresh(
+        self,
+        pipeline: Pipeline,
+        inventory: Inventory | None,
+        interfaces: Mapping[str, InterfaceCounts],
+        last_packet_ts: float,
+    ) -> None:
+        """Copy the pipeline's state for the next scrapes; call it from the thread that runs the pipeline,
+        between frames."""
+        messages: CountOf[str] = CountOf(pipeline.smb_messages)
+        for flow in pipeline.flows.flows():
+            connection = flow.owner
+            if isinstance(connection, SmbConnection):
+                messages["smb1"] += connection.smb1_messages
+                messages["smb2"] += connection.smb2_messages
+                messages["encrypted"] += connection.encrypted_messages
+                messages["compressed"] += connection.compressed_messages
+        flows = pipeline.flows
+        snapshot = Snapshot(
+            interfaces={name: InterfaceCounts(**vars_of(counts)) for name, counts in interfaces.items()},
+            messages={protocol: messages[protocol] for protocol in MESSAGE_PROTOCOLS},
+            anomalies={kind.value: count for kind, count in pipeline.anomalies().items()},
+            gaps=flows.gaps,
+            gap_bytes=flows.gap_bytes,
+            flows_active=len(flows),
+            flows_opened=flows.created,
+            flows_closed={reason.value: flows.closed[reason] for reason in CloseReason},
+            last_packet_ts=last_packet_ts,
+        )
+        if inventory is not None:
+            snapshot.hosts, snapshot.smb1_hosts = _host_counts(inventory, self.max_host_series)
+        with self._lock:
+            self._snapshot = snapshot
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return self._snapshot
+
+
+def vars_of(counts: InterfaceCounts) -> dict[str, int]:
+    return {
+        "packets": counts.packets,
+        "bytes": counts.bytes,
+        "kernel_packets": counts.kernel_packets,
+        "kernel_drops": counts.kernel_drops,
+    }
+
+
+def _host_dialect(dialects: Iterable[str]) -> str:
+    known = list(dialects)
+    if not known:
+        return "unknown"
+    label = dialect_label(max(known, key=dialect_rank))
+    return label if label in HOST_DIALECT_LABELS else "unknown"
+
+
+def _host_counts(inventory: Inventory, max_smb1_series: int) -> tuple[dict[tuple[str, str, str], int], list]:
+    counts: CountOf[tuple[str, str, str]] = CountOf()
+    smb1_hosts: list[tuple[str, str]] = []
+    for facts in list(inventory.hosts.values()):
+        for role, dialects, connections in (
+            ("client", facts.dialects_as_client, facts.connections_as_client),
+            ("server", facts.dialects_as_server, facts.connections_as_server),
+        ):
+            if not (connections or dialects):
+                continue
+            smb1 = any(dialect_label(d) == "smb1" for d in dialects) or (facts.smb1 and not dialects)
+            counts[role, _host_dialect(dialects), "true" if smb1 else "false"] += 1
+            if smb1 and len(smb1_hosts) < max_smb1_series:
+                smb1_hosts.append((facts.ip, role))
+    return dict(counts), smb1_hosts
+
+
+class _SnapshotCollector(Collector):
+    """Serves the last snapshot; a scrape never touches the pipeline itself."""
+
+    def __init__(self, metrics: SensorMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        snapshot = self._metrics.snapshot()
+        name = PREFIX
+        families = {
+            "packets": CounterMetricFamily(f"{name}_capture_packets", "Frames received", labels=["interface"]),
+            "bytes": CounterMetricFamily(f"{name}_capture_bytes", "Bytes of frames received", labels=["interface"]),
+            "kernel_packets": CounterMetricFamily(
+                f"{name}_capture_kernel_packets", "Frames the kernel saw for the capture socket", labels=["interface"]
+            ),
+            "kernel_drops": CounterMetricFamily(
+                f"{name}_capture_kernel_drops", "Frames the kernel dropped (ring full)", labels=["interface"]
+            ),
+        }
+        for interface, counts in sorted(snapshot.interfaces.items()):
+            for key, family in families.items():
+                family.add_metric([interface], getattr(counts, key))
+        yield from families.values()
+        messages = CounterMetricFamily(f"{name}_smb_messages", "SMB messages by protocol", labels=["protocol"])
+        for protocol in MESSAGE_PROTOCOLS:
+            messages.add_metric([protocol], snapshot.messages.get(protocol, 0))
+        yield messages
+        anomalies = CounterMetricFamily(f"{name}_anomalies", "Anomalies by kind", labels=["kind"])
+        for kind in AnomalyKind:
+            anomalies.add_metric([kind.value], snapshot.anomalies.get(kind.value, 0))
+        yield anomalies
+        yield CounterMetricFamily(f"{name}_reassembly_gaps", "TCP gaps (bytes never captured)", value=snapshot.gaps)
+        yield CounterMetricFamily(f"{name}_reassembly_gap_bytes", "Bytes lost in TCP gaps", value=snapshot.gap_bytes)
+        yield GaugeMetricFamily(f"{name}_flows_active", "TCP flows in the flow table", value=snapshot.flows_active)
+        yield CounterMetricFamily(f"{name}_flows_opened", "TCP flows created", value=snapshot.flows_opened)
+        evicted = CounterMetricFamily(
+            f"{name}_flows_evicted", "TCP flows that left the table, by why", labels=["reason"]
+        )
+        for reason in CloseReason:
+            evicted.add_metric([reason.value], snapshot.flows_closed.get(reason.value, 0))
+        yield evicted
+        hosts = GaugeMetricFamily(
+            f"{name}_hosts",
+            "Hosts seen in SMB by role, highest negotiated dialect and SMB1 use",
+            labels=["role", "highest_dialect", "smb1"],
+        )
+        for role in HOST_ROLES:
+            for dialect in HOST_DIALECT_LABELS:
+                for smb1 in ("true", "false"):
+                    hosts.add_metric([role, dialect, smb1], snapshot.hosts.get((role, dialect, smb1), 0))
+        yield hosts
+        yield GaugeMetricFamily(
+            f"{name}_last_packet_timestamp_seconds",
+            "Capture time of the newest packet",
+            value=snapshot.last_packet_ts,
+        )
+        if self._metrics.host_series:
+            info = GaugeMetricFamily(
+                f"{name}_smb1_host_info", "Hosts that used SMB1 (opt-in, capped)", labels=["ip", "role"]
+            )
+            for ip, role in snapshot.smb1_hosts:
+                info.add_metric([ip, role], 1)
+            yield info
