@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # tshark is the differential-test oracle (through pyshark); tcpdump writes and reads test captures.
-SYSTEM_PACKAGES=(python3 python3-venv python3-pip tshark tcpdump)
+# Live capture compiles its kernel filter with libpcap (libpcap0.8); its tests and bench/live_rate.py
+# build namespaces and veth pairs (iproute2), replay captures (tcpreplay), drop privileges to
+# CAP_NET_RAW alone (setpriv, util-linux) and pin to a core (taskset, util-linux).
+SYSTEM_PACKAGES=(python3 python3-venv python3-pip tshark tcpdump libpcap0.8 iproute2 tcpreplay util-linux)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
