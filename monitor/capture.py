@@ -380,7 +380,6 @@ _BLOCK_TIMEOUT_MS = 50
 _POLL_MS = 200
 # The filter's accept length: libpcap compiles `ret #snaplen`; anything up to a GRO frame is kept whole.
 _SNAPLEN = 262144
-_BPF_RET_K = 0x06
 
 # struct tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1 (block_status, num_pkts,
 # offset_to_first_pkt, ...) - the three fields read here start at byte 8.

@@ -357,6 +357,26 @@ def test_two_interfaces_with_their_own_counters() -> None:
 
 
 @needs_root
+def test_loopback_frames_arrive_once() -> None:
+    """On loopback the kernel shows every frame leaving and arriving; only one copy may be read."""
+    expected = recorded_frames("smb1_nt1.pcap")
+    with veth_links() as (link,):
+        run("ip", "-n", link.capturer, "link", "set", "lo", "up")
+        with inside(link.capturer):
+            capture = LiveCapture(["lo"])
+        try:
+            collector = Collector(capture)
+            collector.start()
+            run("ip", "netns", "exec", link.capturer, "tcpreplay", "-q", "-i", "lo", "--topspeed",
+                str(RECORDED / "smb1_nt1.pcap"))  # fmt: skip
+            time.sleep(0.3)
+            frames = collector.finish(timeout=0)
+        finally:
+            capture.close()
+    assert [frame for _ts, _linktype, frame in frames] == expected
+
+
+@needs_root
 def test_stop_ends_an_idle_capture_promptly() -> None:
     with veth_links() as (link,):
         capture = open_capture(link)
