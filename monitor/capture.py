@@ -658,6 +658,13 @@ class LiveCapture:
         return [ring.interface for ring in self._rings]
 
     def __iter__(self) -> Iterator[Frame]:
+        for frame in self.frames():
+            if frame is not None:
+                yield frame
+
+    def frames(self, heartbeats: bool = False) -> Iterator[Frame | None]:
+        """Frames as they arrive; with `heartbeats`, also `None` after each poll that found nothing
+        (every 200 ms on an idle link), so a caller can do periodic work without a thread."""
         rings = self._rings
         poller = select.poll()
         by_fd = {}
@@ -676,9 +683,12 @@ class LiveCapture:
                         return
             if delivered:
                 continue
-            for fd, events in poller.poll(_POLL_MS):
+            ready = poller.poll(_POLL_MS)
+            for fd, events in ready:
                 if events & select.POLLERR and fd in by_fd:
                     by_fd[fd].socket_error()
+            if heartbeats and not ready:
+                yield None
 
     def stop(self) -> None:
         """Ends iteration promptly; safe from signal handlers and other threads."""

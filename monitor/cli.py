@@ -8,14 +8,36 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
-from monitor.capture import CaptureError, CaptureFile
+from prometheus_client import CollectorRegistry
+
+from monitor.capture import CaptureError, CaptureFile, LiveCapture
+from monitor.config import (
+    DEFAULT_BPF_FILTER,
+    DEFAULT_LISTEN_ADDRESS,
+    DEFAULT_TELEMETRY_PATH,
+    ConfigError,
+    SensorConfig,
+    load_config,
+    parse_listen_address,
+    validate,
+)
+from monitor.exporter import Exporter
 from monitor.flows import FlowLimits
 from monitor.inventory import Inventory
+from monitor.log import LOG_FORMATS, configure_logger
 from monitor.pipeline import Pipeline
 from monitor.report import Analysis, SourceResult, build_smb1_report, write_json, write_smb1_table, write_table
+from monitor.sensor import FrameSource, LiveSource, ReplaySource, Sensor, build_parts
+
+try:
+    __version__ = version("smbwatch")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 EXIT_OK = 0
 EXIT_INPUT_ERROR = 1
@@ -50,6 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=1_000_000,
         help="connection records listed in the report (kept on disk); hosts always count all (default: %(default)s)",
     )
+    sniff = commands.add_parser(
+        "sniff",
+        help="run as a live sensor: capture, export Prometheus metrics, log JSON events",
+        description="Capture SMB on interfaces (or replay a capture file) with the exporter and event log running.",
+    )
+    source = sniff.add_mutually_exclusive_group()
+    source.add_argument("-i", "--interface", action="append", dest="interfaces", metavar="IFACE", help="repeatable")
+    source.add_argument("--replay", metavar="FILE", help="feed a capture file through the live pipeline")
+    sniff.add_argument("--filter", help=f"kernel BPF filter (default: {DEFAULT_BPF_FILTER!r})")
+    sniff.add_argument("--speed", type=float, default=1.0, help="replay speed factor; 0 = as fast as possible")
+    sniff.add_argument("--exit-after-replay", action="store_true", help="exit at the end of the replayed file")
+    sniff.add_argument("--config", metavar="FILE", help="TOML configuration (flags override it; SIGHUP reloads it)")
+    sniff.add_argument("--web.listen-address", dest="listen_address", help=f"default {DEFAULT_LISTEN_ADDRESS!r}")
+    sniff.add_argument("--web.telemetry-path", dest="telemetry_path", help=f"default {DEFAULT_TELEMETRY_PATH!r}")
+    sniff.add_argument("--log-format", choices=LOG_FORMATS, help="json (default) or console")
+    sniff.add_argument("--log-file", help="append events here instead of standard output")
+    sniff.add_argument("--statistics-interval", type=float, help="seconds between capture statistics events")
     return parser
 
 
@@ -89,8 +128,106 @@ def run_analyze(args: argparse.Namespace) -> int:
     return EXIT_INPUT_ERROR if analysis.failed else EXIT_OK
 
 
+def sniff_config(args: argparse.Namespace) -> SensorConfig:
+    """The configuration file's values with the flags given on the command line over them."""
+    config = load_config(args.config)
+    if args.interfaces:
+        config.capture.interfaces = list(args.interfaces)
+    if args.filter is not None:
+        config.capture.filter = args.filter
+    if args.listen_address is not None:
+        config.exporter.listen_address = args.listen_address
+    if args.telemetry_path is not None:
+        config.exporter.telemetry_path = args.telemetry_path
+    if args.log_format is not None:
+        config.logging.format = args.log_format
+    if args.log_file is not None:
+        config.logging.file = args.log_file
+    if args.statistics_interval is not None:
+        config.logging.statistics_interval = args.statistics_interval
+    validate(config)
+    if not args.replay and not config.capture.interfaces:
+        raise ConfigError("capture.interfaces: give -i IFACE (or --replay FILE)")
+    return config
+
+
+def run_sniff(args: argparse.Namespace) -> int:
+    try:
+        config = sniff_config(args)
+    except ConfigError as error:
+        print(f"smbwatch: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    log_stream = open(config.logging.file, "a", buffering=1) if config.logging.file else sys.stdout  # noqa: SIM115
+    logger = configure_logger(config.logging.format, log_stream)
+    registry = CollectorRegistry()
+    parts = build_parts(config, registry, logger, __version__)
+    try:
+        source: FrameSource = (
+            ReplaySource(args.replay, args.speed)
+            if args.replay
+            else LiveSource(
+                LiveCapture(config.capture.interfaces, config.capture.filter, config.capture.buffer_mb << 20)
+            )
+        )
+    except CaptureError as error:
+        print(f"smbwatch: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    host, port = parse_listen_address(config.exporter.listen_address)
+    try:
+        exporter = Exporter(
+            registry,
+            host,
+            port,
+            config.exporter.telemetry_path,
+            config.exporter.tls_cert_file,
+            config.exporter.tls_key_file,
+            config.exporter.basic_auth_users,
+        )
+    except OSError as error:
+        print(f"smbwatch: error: cannot listen on {config.exporter.listen_address}: {error}", file=sys.stderr)
+        source.stop()
+        return EXIT_INPUT_ERROR
+    sensor = Sensor(parts, source, config.logging.statistics_interval)
+
+    def reload(signum: int, frame: object) -> None:
+        try:
+            sensor.reload(load_config(args.config).detection)
+        except ConfigError as error:
+            parts.events.lifecycle("reload_failed", error=str(error))
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sensor.stop())
+    signal.signal(signal.SIGINT, lambda signum, frame: sensor.stop())
+    if args.config:
+        signal.signal(signal.SIGHUP, reload)
+    parts.events.lifecycle(
+        "start",
+        version=__version__,
+        **{
+            "capture.interfaces": config.capture.interfaces or ["replay"],
+            "capture.filter": None if args.replay else config.capture.filter,
+            "capture.replay": args.replay,
+            "exporter.address": f"{host or '0.0.0.0'}:{exporter.port}{config.exporter.telemetry_path}",
+        },
+    )
+    try:
+        sensor.run()
+        if args.replay and not args.exit_after_replay and not sensor.stopping:
+            parts.events.lifecycle("replay_finished", **{"capture.replay": args.replay})
+            sensor.serve_until_stopped()
+    finally:
+        parts.events.lifecycle("stop", error=str(sensor.error) if sensor.error else None)
+        exporter.close()
+        if isinstance(source, LiveSource):
+            source.close()
+        if log_stream is not sys.stdout:
+            log_stream.close()
+    return EXIT_INPUT_ERROR if sensor.error else EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sniff":
+        return run_sniff(args)
     if args.command == "analyze":
         if args.max_flows < 1 or args.max_connections < 0:
             print("smbwatch: error: --max-flows must be >= 1 and --max-connections >= 0", file=sys.stderr)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitor.capture import DEFAULT_FILTER as DEFAULT_BPF_FILTER
 from monitor.detect import DetectionSettings
 from monitor.flows import FlowLimits
 
@@ -21,7 +22,6 @@ from monitor.flows import FlowLimits
 # free; 10445 stays clear of registered exporters and echoes SMB's own port 445.
 DEFAULT_LISTEN_ADDRESS = ":10445"
 DEFAULT_TELEMETRY_PATH = "/metrics"
-DEFAULT_BPF_FILTER = "tcp port 445 or tcp port 139"
 
 
 class ConfigError(ValueError):
@@ -156,9 +156,9 @@ def validate(config: SensorConfig) -> None:
 
 
 def parse_listen_address(text: str, key: str = "--web.listen-address") -> tuple[str, int]:
-    """`host:port`, `:port` (all addresses) or `[v6]:port`."""
+    """`host:port`, `:port` (all addresses) or `[v6]:port`; port 0 picks a free one (tests)."""
     host, separator, port = text.rpartition(":")
-    if not separator or not port.isdigit() or not 0 < int(port) < 65536:
+    if not separator or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ConfigError(f"{key}: expected HOST:PORT or :PORT, got {text!r}")
     host = host.strip("[]")
     return host, int(port)

@@ -19,7 +19,7 @@ import platform
 import threading
 from collections import Counter as CountOf
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, disable_created_metrics
@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from dissectors.records import AnomalyKind
+from monitor.capture import InterfaceStatistics
 from monitor.detect import ALERT_KINDS, LOGON_FAILURE_STATUSES, Alert
 from monitor.flows import CloseReason
 from monitor.inventory import SMB2_DIALECT_ORDER, Inventory, dialect_rank
@@ -65,18 +66,8 @@ def session_result(status: int) -> str:
 
 
 @dataclass(slots=True)
-class InterfaceCounts:
-    """One capture interface's totals: what smbwatch received, and the kernel's own count and drops."""
-
-    packets: int = 0
-    bytes: int = 0
-    kernel_packets: int = 0
-    kernel_drops: int = 0
-
-
-@dataclass(slots=True)
 class Snapshot:
-    interfaces: dict[str, InterfaceCounts] = field(default_factory=dict)
+    interfaces: dict[str, InterfaceStatistics] = field(default_factory=dict)
     messages: dict[str, int] = field(default_factory=dict)
     anomalies: dict[str, int] = field(default_factory=dict)
     gaps: int = 0
@@ -196,7 +187,7 @@ class SensorMetrics:
         self,
         pipeline: Pipeline,
         inventory: Inventory | None,
-        interfaces: Mapping[str, InterfaceCounts],
+        interfaces: Mapping[str, InterfaceStatistics],
         last_packet_ts: float,
     ) -> None:
         """Copy the pipeline's state for the next scrapes; call it from the thread that runs the pipeline,
@@ -211,7 +202,7 @@ class SensorMetrics:
                 messages["compressed"] += connection.compressed_messages
         flows = pipeline.flows
         snapshot = Snapshot(
-            interfaces={name: InterfaceCounts(**vars_of(counts)) for name, counts in interfaces.items()},
+            interfaces={name: replace(counts) for name, counts in interfaces.items()},
             messages={protocol: messages[protocol] for protocol in MESSAGE_PROTOCOLS},
             anomalies={kind.value: count for kind, count in pipeline.anomalies().items()},
             gaps=flows.gaps,
@@ -229,15 +220,6 @@ class SensorMetrics:
     def snapshot(self) -> Snapshot:
         with self._lock:
             return self._snapshot
-
-
-def vars_of(counts: InterfaceCounts) -> dict[str, int]:
-    return {
-        "packets": counts.packets,
-        "bytes": counts.bytes,
-        "kernel_packets": counts.kernel_packets,
-        "kernel_drops": counts.kernel_drops,
-    }
 
 
 def _host_dialect(dialects: Iterable[str]) -> str:

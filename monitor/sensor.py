@@ -19,12 +19,12 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from monitor.capture import CaptureError, CaptureFile, Frame
+from monitor.capture import CaptureError, CaptureFile, Frame, InterfaceStatistics, LiveCapture
 from monitor.config import SensorConfig
 from monitor.detect import DetectionSettings, Detector
 from monitor.inventory import Inventory
 from monitor.log import EventLog
-from monitor.metrics import InterfaceCounts, SensorMetrics
+from monitor.metrics import SensorMetrics
 from monitor.pipeline import Pipeline
 
 REFRESH_INTERVAL = 1.0  # seconds of wall time between metric snapshots
@@ -40,7 +40,7 @@ class FrameSource(Protocol):
 
     def stop(self) -> None: ...
 
-    def statistics(self) -> Mapping[str, InterfaceCounts]: ...
+    def statistics(self) -> Mapping[str, InterfaceStatistics]: ...
 
 
 class ReplaySource:
@@ -75,9 +75,28 @@ class ReplaySource:
     def stop(self) -> None:
         self._stop.set()
 
-    def statistics(self) -> Mapping[str, InterfaceCounts]:
+    def statistics(self) -> Mapping[str, InterfaceStatistics]:
         # A file has no kernel in between: everything read was "received by the kernel", nothing dropped.
-        return {"replay": InterfaceCounts(self.packets, self.bytes, self.packets, 0)}
+        return {"replay": InterfaceStatistics("replay", self.packets, self.bytes, self.packets, 0)}
+
+
+class LiveSource:
+    """Live interfaces as a `FrameSource`: the capture's frames with its idle heartbeats."""
+
+    def __init__(self, capture: LiveCapture) -> None:
+        self.capture = capture
+
+    def __iter__(self) -> Iterator[Frame | None]:
+        return self.capture.frames(heartbeats=True)
+
+    def stop(self) -> None:
+        self.capture.stop()
+
+    def statistics(self) -> Mapping[str, InterfaceStatistics]:
+        return self.capture.statistics()
+
+    def close(self) -> None:
+        self.capture.close()
 
 
 @dataclass(slots=True)

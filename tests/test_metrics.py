@@ -14,9 +14,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.capture import CaptureFile
+from monitor.capture import CaptureFile, InterfaceStatistics
 from monitor.config import SensorConfig
-from monitor.metrics import InterfaceCounts, dialect_label, session_result
+from monitor.metrics import dialect_label, session_result
 from monitor.report import Analysis, build_document
 from monitor.sensor import build_parts
 
@@ -58,7 +58,8 @@ def run_sensor_pipeline(paths: list[str]) -> tuple[CollectorRegistry, Analysis]:
         parts.pipeline.feed(capture)
         packets += capture.frames
     parts.pipeline.finish()
-    parts.metrics.refresh(parts.pipeline, parts.inventory, {"replay": InterfaceCounts(packets, 0, packets, 0)}, 1.0)
+    statistics = {"replay": InterfaceStatistics("replay", packets, 0, packets, 0)}
+    parts.metrics.refresh(parts.pipeline, parts.inventory, statistics, 1.0)
     return registry, Analysis(parts.pipeline, parts.inventory)
 
 

@@ -1,0 +1,229 @@
+"""`smbwatch sniff --replay`: the live pipeline on a capture file with the exporter up, its lifecycle
+(SIGHUP reload, SIGTERM stop), and the exporter's TLS and basic auth."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.capture import CaptureFile
+from monitor.exporter import Exporter
+
+ROOT = Path(__file__).resolve().parents[1]
+PCAPS = ROOT / "pcaps"
+SMBWATCH = [sys.executable, "-m", "monitor.cli"]
+
+
+def metric_values(text: str) -> dict[tuple[str, tuple], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+class Sniffer:
+    """A `smbwatch sniff` process whose JSON events are read line by line."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [*SMBWATCH, "sniff", "--web.listen-address", "127.0.0.1:0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.events: list[dict] = []
+
+    def lines(self) -> Iterator[dict]:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            event = json.loads(line)
+            self.events.append(event)
+            yield event
+
+    def wait_for(self, name: str, timeout: float = 30.0) -> dict:
+        deadline = time.monotonic() + timeout
+        for event in self.lines():
+            if event["event"] == name:
+                return event
+            assert time.monotonic() < deadline, f"no {name} event within {timeout} s: {self.events}"
+        raise AssertionError(f"sniff ended before a {name} event: {self.process.stderr.read()}")  # type: ignore[union-attr]
+
+    @property
+    def url(self) -> str:
+        start = next(event for event in self.events if event["event"] == "start")
+        return "http://" + start["exporter.address"].replace("0.0.0.0", "127.0.0.1")
+
+    def scrape(self) -> dict[tuple[str, tuple], float]:
+        with urllib.request.urlopen(self.url, timeout=10) as response:
+            return metric_values(response.read().decode())
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def sniffer_factory() -> Iterator:
+    started: list[Sniffer] = []
+
+    def start(*args: str) -> Sniffer:
+        sniffer = Sniffer(*args)
+        started.append(sniffer)
+        return sniffer
+
+    yield start
+    for sniffer in started:
+        sniffer.close()
+
+
+def test_replay_serves_metrics_reloads_on_sighup_and_stops_on_sigterm(sniffer_factory, tmp_path: Path) -> None:
+    config = tmp_path / "smbwatch.toml"
+    config.write_text("[detection]\nbruteforce_failures = 3\n")
+    capture = PCAPS / "recorded" / "auth_wrong_password.pcap"
+    sniffer = sniffer_factory("--replay", str(capture), "--speed", "0", "--config", str(config))
+    sniffer.wait_for("start")
+    sniffer.wait_for("replay_finished")
+    scrape = sniffer.scrape()
+    frames = sum(1 for _ in CaptureFile(str(capture)))
+    assert scrape[("smbwatch_capture_packets_total", (("interface", "replay"),))] == frames
+    assert scrape[("smbwatch_session_setups_total", (("auth", "ntlmv2"), ("result", "logon_failure")))] == 3
+    assert scrape[("smbwatch_alerts_total", (("kind", "bruteforce"),))] == 1
+    assert scrape[("smbwatch_connections_total", (("transport", "tcp445"),))] == 3
+    assert ("process_resident_memory_bytes", ()) in scrape
+    alerts = [event for event in sniffer.events if event["event"] == "alert"]
+    assert [event["alert.kind"] for event in alerts] == ["bruteforce"]
+
+    config.write_text("[detection]\nbruteforce_failures = 7\n")
+    sniffer.process.send_signal(signal.SIGHUP)
+    reload = sniffer.wait_for("reload")
+    assert reload["smbwatch.detection"]["bruteforce_failures"] == 7
+
+    sniffer.process.send_signal(signal.SIGTERM)
+    stop = sniffer.wait_for("stop", timeout=10)
+    assert stop["error"] is None
+    assert sniffer.process.wait(timeout=10) == 0
+    statistics = [event for event in sniffer.events if event["event"] == "capture_statistics"]
+    assert statistics and statistics[-1]["capture.interfaces"]["replay"]["packets"] == (
+        frames or statistics[-1]["capture.interfaces"]["replay"]["packets"]
+    )
+
+
+def test_exit_after_replay_and_the_event_stream(sniffer_factory) -> None:
+    capture = PCAPS / "crafted" / "eternalblue_patterns.pcap"
+    sniffer = sniffer_factory("--replay", str(capture), "--speed", "0", "--exit-after-replay")
+    list(sniffer.lines())
+    assert sniffer.process.wait(timeout=30) == 0
+    names = [event["event"] for event in sniffer.events]
+    assert names[0] == "start" and names[-1] == "stop"
+    assert "capture_statistics" in names and "replay_finished" not in names
+    kinds = sorted(event["alert.kind"] for event in sniffer.events if event["event"] == "alert")
+    assert kinds == ["eternalblue", "eternalblue", "eternalblue", "smb1_negotiated"]
+    anomalies = [event for event in sniffer.events if event["event"] == "anomalies"]
+    assert anomalies and anomalies[-1]["smb.anomalies"] == {"zeroed_message_header": 4}
+
+
+def test_paced_replay_takes_the_capture_time() -> None:
+    """scan_445_sweep spans about 2 s of capture time: at speed 4 the replay takes about half a second."""
+    capture = PCAPS / "recorded" / "scan_445_sweep.pcap"
+    start = time.monotonic()
+    result = subprocess.run(
+        [*SMBWATCH, "sniff", "--replay", str(capture), "--speed", "4", "--exit-after-replay",
+         "--web.listen-address", "127.0.0.1:0"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    elapsed = time.monotonic() - start
+    assert result.returncode == 0, result.stderr
+    assert elapsed >= 0.4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sniff"], "capture.interfaces: give -i IFACE"),
+        (["sniff", "--replay", "x.pcap", "--web.listen-address", "nowhere"], "exporter.listen_address"),
+        (["sniff", "--replay", "x.pcap", "--log-format", "json", "--statistics-interval", "0"], "statistics_interval"),
+    ],
+)
+def test_usage_errors_name_the_setting(args: list[str], message: str) -> None:
+    result = subprocess.run([*SMBWATCH, *args], capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_missing_replay_file_is_a_clear_error() -> None:
+    result = subprocess.run(
+        [*SMBWATCH, "sniff", "--replay", "/nonexistent.pcap", "--web.listen-address", "127.0.0.1:0",
+         "--exit-after-replay"],
+        capture_output=True, text=True, cwd=ROOT, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "/nonexistent.pcap" in result.stderr + result.stdout
+
+
+def make_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    Counter("smbwatch_test", "a test counter", registry=registry).inc(3)
+    return registry
+
+
+def test_exporter_basic_auth_and_path() -> None:
+    exporter = Exporter(make_registry(), "127.0.0.1", 0, "/custom", basic_auth_users={"prom": "s3cret"})
+    base = f"http://127.0.0.1:{exporter.port}"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(f"{base}/custom", timeout=5)
+        assert denied.value.code == 401
+        wrong = urllib.request.Request(
+            f"{base}/custom", headers={"Authorization": "Basic " + base64.b64encode(b"prom:nope").decode()}
+        )
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(wrong, timeout=5)
+        good = urllib.request.Request(
+            f"{base}/custom", headers={"Authorization": "Basic " + base64.b64encode(b"prom:s3cret").decode()}
+        )
+        with urllib.request.urlopen(good, timeout=5) as response:
+            assert metric_values(response.read().decode())[("smbwatch_test_total", ())] == 3
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(urllib.request.Request(f"{base}/metrics", headers=good.headers), timeout=5)
+        assert missing.value.code == 404
+    finally:
+        exporter.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_exporter_tls(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    exporter = Exporter(make_registry(), "127.0.0.1", 0, tls_cert_file=str(cert), tls_key_file=str(key))
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{exporter.port}/metrics", context=context, timeout=5
+        ) as response:
+            assert b"smbwatch_test_total 3.0" in response.read()
+        with pytest.raises((urllib.error.URLError, ConnectionError)):  # plain HTTP is refused
+            urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/metrics", timeout=5)
+    finally:
+        exporter.close()
