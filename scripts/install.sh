@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # prometheus brings promtool, which checks and unit-tests the alert rules in dashboards/prometheus.
 # Live capture compiles its kernel filter with libpcap (libpcap0.8); its tests and bench/live_rate.py
 # build namespaces and veth pairs (iproute2), replay captures (tcpreplay), drop privileges to
-# CAP_NET_RAW alone (setpriv, util-linux) and pin to a core (taskset, util-linux).
-SYSTEM_PACKAGES=(python3 python3-venv python3-pip tshark tcpdump prometheus libpcap0.8 iproute2 tcpreplay util-linux)
+# CAP_NET_RAW alone (setpriv, util-linux) and pin to a core (taskset, util-linux); systemd-analyze
+# verifies the unit in deploy/ (systemd) and openssl makes the exporter test's TLS certificate.
+SYSTEM_PACKAGES=(python3 python3-venv python3-pip tshark tcpdump prometheus libpcap0.8 iproute2 tcpreplay util-linux systemd openssl)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
