@@ -102,9 +102,13 @@ AlertSink = Callable[[Alert], None]
 class Detector:
     """Applies the rules; every alert goes to the sinks and (up to a cap) to `alerts`."""
 
-    def __init__(self, settings: DetectionSettings | None = None, sinks: list[AlertSink] | None = None) -> None:
+    def __init__(
+        self, settings: DetectionSettings | None = None, sinks: list[AlertSink] | None = None, keep_alerts: bool = True
+    ) -> None:
         self.settings = settings or DetectionSettings()
         self.sinks = list(sinks or [])
+        # An offline report lists the alerts at the end; a live sensor hands each to its sinks and keeps none.
+        self.keep_alerts = keep_alerts
         self.alerts: list[Alert] = []
         self.alerts_dropped = 0
         self.counts: Counter[str] = Counter()
@@ -117,7 +121,9 @@ class Detector:
 
     def _raise(self, alert: Alert) -> None:
         self.counts[alert.kind] += 1
-        if len(self.alerts) < self.settings.max_alerts_kept:
+        if not self.keep_alerts:
+            pass
+        elif len(self.alerts) < self.settings.max_alerts_kept:
             self.alerts.append(alert)
         else:
             self.alerts_dropped += 1

@@ -116,7 +116,7 @@ def build_parts(config: SensorConfig, registry: CollectorRegistry, logger: Any, 
     )
     events = EventLog(logger)
     inventory = Inventory(max_records=0, max_hosts=MAX_LIVE_HOSTS)
-    detector = Detector(config.detection, sinks=[metrics.alert, events.alert])
+    detector = Detector(config.detection, sinks=[metrics.alert, events.alert], keep_alerts=False)
     pipeline = Pipeline(
         config.flows,
         sinks=[inventory, metrics.connection_closed],
