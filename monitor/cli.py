@@ -128,23 +128,25 @@ def run_analyze(args: argparse.Namespace) -> int:
     return EXIT_INPUT_ERROR if analysis.failed else EXIT_OK
 
 
+# Which configuration key each `sniff` flag overrides.
+SNIFF_FLAG_KEYS = {
+    "interfaces": ("capture", "interfaces"),
+    "filter": ("capture", "filter"),
+    "listen_address": ("exporter", "listen_address"),
+    "telemetry_path": ("exporter", "telemetry_path"),
+    "log_format": ("logging", "format"),
+    "log_file": ("logging", "file"),
+    "statistics_interval": ("logging", "statistics_interval"),
+}
+
+
 def sniff_config(args: argparse.Namespace) -> SensorConfig:
     """The configuration file's values with the flags given on the command line over them."""
     config = load_config(args.config)
-    if args.interfaces:
-        config.capture.interfaces = list(args.interfaces)
-    if args.filter is not None:
-        config.capture.filter = args.filter
-    if args.listen_address is not None:
-        config.exporter.listen_address = args.listen_address
-    if args.telemetry_path is not None:
-        config.exporter.telemetry_path = args.telemetry_path
-    if args.log_format is not None:
-        config.logging.format = args.log_format
-    if args.log_file is not None:
-        config.logging.file = args.log_file
-    if args.statistics_interval is not None:
-        config.logging.statistics_interval = args.statistics_interval
+    for flag, (section, key) in SNIFF_FLAG_KEYS.items():
+        given = getattr(args, flag)
+        if given is not None:
+            setattr(getattr(config, section), key, given)
     validate(config)
     if not args.replay and not config.capture.interfaces:
         raise ConfigError("capture.interfaces: give -i IFACE (or --replay FILE)")
