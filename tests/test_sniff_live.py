@@ -12,9 +12,11 @@ Needs root, ip and tcpreplay; skipped otherwise. Every replay is bounded in pack
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -41,13 +43,17 @@ pytestmark = needs_root
 
 
 class LiveSensor:
-    def __init__(self, link: Link, tmp_path: Path, config: str = "") -> None:
+    def __init__(self, link: Link, config: str = "", run_as: tuple[str, ...] = ()) -> None:
         run("ip", "-n", link.capturer, "link", "set", "lo", "up")
-        config_file = tmp_path / "sensor.toml"
+        # pytest's tmp_path is private to root; a sensor run as nobody must read its configuration.
+        self.config_dir = Path(tempfile.mkdtemp(prefix="smbw-sensor-"))
+        self.config_dir.chmod(0o755)
+        config_file = self.config_dir / "sensor.toml"
         config_file.write_text(config)
+        config_file.chmod(0o644)
         self.link = link
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", link.capturer, sys.executable, "-m", "monitor.cli", "sniff",
+            ["ip", "netns", "exec", link.capturer, *run_as, sys.executable, "-m", "monitor.cli", "sniff",
              "-i", link.capture, "--config", str(config_file), "--web.listen-address", "127.0.0.1:0",
              "--statistics-interval", "1"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
@@ -103,16 +109,17 @@ class LiveSensor:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+        shutil.rmtree(self.config_dir, ignore_errors=True)
 
 
 def value(scrape: dict, name: str, **labels: str) -> float:
     return scrape.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def test_live_counts_equal_the_offline_analysis(tmp_path: Path) -> None:
+def test_live_counts_equal_the_offline_analysis() -> None:
     frames = sum(1 for path in CAPTURES for _ in CaptureFile(str(path)))
     with veth_links() as [link]:
-        sensor = LiveSensor(link, tmp_path, "[detection]\nbruteforce_failures = 3\n")
+        sensor = LiveSensor(link, "[detection]\nbruteforce_failures = 3\n")
         try:
             replay(link, *CAPTURES, rate="--pps=3000")
             interface = link.capture
@@ -159,12 +166,12 @@ def test_live_counts_equal_the_offline_analysis(tmp_path: Path) -> None:
     assert sensor.events[-1]["event"] == "stop"
 
 
-def test_kernel_drops_are_reported_exactly(tmp_path: Path) -> None:
+def test_kernel_drops_are_reported_exactly() -> None:
     """A stopped sensor reads nothing: a burst bigger than its 1 MiB ring overflows it."""
     bulk = RECORDED / "bulk_3_0_2.pcap"
     sent = 2 * sum(1 for _ in CaptureFile(str(bulk)))
     with veth_links() as [link]:
-        sensor = LiveSensor(link, tmp_path, "[capture]\nbuffer_mb = 1\n")
+        sensor = LiveSensor(link, "[capture]\nbuffer_mb = 1\n")
         try:
             sensor.process.send_signal(signal.SIGSTOP)
             try:
@@ -189,3 +196,35 @@ def test_kernel_drops_are_reported_exactly(tmp_path: Path) -> None:
             assert sensor.stop() == 0
         finally:
             sensor.kill()
+
+
+def test_sniff_runs_as_nobody_with_only_cap_net_raw() -> None:
+    """What the systemd unit grants (AmbientCapabilities=CAP_NET_RAW, no root): enough for the sensor."""
+    capture = RECORDED / "smb1_nt1.pcap"
+    frames = sum(1 for _ in CaptureFile(str(capture)))
+    nobody = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+              "--inh-caps=+net_raw", "--ambient-caps=+net_raw", "--bounding-set=-all,+net_raw")  # fmt: skip
+    with veth_links() as [link]:
+        sensor = LiveSensor(link, run_as=nobody)
+        try:
+            replay(link, capture, rate="--pps=2000")
+            scrape = sensor.scrape_until(
+                lambda s: value(s, "smbwatch_capture_packets_total", interface=link.capture) >= frames, "the frames"
+            )
+            assert value(scrape, "smbwatch_smb1_connections_total") == 1
+            assert sensor.stop() == 0
+        finally:
+            sensor.kill()
+
+
+def test_sniff_without_the_capability_says_so() -> None:
+    with veth_links() as [link]:
+        run("ip", "-n", link.capturer, "link", "set", "lo", "up")
+        result = subprocess.run(
+            ["ip", "netns", "exec", link.capturer, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+             "--inh-caps=-all", sys.executable, "-m", "monitor.cli", "sniff", "-i", link.capture,
+             "--web.listen-address", "127.0.0.1:0"],
+            capture_output=True, text=True, cwd=ROOT, timeout=30,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"{link.capture}: permission denied" in result.stderr and "CAP_NET_RAW" in result.stderr
