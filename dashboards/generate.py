@@ -974,11 +974,12 @@ def events_in_window(counter: str) -> str:
     increase() needs two samples in the window, so a series born inside it (a new sensor, or one
     back after an outage longer than the window) would hide the events it counted before its
     first scrape; such a series counts from zero instead, which the pre-initialised counters make
-    exact.
+    exact. That term comes first: `or` keeps its left side wherever it has a value, and from the
+    second scrape on increase() has one (0), which would silence the alert after one interval.
     """
     return (
-        f"sum by (job, instance) (increase({counter}[{ALERT_WINDOW}]) "
-        f"or ({counter} unless {counter} offset {ALERT_WINDOW}))"
+        f"sum by (job, instance) (({counter} unless {counter} offset {ALERT_WINDOW}) "
+        f"or increase({counter}[{ALERT_WINDOW}]))"
     )
 
 
@@ -1325,6 +1326,18 @@ def rule_cases() -> list[RuleCase]:
                     (_s(counter, instance="sensor-b", **labels), "0x3 _x10 0x5"),
                 ),
                 "14m",
+                ({"job": JOB, "instance": "sensor-a"},),
+            )
+        )
+        cases.append(
+            RuleCase(
+                name,
+                "keeps firing on the scrapes after that first one, for the whole window",
+                (
+                    (_s(counter, instance="sensor-a", **labels), "0x3 _x10 1x5"),
+                    (_s(counter, instance="sensor-b", **labels), "0x3 _x10 0x5"),
+                ),
+                "17m",
                 ({"job": JOB, "instance": "sensor-a"},),
             )
         )

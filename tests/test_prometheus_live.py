@@ -64,20 +64,6 @@ NO_DATA = {
     "alert/SmbwatchSensorDown": "every sensor is up while the queries run: `up < 1` selects nothing",
 }
 
-# A product bug this test found. The detection alerts are `(sum by (job, instance) (increase(X[5m]) or (X unless
-# X offset 5m))) > 0`: the `unless` part is meant to catch a series whose first scrape already holds events,
-# but `or` keeps the left side wherever it has a sample, and increase() gives 0 as soon as the new series has
-# two flat samples: such a sensor alerts for one scrape interval, not 5 minutes. Every full-speed replay is such
-# a sensor. `(increase(X[5m]) > 0) or (X unless X offset 5m)` inside the sum fixes it. Until it is fixed, the
-# alerts of the full-speed sensors and the alert expressions that only they make return data (listed here) are
-# expected to be silent, and the tests xfail, strictly: once the rules are fixed, they fail until this is emptied.
-NEW_SERIES_BUG = "detection alerts go silent one scrape after a new series' first scrape (`increase() or ...`)"
-NEW_SERIES_BUG_EXPRESSIONS = {
-    "alert/SmbwatchScan445",
-    "alert/SmbwatchMs17010Probe",
-    "alert/SmbwatchDoublePulsar",
-    "alert/SmbwatchBruteForce",
-}
 
 # Detection alert rules and the smbwatch_alerts_total kind each watches (smb1_negotiated has none: the
 # SMBv1 alert watches smbwatch_smb1_connections_total instead).
@@ -363,7 +349,6 @@ def test_every_dashboard_and_alert_expression_parses_and_returns_data(stack: Sta
     expressions = _load_generator().expressions()
     names = {name for name, _ in expressions}
     assert set(NO_DATA) <= names, f"NO_DATA names expressions that no longer exist: {set(NO_DATA) - names}"
-    assert NEW_SERIES_BUG_EXPRESSIONS.issubset(names)
     results: dict[str, list] = {}
 
     def problems() -> list[str]:
@@ -376,7 +361,7 @@ def test_every_dashboard_and_alert_expression_parses_and_returns_data(stack: Sta
             values = [float(sample["value"][1]) for sample in result]
             if any(math.isnan(value) or math.isinf(value) for value in values):
                 found.append(f"{name}: NaN or infinite value: {expr} -> {result}")
-            if not result and name not in NO_DATA and name not in NEW_SERIES_BUG_EXPRESSIONS:
+            if not result and name not in NO_DATA:
                 found.append(f"{name}: no data: {expr}")
             if result and name in NO_DATA:
                 found.append(f"{name}: data, though NO_DATA says none ({NO_DATA[name]}): {expr} -> {result}")
@@ -394,10 +379,6 @@ def test_every_dashboard_and_alert_expression_parses_and_returns_data(stack: Sta
         raise AssertionError(
             f"{len(last)} expressions misbehave after {DATA_TIMEOUT:.0f} s:\n" + "\n".join(last)
         ) from None
-    with_data = sorted(name for name in NEW_SERIES_BUG_EXPRESSIONS if results[name])
-    assert not with_data, f"fixed? {with_data} return data: take them out of NEW_SERIES_BUG_EXPRESSIONS"
-    if NEW_SERIES_BUG_EXPRESSIONS:
-        pytest.xfail(f"{NEW_SERIES_BUG}: no data from {sorted(NEW_SERIES_BUG_EXPRESSIONS)}")
 
 
 def test_the_alerts_whose_traffic_was_replayed_fire_and_no_other(stack: Stack, offline: dict) -> None:
@@ -409,11 +390,7 @@ def test_the_alerts_whose_traffic_was_replayed_fire_and_no_other(stack: Stack, o
     assert {name for name, _ in expected} == {SMB1_ALERT, *KIND_ALERTS.values()}
     assert (SMB1_ALERT, stack.instance("smb1")) in expected
     assert (KIND_ALERTS["bruteforce"], stack.instance("bruteforce")) in expected
-    # NEW_SERIES_BUG: only the paced sensor, whose counters rise while Prometheus watches, keeps its alerts.
-    silenced = {(name, instance) for name, instance in expected if stack.sniffers[instance].replay.speed == 0}
-    if not NEW_SERIES_BUG_EXPRESSIONS:
-        silenced = set()
-    must_fire = expected - silenced
+    must_fire = expected
     assert any(instance == stack.instance("paced") for _, instance in must_fire)
     state: dict[str, Any] = {}
 
@@ -434,10 +411,11 @@ def test_the_alerts_whose_traffic_was_replayed_fire_and_no_other(stack: Stack, o
         assert alert["labels"]["job"] == JOB, alert
     firing = stack.prometheus.vector(f'ALERTS{{alertname="{SMB1_ALERT}", alertstate="firing"}}')
     assert {sample["metric"]["instance"] for sample in firing} == {i for n, i in must_fire if n == SMB1_ALERT}
-    if silenced:
-        still = silenced & state["firing"]
-        assert not still, f"fixed? {sorted(still)} fire: empty NEW_SERIES_BUG_EXPRESSIONS"
-        pytest.xfail(f"{NEW_SERIES_BUG}: silent on the full-speed sensors: {sorted(silenced)}")
+    # The alerts stay on for the window, not one scrape: a full-speed replay's counters never move again
+    # after Prometheus' first scrape, which is what once silenced them (`increase() or ...` in the rules).
+    time.sleep(3.5)
+    settled()
+    assert must_fire <= state["firing"], f"stopped firing: {sorted(must_fire - state['firing'])}"
 
 
 def test_scraped_counters_equal_the_offline_analysis(stack: Stack, offline: dict) -> None:
