@@ -19,16 +19,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, IntEnum
+from typing import Final
 
 from dissectors.constants import NETBIOS_SESSION_PORT, SMB_PORTS
 from dissectors.records import AnomalyKind, StreamEvent
 from dissectors.stream import SmbStream
 from monitor.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpSegment
 
-SEQ_MASK = 0xFFFFFFFF
-SEQ_HALF = 0x80000000
+SEQ_MASK: Final = 0xFFFFFFFF
+SEQ_HALF: Final = 0x80000000
 # How far (bytes of sequence space) a new SYN's ISN must be from the flow's position to mean port reuse.
-PORT_REUSE_DISTANCE = 1 << 20
+PORT_REUSE_DISTANCE: Final = 1 << 20
 
 
 class Direction(IntEnum):
@@ -43,10 +44,10 @@ class FlowState(Enum):
     RESET = "reset"
 
 
-_OPENING = FlowState.OPENING
-_CLOSED_FIN = FlowState.CLOSED_FIN
-_RESET = FlowState.RESET
-_CONTROL_FLAGS = TCP_SYN | TCP_RST | TCP_FIN
+_OPENING: Final = FlowState.OPENING
+_CLOSED_FIN: Final = FlowState.CLOSED_FIN
+_RESET: Final = FlowState.RESET
+_CONTROL_FLAGS: Final = TCP_SYN | TCP_RST | TCP_FIN
 
 
 class CloseReason(Enum):
@@ -217,10 +218,10 @@ class Flow:
         self.anomalies[kind] += 1
 
 
-_C2S = Direction.CLIENT_TO_SERVER
-_S2C = Direction.SERVER_TO_CLIENT
+_C2S: Final = Direction.CLIENT_TO_SERVER
+_S2C: Final = Direction.SERVER_TO_CLIENT
 
-_FINISHED_HALVES = (HalfConnection(), HalfConnection())
+_FINISHED_HALVES: Final = (HalfConnection(), HalfConnection())
 for _half in _FINISHED_HALVES:
     _half.ended = True
 
