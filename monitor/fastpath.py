@@ -15,30 +15,60 @@ Anything else (SYN/FIN/RST, a hole or stored out-of-order data on either side,
 data the stream must see, a cut or padded frame, a sweep due) returns False
 and takes the normal path, so the results are the same with or without it;
 tests/test_fastpath.py checks exactly that.
+
+`FastPath.feed` is the per-frame loop itself (fast path first, else decode and
+the flow table), here rather than in `Pipeline` so that it is compiled with the
+rest of the hot path (setup.py): the loop and its calls then run as C.
 """
 
 from __future__ import annotations
 
-from monitor.decode import IPV4_NO_OPTIONS, TCP_FIN, TCP_RST, TCP_SYN
+from collections.abc import Iterable
+from typing import Final
+
+from monitor.decode import IPV4_NO_OPTIONS, LINKTYPE_ETHERNET, TCP_FIN, TCP_RST, TCP_SYN, Decoder
 from monitor.flows import SEQ_MASK, FlowTable
 
-_IPV4 = 14  # IPv4 header offset in an untagged Ethernet frame
-_TCP = _IPV4 + 20
-_KEY_START = _IPV4 + 12  # source address, destination address, then the TCP ports
-_KEY_END = _TCP + 4
-_CONTROL_FLAGS = TCP_SYN | TCP_FIN | TCP_RST
-_MIN_FRAME = _TCP + 20
+_IPV4: Final = 14  # IPv4 header offset in an untagged Ethernet frame
+_TCP: Final = _IPV4 + 20
+_KEY_START: Final = _IPV4 + 12  # source address, destination address, then the TCP ports
+_KEY_END: Final = _TCP + 4
+_CONTROL_FLAGS: Final = TCP_SYN | TCP_FIN | TCP_RST
+_MIN_FRAME: Final = _TCP + 20
 
 
 class FastPath:
     """Applies trivial segments of known flows without decoding them (Ethernet/IPv4 only)."""
 
-    __slots__ = ("enabled", "flows", "packets")
+    __slots__ = ("enabled", "flows", "frames", "packets", "segments")
 
     def __init__(self, flows: FlowTable, enabled: bool = True) -> None:
         self.flows = flows
         self.enabled = enabled
-        self.packets = 0
+        self.packets = 0  # frames handled here
+        self.frames = 0  # frames `feed` took, whichever path handled them
+        self.segments = 0  # frames `feed` decoded into a segment for the flow table
+
+    def feed(self, frames: Iterable[tuple[float, int, bytes]], decoder: Decoder) -> None:
+        """Each frame through the fast path, else `decoder` and the flow table, in capture order.
+        The counters include the frames before an exception of the frame source."""
+        # Direct method calls rather than bound-method locals: compiled, they are plain C calls.
+        enabled = self.enabled
+        flows = self.flows
+        count = 0
+        segments = 0
+        try:
+            for ts, linktype, frame in frames:
+                count += 1
+                if enabled and linktype == LINKTYPE_ETHERNET and self.apply(frame, ts):
+                    continue
+                segment = decoder.decode(linktype, frame)
+                if segment is not None:
+                    segments += 1
+                    flows.process(ts, segment)
+        finally:
+            self.frames += count
+            self.segments += segments
 
     def apply(self, frame: bytes, ts: float) -> bool:
         """True if the Ethernet `frame` was fully handled here."""
