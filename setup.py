@@ -35,8 +35,9 @@ COMPILED_MODULES = [
     "dissectors/smb2.py",
     "dissectors/smb1.py",
 ]
-# The shared support library goes inside a package, so an editable install finds it.
-GROUP_NAME = "monitor._hotpath"
+# The support library all compiled modules share (a top-level extension module; an editable
+# install maps it like the packages). Set so that the name is stable across builds.
+GROUP_NAME = "smbwatch_hotpath"
 
 
 def _warn(message: str) -> None:
