@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# tshark is the differential-test oracle (through pyshark); tcpdump writes and reads test captures.
-SYSTEM_PACKAGES=(python3 python3-venv python3-pip tshark tcpdump)
+# tshark is the differential-test oracle (through pyshark); tcpdump writes and reads test captures;
+# gcc and python3-dev let pip compile the hot path with mypyc (setup.py; without them it stays plain Python).
+SYSTEM_PACKAGES=(python3 python3-venv python3-pip tshark tcpdump gcc python3-dev)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -28,3 +29,8 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+if .venv/bin/python -c 'import sys, monitor.flows; sys.exit(monitor.flows.__file__.endswith(".py"))' 2>/dev/null; then
+    echo "smbwatch installed; hot path compiled (mypyc)" >&2
+else
+    echo "smbwatch installed as plain Python (hot path not compiled: see pip's build output with -v)" >&2
+fi
