@@ -87,14 +87,16 @@ class FastPath:
         flow, direction = entry
         if frame[_TCP + 13] & _CONTROL_FLAGS or flow.finished or frame[_IPV4 + 6] & 0x3F or frame[_IPV4 + 7]:
             return False
-        if flow.halves[1 - direction].pending:
+        # Unpacked rather than indexed by `direction`: compiled, indexing the halves by a variable builds a tuple.
+        to_server, to_client = flow.halves
+        half, other = (to_client, to_server) if direction else (to_server, to_client)
+        if other.pending:
             return False  # the ACK may settle a hole: the general path decides
         payload_length = (frame[_IPV4 + 2] << 8 | frame[_IPV4 + 3]) - 20 - (frame[_TCP + 12] >> 4) * 4
         if payload_length == 0:
             flow.last_ts = ts
             self.packets += 1
             return True
-        half = flow.halves[direction]
         stream = half.stream
         if (
             stream is None
@@ -104,8 +106,9 @@ class FastPath:
             or len(frame) != _TCP + (frame[_TCP + 12] >> 4) * 4 + payload_length
         ):
             return False
-        seq = int.from_bytes(frame[_TCP + 4 : _TCP + 8], "big")
-        if seq != half.next_seq:
+        seq = frame[_TCP + 4] << 24 | frame[_TCP + 5] << 16 | frame[_TCP + 6] << 8 | frame[_TCP + 7]
+        next_seq = half.next_seq
+        if next_seq is None or seq != next_seq:
             return False
         stream.skip(payload_length)
         half.next_seq = (seq + payload_length) & SEQ_MASK

@@ -278,17 +278,17 @@ class FlowTable:
         if flags & _CONTROL_FLAGS:
             self._segment(flow, direction, segment, ts)
             return
-        # Hot path: a plain data or ACK segment.
-        if flags & TCP_ACK:
-            other = flow.halves[1 - direction]
-            if other.pending:
-                self._check_acked_hole(flow, other, segment.ack, 1 - direction, ts)
+        # Hot path: a plain data or ACK segment. The halves are unpacked rather than indexed by
+        # `direction`: compiled, indexing them by a variable builds a tuple.
+        to_server, to_client = flow.halves
+        half, other = (to_client, to_server) if direction else (to_server, to_client)
+        if flags & TCP_ACK and other.pending:
+            self._check_acked_hole(flow, other, segment.ack, 1 - direction, ts)
         payload = segment.payload
         if not payload and not segment.missing:
             return
         if flow.state is _OPENING:
             flow.state = FlowState.ESTABLISHED
-        half = flow.halves[direction]
         stream = half.stream
         if stream is not None and segment.seq == half.next_seq and not segment.missing and not half.pending:
             size = len(payload)
@@ -344,27 +344,26 @@ class FlowTable:
 
     def _segment(self, flow: Flow, direction: Direction, segment: TcpSegment, ts: float) -> None:
         """A segment with SYN, RST or FIN set."""
-        half = flow.halves[direction]
+        to_server, to_client = flow.halves  # see process: not indexed by `direction`
+        half, other = (to_client, to_server) if direction else (to_server, to_client)
         flags = segment.flags
         if flags & TCP_SYN:
             if half.next_seq is None:
                 half.next_seq = (segment.seq + 1) & SEQ_MASK
-            if flags & TCP_ACK:
+            if flags & TCP_ACK and other.next_seq is None:
                 # The SYN+ACK acknowledges the client's ISN, even when the SYN itself was not captured.
-                other = flow.halves[1 - direction]
-                if other.next_seq is None:
-                    other.next_seq = segment.ack
+                other.next_seq = segment.ack
             if direction == _S2C and flow.state is _OPENING:
                 flow.state = FlowState.ESTABLISHED
             return
-        if flags & TCP_ACK and flow.halves[1 - direction].pending:
-            self._check_acked_hole(flow, flow.halves[1 - direction], segment.ack, 1 - direction, ts)
+        if flags & TCP_ACK and other.pending:
+            self._check_acked_hole(flow, other, segment.ack, 1 - direction, ts)
         if flags & TCP_RST:
             flow.state = FlowState.RESET
             # The sender is done; the peer's segments already in flight may still arrive and count,
             # so the flow is reported when both directions ended or at the closed timeout.
             self._end_direction(flow, direction, ts)
-            if flow.halves[1 - direction].ended:
+            if other.ended:
                 self._finish(flow, CloseReason.CLOSED)
             return
         length = len(segment.payload) + segment.missing
@@ -378,9 +377,9 @@ class FlowTable:
             # A FIN that overtook data still missing ends the direction only at removal.
             if half.next_seq is None or (not half.pending and seq_diff(fin_position, half.next_seq) <= 0):
                 self._end_direction(flow, direction, ts)
-            if flow.halves[1 - direction].fin:
+            if other.fin:
                 flow.state = FlowState.CLOSED_FIN
-                if flow.halves[0].ended and flow.halves[1].ended:
+                if half.ended and other.ended:
                     self._finish(flow, CloseReason.CLOSED)
 
     def _data(
