@@ -7,16 +7,18 @@ and the next three bytes are a 24-bit length.
 
 from __future__ import annotations
 
+from typing import Final
+
 from dissectors.constants import NetbiosSessionType
 from dissectors.records import Anomaly, AnomalyKind, NetbiosSessionRequest
 
-NETBIOS_HEADER_SIZE = 4
-NETBIOS_LENGTH_EXTENSION = 0x01  # RFC 1002 4.3.1: the E bit of FLAGS
-NETBIOS_MAX_LENGTH = 0x1FFFF  # 17 bits on port 139
-DIRECT_TCP_MAX_LENGTH = 0xFFFFFF  # 24 bits on port 445
-NETBIOS_ENCODED_NAME_LENGTH = 32  # RFC 1001 14.1 first-level encoding of 16 bytes
+NETBIOS_HEADER_SIZE: Final = 4
+NETBIOS_LENGTH_EXTENSION: Final = 0x01  # RFC 1002 4.3.1: the E bit of FLAGS
+NETBIOS_MAX_LENGTH: Final = 0x1FFFF  # 17 bits on port 139
+DIRECT_TCP_MAX_LENGTH: Final = 0xFFFFFF  # 24 bits on port 445
+NETBIOS_ENCODED_NAME_LENGTH: Final = 32  # RFC 1001 14.1 first-level encoding of 16 bytes
 
-_NETBIOS_TYPES = frozenset(t.value for t in NetbiosSessionType)
+_NETBIOS_TYPES: Final = frozenset(t.value for t in NetbiosSessionType)
 
 
 def parse_session_header(data: bytes | bytearray, offset: int, direct_tcp: bool) -> tuple[int, int] | Anomaly:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Final
 
 from dissectors import smb1_echo, smb1_session_setup, smb1_transaction, smb1_tree_connect
 from dissectors.constants import Smb1Capabilities, Smb1Command
@@ -24,13 +25,13 @@ from dissectors.records import (
 from dissectors.smb1_parameters import SMB1_HEADER_SIZE, Smb1Block, split_parameters
 from dissectors.text import oem
 
-_HEADER = struct.Struct("<4sBIBHH8xxxHHHH")
+_HEADER: Final = struct.Struct("<4sBIBHH8xxxHHHH")
 # [MS-CIFS] 2.2.4.52.2, NT LM 0.12 form (WordCount 17).
-_NEGOTIATE_RESPONSE_NT = struct.Struct("<HBHHIIIIQhB")
+_NEGOTIATE_RESPONSE_NT: Final = struct.Struct("<HBHHIIIIQhB")
 # [MS-CIFS] 2.2.4.52.2, LANMAN form (WordCount 13): DialectIndex, SecurityMode, MaxBufferSize, MaxMpxCount.
-_NEGOTIATE_RESPONSE_LANMAN = struct.Struct("<HHHH")
-SMB1_DIALECT_BUFFER_FORMAT = 0x02  # [MS-CIFS] 2.2.4.52.1 BufferFormat of each dialect string
-_SERVER_GUID_SIZE = 16
+_NEGOTIATE_RESPONSE_LANMAN: Final = struct.Struct("<HHHH")
+SMB1_DIALECT_BUFFER_FORMAT: Final = 0x02  # [MS-CIFS] 2.2.4.52.1 BufferFormat of each dialect string
+_SERVER_GUID_SIZE: Final = 16
 
 
 def parse_header(message: bytes) -> Smb1Header | Anomaly:
@@ -133,7 +134,7 @@ def parse_negotiate_response(
 
 
 Smb1Parser = Callable[[bytes, Smb1Block, Smb1Header], Smb1Body | Anomaly | None]
-_REQUEST_PARSERS: dict[int, Smb1Parser] = {
+_REQUEST_PARSERS: Final[dict[int, Smb1Parser]] = {
     Smb1Command.SMB_COM_NEGOTIATE: parse_negotiate_request,
     Smb1Command.SMB_COM_SESSION_SETUP_ANDX: smb1_session_setup.parse_request,
     Smb1Command.SMB_COM_TREE_CONNECT_ANDX: smb1_tree_connect.parse_request,
@@ -142,13 +143,13 @@ _REQUEST_PARSERS: dict[int, Smb1Parser] = {
     Smb1Command.SMB_COM_NT_TRANSACT: smb1_transaction.parse_nt_transact_request,
     Smb1Command.SMB_COM_ECHO: smb1_echo.parse_request,
 }
-_RESPONSE_PARSERS: dict[int, Smb1Parser] = {
+_RESPONSE_PARSERS: Final[dict[int, Smb1Parser]] = {
     Smb1Command.SMB_COM_NEGOTIATE: parse_negotiate_response,
     Smb1Command.SMB_COM_SESSION_SETUP_ANDX: smb1_session_setup.parse_response,
     Smb1Command.SMB_COM_TREE_CONNECT_ANDX: smb1_tree_connect.parse_response,
 }
 # [MS-CIFS] 2.2.4: the commands whose parameter words start with AndXCommand, AndXReserved, AndXOffset.
-ANDX_COMMANDS = frozenset(
+ANDX_COMMANDS: Final = frozenset(
     int(command)
     for command in (
         Smb1Command.SMB_COM_LOCKING_ANDX,
@@ -161,9 +162,9 @@ ANDX_COMMANDS = frozenset(
         Smb1Command.SMB_COM_NT_CREATE_ANDX,
     )
 )
-SMB_COM_NO_ANDX_COMMAND = 0xFF
+SMB_COM_NO_ANDX_COMMAND: Final = 0xFF
 # Real chains hold two or three commands; the walk stops here whatever the offsets say.
-MAX_ANDX_CHAIN = 8
+MAX_ANDX_CHAIN: Final = 8
 
 
 def parse_message(message: bytes, frame_length: int | None = None) -> list[StreamEvent]:

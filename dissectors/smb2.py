@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Final
 
 from dissectors import smb2_negotiate, smb2_session_setup, smb2_tree_connect
 from dissectors.constants import SMB2_FLAGS_ASYNC_COMMAND, SMB2_FLAGS_SERVER_TO_REDIR, Smb2Command
@@ -18,25 +19,25 @@ from dissectors.records import (
     StreamEvent,
 )
 
-SMB2_HEADER_SIZE = 64
-SMB2_HEADER_STRUCTURE_SIZE = 64
-SMB2_ERROR_RESPONSE_STRUCTURE_SIZE = 9  # [MS-SMB2] 2.2.2
-STATUS_MORE_PROCESSING_REQUIRED = 0xC0000016
-SMB2_TRANSFORM_HEADER_SIZE = 52
-SMB2_COMPRESSION_HEADER_SIZE = 16
+SMB2_HEADER_SIZE: Final = 64
+SMB2_HEADER_STRUCTURE_SIZE: Final = 64
+SMB2_ERROR_RESPONSE_STRUCTURE_SIZE: Final = 9  # [MS-SMB2] 2.2.2
+STATUS_MORE_PROCESSING_REQUIRED: Final = 0xC0000016
+SMB2_TRANSFORM_HEADER_SIZE: Final = 52
+SMB2_COMPRESSION_HEADER_SIZE: Final = 16
 # [MS-SMB2] 3.3.5.2.7 lets a chain be as long as the frame; real ones hold a few. Cap the walk.
-MAX_COMPOUND_MESSAGES = 32
+MAX_COMPOUND_MESSAGES: Final = 32
 
-_HEADER = struct.Struct("<4sHHIHHIIQQQ16s")
-_TRANSFORM = struct.Struct("<4s16s16sIHHQ")
-_COMPRESSION = struct.Struct("<4sIHHI")
+_HEADER: Final = struct.Struct("<4sHHIHHIIQQQ16s")
+_TRANSFORM: Final = struct.Struct("<4s16s16sIHHQ")
+_COMPRESSION: Final = struct.Struct("<4sIHHI")
 
-_REQUEST_PARSERS: dict[int, Callable[[bytes], Smb2Body | Anomaly]] = {
+_REQUEST_PARSERS: Final[dict[int, Callable[[bytes], Smb2Body | Anomaly]]] = {
     Smb2Command.NEGOTIATE: smb2_negotiate.parse_negotiate_request,
     Smb2Command.SESSION_SETUP: smb2_session_setup.parse_request,
     Smb2Command.TREE_CONNECT: smb2_tree_connect.parse_request,
 }
-_RESPONSE_PARSERS: dict[int, Callable[[bytes], Smb2Body | Anomaly]] = {
+_RESPONSE_PARSERS: Final[dict[int, Callable[[bytes], Smb2Body | Anomaly]]] = {
     Smb2Command.NEGOTIATE: smb2_negotiate.parse_negotiate_response,
     Smb2Command.SESSION_SETUP: smb2_session_setup.parse_response,
     Smb2Command.TREE_CONNECT: smb2_tree_connect.parse_response,

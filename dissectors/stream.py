@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from typing import Final
 
 from dissectors import netbios
 from dissectors.constants import NetbiosSessionType
@@ -27,12 +28,12 @@ from dissectors.records import (
 )
 
 # A NetBIOS session header (type 0, flags, 16 length bits) then 0xFF/0xFE/0xFD/0xFC 'SMB'.
-_RESYNC_PATTERN = re.compile(rb"\x00[\x00-\xff]{3}[\xfc-\xff]SMB", re.DOTALL)
-_RESYNC_TAIL = 7  # bytes that may hold the start of a pattern split across feeds
+_RESYNC_PATTERN: Final = re.compile(rb"\x00[\x00-\xff]{3}[\xfc-\xff]SMB", re.DOTALL)
+_RESYNC_TAIL: Final = 7  # bytes that may hold the start of a pattern split across feeds
 # The smallest frame that can hold an SMB message: the 16-byte compression header.
-MIN_SMB_FRAME = 16
+MIN_SMB_FRAME: Final = 16
 # Session service packets other than SESSION MESSAGE are a few dozen bytes (RFC 1002 4.3).
-MAX_KEPT_CONTROL_PACKET = 1024
+MAX_KEPT_CONTROL_PACKET: Final = 1024
 
 
 class StreamState(Enum):
@@ -42,11 +43,13 @@ class StreamState(Enum):
 
 
 # The same states as plain ints for the per-frame loop (an Enum comparison costs ~10x more).
-_HEADER, _BODY, _RESYNC = 0, 1, 2
-_STATES = (StreamState.HEADER, StreamState.BODY, StreamState.RESYNC)
-_SESSION_MESSAGE = int(NetbiosSessionType.SESSION_MESSAGE)
-_SESSION_REQUEST = int(NetbiosSessionType.SESSION_REQUEST)
-_HEADER_SIZE = netbios.NETBIOS_HEADER_SIZE
+_HEADER: Final = 0
+_BODY: Final = 1
+_RESYNC: Final = 2
+_STATES: Final = (StreamState.HEADER, StreamState.BODY, StreamState.RESYNC)
+_SESSION_MESSAGE: Final = int(NetbiosSessionType.SESSION_MESSAGE)
+_SESSION_REQUEST: Final = int(NetbiosSessionType.SESSION_REQUEST)
+_HEADER_SIZE: Final = netbios.NETBIOS_HEADER_SIZE
 
 
 class SmbStream:

@@ -10,52 +10,52 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from dissectors.constants import SMB_PORTS
 from dissectors.records import AnomalyKind
 
 # LINKTYPE_* numbers from the tcpdump.org link-layer header types registry.
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_RAW_OPENBSD = 14  # DLT_RAW as written on some systems
-LINKTYPE_RAW_BSD = 12
-LINKTYPE_LOOP = 108
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL2 = 276
+LINKTYPE_NULL: Final = 0
+LINKTYPE_ETHERNET: Final = 1
+LINKTYPE_RAW: Final = 101
+LINKTYPE_RAW_OPENBSD: Final = 14  # DLT_RAW as written on some systems
+LINKTYPE_RAW_BSD: Final = 12
+LINKTYPE_LOOP: Final = 108
+LINKTYPE_LINUX_SLL: Final = 113
+LINKTYPE_IPV4: Final = 228
+LINKTYPE_IPV6: Final = 229
+LINKTYPE_LINUX_SLL2: Final = 276
 
-ETHERTYPE_IPV4 = 0x0800
-ETHERTYPE_IPV6 = 0x86DD
+ETHERTYPE_IPV4: Final = 0x0800
+ETHERTYPE_IPV6: Final = 0x86DD
 # 802.1Q, 802.1ad (QinQ service tag) and the pre-standard QinQ tag.
-ETHERTYPE_VLAN_TAGS = frozenset((0x8100, 0x88A8, 0x9100))
-MAX_VLAN_TAGS = 8
-ETHERNET_HEADER_SIZE = 14
-SLL_HEADER_SIZE = 16
-SLL2_HEADER_SIZE = 20
+ETHERTYPE_VLAN_TAGS: Final = frozenset((0x8100, 0x88A8, 0x9100))
+MAX_VLAN_TAGS: Final = 8
+ETHERNET_HEADER_SIZE: Final = 14
+SLL_HEADER_SIZE: Final = 16
+SLL2_HEADER_SIZE: Final = 20
 
-IPPROTO_TCP = 6
-IPV6_FRAGMENT = 44
-IPV6_AUTHENTICATION = 51
-IPV6_ESP = 50
-IPV6_NO_NEXT_HEADER = 59
+IPPROTO_TCP: Final = 6
+IPV6_FRAGMENT: Final = 44
+IPV6_AUTHENTICATION: Final = 51
+IPV6_ESP: Final = 50
+IPV6_NO_NEXT_HEADER: Final = 59
 # Extension headers whose length is (Hdr Ext Len + 1) * 8 (RFC 8200 4.3-4.6, RFC 6275, 7401, 5533).
-IPV6_GENERIC_EXTENSIONS = frozenset((0, 43, 60, 135, 139, 140))
-MAX_IPV6_EXTENSIONS = 16
+IPV6_GENERIC_EXTENSIONS: Final = frozenset((0, 43, 60, 135, 139, 140))
+MAX_IPV6_EXTENSIONS: Final = 16
 
-TCP_FIN = 0x01
-TCP_SYN = 0x02
-TCP_RST = 0x04
-TCP_ACK = 0x10
+TCP_FIN: Final = 0x01
+TCP_SYN: Final = 0x02
+TCP_RST: Final = 0x04
+TCP_ACK: Final = 0x10
 
-_BSD_AF_INET = 2
-_BSD_AF_INET6 = frozenset((24, 28, 30))
-_SEQ_ACK = struct.Struct("!II")
-IPV4_NO_OPTIONS = 0x45  # version 4, header length 20
+_BSD_AF_INET: Final = 2
+_BSD_AF_INET6: Final = frozenset((24, 28, 30))
+_SEQ_ACK: Final = struct.Struct("!II")
+IPV4_NO_OPTIONS: Final = 0x45  # version 4, header length 20
 # Option-less IPv4 header then the TCP ports, sequence, acknowledgement, data offset and flags.
-_IPV4_TCP = struct.Struct("!xxHxxHxB2x4s4sHHIIBB")
+_IPV4_TCP: Final = struct.Struct("!xxHxxHxB2x4s4sHHIIBB")
 
 
 class TcpSegment(NamedTuple):

@@ -15,30 +15,60 @@ Anything else (SYN/FIN/RST, a hole or stored out-of-order data on either side,
 data the stream must see, a cut or padded frame, a sweep due) returns False
 and takes the normal path, so the results are the same with or without it;
 tests/test_fastpath.py checks exactly that.
+
+`FastPath.feed` is the per-frame loop itself (fast path first, else decode and
+the flow table), here rather than in `Pipeline` so that it is compiled with the
+rest of the hot path (setup.py): the loop and its calls then run as C.
 """
 
 from __future__ import annotations
 
-from monitor.decode import IPV4_NO_OPTIONS, TCP_FIN, TCP_RST, TCP_SYN
+from collections.abc import Iterable
+from typing import Final
+
+from monitor.decode import IPV4_NO_OPTIONS, LINKTYPE_ETHERNET, TCP_FIN, TCP_RST, TCP_SYN, Decoder
 from monitor.flows import SEQ_MASK, FlowTable
 
-_IPV4 = 14  # IPv4 header offset in an untagged Ethernet frame
-_TCP = _IPV4 + 20
-_KEY_START = _IPV4 + 12  # source address, destination address, then the TCP ports
-_KEY_END = _TCP + 4
-_CONTROL_FLAGS = TCP_SYN | TCP_FIN | TCP_RST
-_MIN_FRAME = _TCP + 20
+_IPV4: Final = 14  # IPv4 header offset in an untagged Ethernet frame
+_TCP: Final = _IPV4 + 20
+_KEY_START: Final = _IPV4 + 12  # source address, destination address, then the TCP ports
+_KEY_END: Final = _TCP + 4
+_CONTROL_FLAGS: Final = TCP_SYN | TCP_FIN | TCP_RST
+_MIN_FRAME: Final = _TCP + 20
 
 
 class FastPath:
     """Applies trivial segments of known flows without decoding them (Ethernet/IPv4 only)."""
 
-    __slots__ = ("enabled", "flows", "packets")
+    __slots__ = ("enabled", "flows", "frames", "packets", "segments")
 
     def __init__(self, flows: FlowTable, enabled: bool = True) -> None:
         self.flows = flows
         self.enabled = enabled
-        self.packets = 0
+        self.packets = 0  # frames handled here
+        self.frames = 0  # frames `feed` took, whichever path handled them
+        self.segments = 0  # frames `feed` decoded into a segment for the flow table
+
+    def feed(self, frames: Iterable[tuple[float, int, bytes]], decoder: Decoder) -> None:
+        """Each frame through the fast path, else `decoder` and the flow table, in capture order.
+        The counters include the frames before an exception of the frame source."""
+        # Direct method calls rather than bound-method locals: compiled, they are plain C calls.
+        enabled = self.enabled
+        flows = self.flows
+        count = 0
+        segments = 0
+        try:
+            for ts, linktype, frame in frames:
+                count += 1
+                if enabled and linktype == LINKTYPE_ETHERNET and self.apply(frame, ts):
+                    continue
+                segment = decoder.decode(linktype, frame)
+                if segment is not None:
+                    segments += 1
+                    flows.process(ts, segment)
+        finally:
+            self.frames += count
+            self.segments += segments
 
     def apply(self, frame: bytes, ts: float) -> bool:
         """True if the Ethernet `frame` was fully handled here."""
@@ -57,14 +87,16 @@ class FastPath:
         flow, direction = entry
         if frame[_TCP + 13] & _CONTROL_FLAGS or flow.finished or frame[_IPV4 + 6] & 0x3F or frame[_IPV4 + 7]:
             return False
-        if flow.halves[1 - direction].pending:
+        # Unpacked rather than indexed by `direction`: compiled, indexing the halves by a variable builds a tuple.
+        to_server, to_client = flow.halves
+        half, other = (to_client, to_server) if direction else (to_server, to_client)
+        if other.pending:
             return False  # the ACK may settle a hole: the general path decides
         payload_length = (frame[_IPV4 + 2] << 8 | frame[_IPV4 + 3]) - 20 - (frame[_TCP + 12] >> 4) * 4
         if payload_length == 0:
             flow.last_ts = ts
             self.packets += 1
             return True
-        half = flow.halves[direction]
         stream = half.stream
         if (
             stream is None
@@ -74,8 +106,9 @@ class FastPath:
             or len(frame) != _TCP + (frame[_TCP + 12] >> 4) * 4 + payload_length
         ):
             return False
-        seq = int.from_bytes(frame[_TCP + 4 : _TCP + 8], "big")
-        if seq != half.next_seq:
+        seq = frame[_TCP + 4] << 24 | frame[_TCP + 5] << 16 | frame[_TCP + 6] << 8 | frame[_TCP + 7]
+        next_seq = half.next_seq
+        if next_seq is None or seq != next_seq:
             return False
         stream.skip(payload_length)
         half.next_seq = (seq + payload_length) & SEQ_MASK

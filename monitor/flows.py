@@ -19,16 +19,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, IntEnum
+from typing import Final
 
 from dissectors.constants import NETBIOS_SESSION_PORT, SMB_PORTS
 from dissectors.records import AnomalyKind, StreamEvent
 from dissectors.stream import SmbStream
 from monitor.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpSegment
 
-SEQ_MASK = 0xFFFFFFFF
-SEQ_HALF = 0x80000000
+SEQ_MASK: Final = 0xFFFFFFFF
+SEQ_HALF: Final = 0x80000000
 # How far (bytes of sequence space) a new SYN's ISN must be from the flow's position to mean port reuse.
-PORT_REUSE_DISTANCE = 1 << 20
+PORT_REUSE_DISTANCE: Final = 1 << 20
 
 
 class Direction(IntEnum):
@@ -43,10 +44,10 @@ class FlowState(Enum):
     RESET = "reset"
 
 
-_OPENING = FlowState.OPENING
-_CLOSED_FIN = FlowState.CLOSED_FIN
-_RESET = FlowState.RESET
-_CONTROL_FLAGS = TCP_SYN | TCP_RST | TCP_FIN
+_OPENING: Final = FlowState.OPENING
+_CLOSED_FIN: Final = FlowState.CLOSED_FIN
+_RESET: Final = FlowState.RESET
+_CONTROL_FLAGS: Final = TCP_SYN | TCP_RST | TCP_FIN
 
 
 class CloseReason(Enum):
@@ -217,10 +218,10 @@ class Flow:
         self.anomalies[kind] += 1
 
 
-_C2S = Direction.CLIENT_TO_SERVER
-_S2C = Direction.SERVER_TO_CLIENT
+_C2S: Final = Direction.CLIENT_TO_SERVER
+_S2C: Final = Direction.SERVER_TO_CLIENT
 
-_FINISHED_HALVES = (HalfConnection(), HalfConnection())
+_FINISHED_HALVES: Final = (HalfConnection(), HalfConnection())
 for _half in _FINISHED_HALVES:
     _half.ended = True
 
@@ -277,17 +278,17 @@ class FlowTable:
         if flags & _CONTROL_FLAGS:
             self._segment(flow, direction, segment, ts)
             return
-        # Hot path: a plain data or ACK segment.
-        if flags & TCP_ACK:
-            other = flow.halves[1 - direction]
-            if other.pending:
-                self._check_acked_hole(flow, other, segment.ack, 1 - direction, ts)
+        # Hot path: a plain data or ACK segment. The halves are unpacked rather than indexed by
+        # `direction`: compiled, indexing them by a variable builds a tuple.
+        to_server, to_client = flow.halves
+        half, other = (to_client, to_server) if direction else (to_server, to_client)
+        if flags & TCP_ACK and other.pending:
+            self._check_acked_hole(flow, other, segment.ack, 1 - direction, ts)
         payload = segment.payload
         if not payload and not segment.missing:
             return
         if flow.state is _OPENING:
             flow.state = FlowState.ESTABLISHED
-        half = flow.halves[direction]
         stream = half.stream
         if stream is not None and segment.seq == half.next_seq and not segment.missing and not half.pending:
             size = len(payload)
@@ -343,27 +344,26 @@ class FlowTable:
 
     def _segment(self, flow: Flow, direction: Direction, segment: TcpSegment, ts: float) -> None:
         """A segment with SYN, RST or FIN set."""
-        half = flow.halves[direction]
+        to_server, to_client = flow.halves  # see process: not indexed by `direction`
+        half, other = (to_client, to_server) if direction else (to_server, to_client)
         flags = segment.flags
         if flags & TCP_SYN:
             if half.next_seq is None:
                 half.next_seq = (segment.seq + 1) & SEQ_MASK
-            if flags & TCP_ACK:
+            if flags & TCP_ACK and other.next_seq is None:
                 # The SYN+ACK acknowledges the client's ISN, even when the SYN itself was not captured.
-                other = flow.halves[1 - direction]
-                if other.next_seq is None:
-                    other.next_seq = segment.ack
+                other.next_seq = segment.ack
             if direction == _S2C and flow.state is _OPENING:
                 flow.state = FlowState.ESTABLISHED
             return
-        if flags & TCP_ACK and flow.halves[1 - direction].pending:
-            self._check_acked_hole(flow, flow.halves[1 - direction], segment.ack, 1 - direction, ts)
+        if flags & TCP_ACK and other.pending:
+            self._check_acked_hole(flow, other, segment.ack, 1 - direction, ts)
         if flags & TCP_RST:
             flow.state = FlowState.RESET
             # The sender is done; the peer's segments already in flight may still arrive and count,
             # so the flow is reported when both directions ended or at the closed timeout.
             self._end_direction(flow, direction, ts)
-            if flow.halves[1 - direction].ended:
+            if other.ended:
                 self._finish(flow, CloseReason.CLOSED)
             return
         length = len(segment.payload) + segment.missing
@@ -377,9 +377,9 @@ class FlowTable:
             # A FIN that overtook data still missing ends the direction only at removal.
             if half.next_seq is None or (not half.pending and seq_diff(fin_position, half.next_seq) <= 0):
                 self._end_direction(flow, direction, ts)
-            if flow.halves[1 - direction].fin:
+            if other.fin:
                 flow.state = FlowState.CLOSED_FIN
-                if flow.halves[0].ended and flow.halves[1].ended:
+                if half.ended and other.ended:
                     self._finish(flow, CloseReason.CLOSED)
 
     def _data(

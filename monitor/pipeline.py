@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, Protocol
 from dissectors.constants import SMB_PORTS
 from dissectors.records import AnomalyKind, StreamEvent
 from monitor.capture import Frame
-from monitor.decode import LINKTYPE_ETHERNET, Decoder
+from monitor.decode import Decoder
 from monitor.detect import Detector
 from monitor.fastpath import FastPath
 from monitor.flows import CloseReason, Direction, Flow, FlowLimits, FlowState, FlowTable
@@ -87,23 +87,13 @@ class Pipeline:
     def feed(self, frames: Iterable[Frame]) -> None:
         """Process frames in capture order. Exceptions of the frame source propagate after
         the frames before them were processed."""
-        decode = self.decoder.decode
-        process = self.flows.process
-        fast = self.fastpath.apply
-        packets = 0
-        segments = 0
+        fastpath = self.fastpath
+        frames_before, segments_before = fastpath.frames, fastpath.segments
         try:
-            for ts, linktype, frame in frames:
-                packets += 1
-                if linktype == LINKTYPE_ETHERNET and fast(frame, ts):
-                    continue
-                segment = decode(linktype, frame)
-                if segment is not None:
-                    segments += 1
-                    process(ts, segment)
+            fastpath.feed(frames, self.decoder)
         finally:
-            self.packets += packets
-            self.smb_segments += segments
+            self.packets += fastpath.frames - frames_before
+            self.smb_segments += fastpath.segments - segments_before
 
     @property
     def smb_packets(self) -> int:

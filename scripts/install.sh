@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 # build namespaces and veth pairs (iproute2), replay captures (tcpreplay), drop privileges to
 # CAP_NET_RAW alone (setpriv, util-linux) and pin to a core (taskset, util-linux); systemd-analyze
 # verifies the unit in deploy/ (systemd) and openssl makes the exporter test's TLS certificate.
-SYSTEM_PACKAGES=(python3 python3-venv python3-pip tshark tcpdump prometheus libpcap0.8 iproute2 tcpreplay util-linux systemd openssl)
+# gcc and python3-dev let pip compile the hot path with mypyc (setup.py; without them it stays plain Python).
+SYSTEM_PACKAGES=(python3 python3-venv python3-pip tshark tcpdump prometheus libpcap0.8 iproute2 tcpreplay util-linux
+                 systemd openssl gcc python3-dev)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -33,3 +35,8 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+if .venv/bin/python -c 'import sys, monitor.flows; sys.exit(monitor.flows.__file__.endswith(".py"))' 2>/dev/null; then
+    echo "smbwatch installed; hot path compiled (mypyc)" >&2
+else
+    echo "smbwatch installed as plain Python (hot path not compiled: see pip's build output with -v)" >&2
+fi
