@@ -221,12 +221,15 @@ class CaptureFile:
         interfaces: list[tuple[int, float, int, int]] = []
         position = 0
         while True:
-            position = chunks.fill(position, 12)
             buf = chunks.buf
             if len(buf) - position < 12:
-                if len(buf) > position:
-                    raise self._truncated(chunks, position, "block header")
-                return
+                # Refill only near the window's end: a refill copies what is left of the window.
+                position = chunks.fill(position, 12)
+                buf = chunks.buf
+                if len(buf) - position < 12:
+                    if len(buf) > position:
+                        raise self._truncated(chunks, position, "block header")
+                    return
             block_type = struct.unpack_from(endian + "I", buf, position)[0]
             if block_type == PCAPNG_SECTION_HEADER:
                 byte_order = struct.unpack_from("<I", buf, position + 8)[0]
