@@ -29,6 +29,11 @@ NAME_HINTS = frozenset(("workstation", "nb_computer_name", "nb_domain_name", "dn
 HINT_LABELS = {"ntlm_version": "NTLMSSP version", "native_os": "native OS", "native_lanman": "native LAN manager"}
 
 
+def dialect_order(dialect: str) -> tuple[int, str]:
+    """Sort key: by rank, then by name, so dialects of equal rank (the SMB1 ones) list the same every run."""
+    return dialect_rank(dialect), dialect
+
+
 def dialect_rank(dialect: str | None) -> int:
     """Higher is newer; SMB1 dialects rank below every SMB2/3 one, unknown and none lowest."""
     if dialect is None:
@@ -76,15 +81,15 @@ class HostFacts:
             if count
         ]
         negotiated = self.dialects_as_client | self.dialects_as_server
-        highest = max(negotiated, key=dialect_rank) if negotiated else None
+        highest = max(negotiated, key=dialect_order) if negotiated else None
         return {
             "ip": self.ip,
             "roles": roles,
             "connections_as_client": self.connections_as_client,
             "connections_as_server": self.connections_as_server,
-            "dialects_as_client": sorted(self.dialects_as_client, key=dialect_rank),
-            "dialects_as_server": sorted(self.dialects_as_server, key=dialect_rank),
-            "dialects_offered_as_client": sorted(self.offered_as_client, key=dialect_rank),
+            "dialects_as_client": sorted(self.dialects_as_client, key=dialect_order),
+            "dialects_as_server": sorted(self.dialects_as_server, key=dialect_order),
+            "dialects_offered_as_client": sorted(self.offered_as_client, key=dialect_order),
             "highest_dialect": highest,
             "smb1": self.smb1,
             "smb1_offered": self.smb1_offered,

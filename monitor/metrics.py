@@ -30,7 +30,7 @@ from dissectors.records import AnomalyKind
 from monitor.capture import InterfaceStatistics
 from monitor.detect import ALERT_KINDS, LOGON_FAILURE_STATUSES, Alert
 from monitor.flows import CloseReason
-from monitor.inventory import SMB2_DIALECT_ORDER, Inventory, dialect_rank
+from monitor.inventory import SMB2_DIALECT_ORDER, Inventory, dialect_order
 from monitor.pipeline import ConnectionRecord, Endpoints, Pipeline
 from monitor.session import SmbConnection
 
@@ -226,7 +226,7 @@ def _host_dialect(dialects: Iterable[str]) -> str:
     known = list(dialects)
     if not known:
         return "unknown"
-    label = dialect_label(max(known, key=dialect_rank))
+    label = dialect_label(max(known, key=dialect_order))
     return label if label in HOST_DIALECT_LABELS else "unknown"
 
 
