@@ -276,8 +276,15 @@ class AuthenticationTracker:
         return counts
 
     def describe_sessions(self) -> list[dict[str, Any]]:
+        """Each session with the paths of the trees it connected (README: `sessions[].trees`)."""
+        paths: dict[str, list[str | None]] = {}
+        for tree in self.trees:
+            paths.setdefault(tree["session_id"], []).append(tree["path"])
         return [
-            {key: value for key, value in session.items() if key not in ("guest", "null")}
+            {
+                **{key: value for key, value in session.items() if key not in ("guest", "null")},
+                "trees": paths.get(session["session_id"], []),
+            }
             for session in self.sessions.values()
         ]
 

@@ -136,3 +136,15 @@ def test_console_script_reads_standard_input() -> None:
     document = json.loads(result.stdout)
     assert document["connections"][0]["dialect"] == "NT LANMAN 1.0"
     assert document["stats"]["files"][0]["name"] == "<stdin>"
+
+
+def test_each_session_lists_the_trees_it_connected(capsys: pytest.CaptureFixture[str]) -> None:
+    _, document, _ = analyze_json(capsys, UPGRADED)
+    [connection] = document["connections"]
+    [session] = connection["sessions"]
+    assert session["trees"] == [tree["path"] for tree in connection["trees"]] == [
+        "\\\\192.0.2.20\\IPC$",
+        "\\\\192.0.2.20\\data",
+    ]
+    assert main(["analyze", str(UPGRADED)]) == 0
+    assert "SUCCESS  IPC$, data" in capsys.readouterr().out  # the sessions table's SHARES column
