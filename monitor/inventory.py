@@ -21,6 +21,7 @@ from monitor.session import SmbConnection
 
 # Order of SMB2/3 dialects from oldest to newest, for "highest dialect" questions.
 SMB2_DIALECT_ORDER = ("2.0.2", "2.1", "2.2.2", "2.2.4", "3.0", "3.0.2", "3.1", "3.1.1")
+SMB2_WILDCARD_RANK = 9  # below every named SMB2/3 dialect (ranked 10 and up), above SMB1 (0)
 MAX_PEERS_PER_HOST = 4096
 MAX_HINTS_PER_HOST = 16
 MAX_SMB1_PAIRS = 100_000
@@ -34,6 +35,11 @@ def dialect_order(dialect: str) -> tuple[int, str]:
     return dialect_rank(dialect), dialect
 
 
+def is_smb2_family(dialect: str | None) -> bool:
+    """An SMB2/3 dialect, or the multi-protocol wildcard "2.???" (an SMB2 speaker of unknown version)."""
+    return dialect_rank(dialect) >= SMB2_WILDCARD_RANK
+
+
 def dialect_rank(dialect: str | None) -> int:
     """Higher is newer; SMB1 dialects rank below every SMB2/3 one, unknown and none lowest."""
     if dialect is None:
@@ -41,7 +47,7 @@ def dialect_rank(dialect: str | None) -> int:
     if dialect in SMB2_DIALECT_ORDER:
         return 10 + SMB2_DIALECT_ORDER.index(dialect)
     if dialect == "2.???":
-        return 9
+        return SMB2_WILDCARD_RANK
     return 0 if not dialect.startswith("unknown") else -1
 
 

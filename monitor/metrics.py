@@ -30,7 +30,7 @@ from dissectors.records import AnomalyKind
 from monitor.capture import InterfaceStatistics
 from monitor.detect import ALERT_KINDS, LOGON_FAILURE_STATUSES, Alert
 from monitor.flows import CloseReason
-from monitor.inventory import SMB2_DIALECT_ORDER, Inventory, dialect_order
+from monitor.inventory import Inventory, dialect_order, is_smb2_family
 from monitor.pipeline import ConnectionRecord, Endpoints, Pipeline
 from monitor.session import SmbConnection
 
@@ -52,7 +52,7 @@ def dialect_label(dialect: str | None) -> str:
     """A negotiated dialect as a bounded label value: SMB1 dialect strings all become "smb1"."""
     if dialect is None:
         return "none"
-    if dialect in SMB2_DIALECT_ORDER or dialect == "2.???":
+    if is_smb2_family(dialect):
         return dialect if dialect in DIALECT_LABELS else "unknown"
     if dialect.startswith("unknown"):
         return "unknown"

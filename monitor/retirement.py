@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.inventory import SMB2_DIALECT_ORDER, HostFacts, Inventory, Smb1Pair, dialect_rank
+from dissectors.constants import SMB1_DIALECT_SMB_2_002, SMB1_DIALECT_SMB_2_WILDCARD
+from monitor.inventory import SMB2_DIALECT_ORDER, HostFacts, Inventory, Smb1Pair, dialect_rank, is_smb2_family
 
 SMB1_ONLY = "SMB1 only"
 # What the highest dialect a host offers or accepts says about its age.
@@ -28,7 +29,7 @@ DIALECT_ERA = {
     "3.1.1": "Windows 10/2016 or later",
 }
 # The dialect strings of an SMB1 NEGOTIATE that announce SMB2 ([MS-SMB2] 3.2.4.2.2.1).
-SMB1_NEGOTIATE_SMB2_STRINGS = {"SMB 2.002": "2.0.2", "SMB 2.???": "2.???"}
+SMB1_NEGOTIATE_SMB2_STRINGS = {SMB1_DIALECT_SMB_2_002: "2.0.2", SMB1_DIALECT_SMB_2_WILDCARD: "2.???"}
 # NTLMSSP VERSION ProductBuild ([MS-NLMP] 2.2.2.10) of Windows releases, newest first.
 WINDOWS_BUILDS = (
     (26100, "Windows 11 24H2/Server 2025"),
@@ -57,14 +58,12 @@ VERDICT_UNKNOWN = "unknown: the negotiation was not captured"
 def smb2_dialects_offered(facts: HostFacts) -> list[str]:
     """The SMB2/3 dialects the host offered as client, SMB1-negotiate announcements included."""
     dialects = {SMB1_NEGOTIATE_SMB2_STRINGS.get(d, d) for d in facts.offered_as_client}
-    return sorted((d for d in dialects if d in SMB2_DIALECT_ORDER or d == "2.???"), key=dialect_rank)
+    return sorted(filter(is_smb2_family, dialects), key=dialect_rank)
 
 
 def smb2_dialects_accepted(facts: HostFacts) -> list[str]:
     """The SMB2/3 dialects the host negotiated as server (with any client)."""
-    return sorted(
-        (d for d in facts.dialects_as_server if d in SMB2_DIALECT_ORDER or d == "2.???"), key=dialect_rank
-    )
+    return sorted(filter(is_smb2_family, facts.dialects_as_server), key=dialect_rank)
 
 
 def _best_common(client_dialects: list[str], server_dialects: list[str]) -> str:
