@@ -144,7 +144,7 @@ class Ms17010Watch:
         # may come in several parts, an ECHO's in EchoCount parts), oldest first.
         self._outstanding: dict[tuple[int, int], None] = {}
         self._answered: dict[tuple[int, int], None] = {}
-        self._reported: set[str] = set()  # one alert per pattern and verdict per connection
+        self._reported: set[tuple[str, object]] = set()  # (pattern, verdict) already reported
 
     def message(self, message: Smb1Message, ts: float) -> None:
         header = message.header
@@ -296,10 +296,12 @@ class Ms17010Watch:
             "status": nt_status_name(response.status) if response else None,
             "weak_signals": signals,
         }
-        self._report(ALERT_DOUBLEPULSAR, f"{pattern}: {verdict}", ts, evidence)
+        self._report(ALERT_DOUBLEPULSAR, pattern, ts, evidence)
 
     def _report(self, kind: str, pattern: str, ts: float, evidence: dict[str, object]) -> None:
-        if pattern in self._reported:
+        """One finding per pattern and verdict on this connection; repeats of it add nothing."""
+        key = (pattern, evidence["verdict"])
+        if key in self._reported:
             return
-        self._reported.add(pattern)
-        self.findings.append((kind, ts, {"pattern": pattern.split(":")[0], **evidence}))
+        self._reported.add(key)
+        self.findings.append((kind, ts, {"pattern": pattern, **evidence}))
