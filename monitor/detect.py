@@ -51,6 +51,7 @@ LOGON_FAILURE_STATUSES = frozenset(
 )
 MAX_USERS_PER_PAIR = 16
 
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One detection: what, when (packet time), from where to where, and the evidence."""
@@ -121,12 +122,11 @@ class Detector:
 
     def _raise(self, alert: Alert) -> None:
         self.counts[alert.kind] += 1
-        if not self.keep_alerts:
-            pass
-        elif len(self.alerts) < self.settings.max_alerts_kept:
-            self.alerts.append(alert)
-        else:
-            self.alerts_dropped += 1
+        if self.keep_alerts:
+            if len(self.alerts) < self.settings.max_alerts_kept:
+                self.alerts.append(alert)
+            else:
+                self.alerts_dropped += 1
         for sink in self.sinks:
             sink(alert)
 
