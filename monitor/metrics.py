@@ -31,11 +31,10 @@ from monitor.capture import InterfaceStatistics
 from monitor.detect import ALERT_KINDS, LOGON_FAILURE_STATUSES, Alert
 from monitor.flows import CloseReason
 from monitor.inventory import Inventory, dialect_order, is_smb2_family
-from monitor.pipeline import ConnectionRecord, Endpoints, Pipeline
+from monitor.pipeline import MESSAGE_PROTOCOLS, ConnectionRecord, Endpoints, Pipeline
 from monitor.session import SmbConnection
 
 PREFIX = "smbwatch"
-MESSAGE_PROTOCOLS = ("smb1", "smb2", "encrypted", "compressed")
 DIALECT_LABELS = ("smb1", "2.0.2", "2.1", "3.0", "3.0.2", "3.1.1", "2.???", "none", "unknown")
 HOST_DIALECT_LABELS = ("smb1", "2.0.2", "2.1", "3.0", "3.0.2", "3.1.1", "unknown")
 SMB1_OFFER_OUTCOMES = ("smb1", "upgraded", "refused")

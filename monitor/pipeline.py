@@ -20,6 +20,8 @@ from monitor.flows import CloseReason, Direction, Flow, FlowLimits, FlowState, F
 from monitor.session import SmbConnection
 
 ConnectionRecord = dict[str, Any]
+# The keys of every connection's `messages` and of the totals (JSON `stats.smb_messages`, the metric's label).
+MESSAGE_PROTOCOLS = ("smb1", "smb2", "encrypted", "compressed")
 ConnectionSink = Callable[[ConnectionRecord], None]
 
 

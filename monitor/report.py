@@ -12,7 +12,7 @@ from dissectors.records import AnomalyKind
 from dissectors.text import printable
 from monitor.capture import CaptureError, CaptureFile
 from monitor.inventory import Inventory
-from monitor.pipeline import ConnectionRecord, Pipeline
+from monitor.pipeline import MESSAGE_PROTOCOLS, ConnectionRecord, Pipeline
 from monitor.retirement import VERDICT_BREAKS, smb1_retirement
 
 ANALYSIS_SCHEMA = "smbwatch.analysis/1"
@@ -58,7 +58,7 @@ def _stats(analysis: Analysis) -> dict[str, Any]:
         "smb_packets": pipeline.smb_packets,
         "skipped_packets": dict(sorted(pipeline.decoder.skipped.items())),
         "unsupported_linktypes": {str(k): v for k, v in sorted(pipeline.decoder.unsupported_linktypes.items())},
-        "smb_messages": {name: pipeline.smb_messages[name] for name in ("smb1", "smb2", "encrypted", "compressed")},
+        "smb_messages": {name: pipeline.smb_messages[name] for name in MESSAGE_PROTOCOLS},
         "anomalies": {kind.value: count for kind, count in sorted(anomalies.items(), key=lambda kv: kv[0].value)},
         "reassembly_gaps": flows.gaps,
         "reassembly_gap_bytes": flows.gap_bytes,
