@@ -217,8 +217,6 @@ class Inventory:
             return
         client.dialects_as_client.add(connection.dialect)
         server.dialects_as_server.add(connection.dialect)
-        if connection.smb1_used:
-            client.smb1 = server.smb1 = True
 
     def smb1_used(self, endpoints: Endpoints, connection: SmbConnection, ts: float) -> None:
         client, server = self._host(endpoints.client_ip), self._host(endpoints.server_ip)
