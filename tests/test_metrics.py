@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.capture import CaptureFile, InterfaceStatistics
 from monitor.config import SensorConfig
 from monitor.metrics import dialect_label, session_result
 from monitor.report import Analysis, build_document
 from monitor.sensor import build_parts
+from tests.metrics_text import Samples, parse_samples, value
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 GENERATOR = Path(__file__).resolve().parents[1] / "dashboards" / "generate.py"
@@ -63,17 +63,8 @@ def run_sensor_pipeline(paths: list[str]) -> tuple[CollectorRegistry, Analysis]:
     return registry, Analysis(parts.pipeline, parts.inventory)
 
 
-def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = generate_latest(registry).decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(scrape: dict, name: str, **labels: str) -> float:
-    return scrape.get((name, tuple(sorted(labels.items()))), 0.0)
+def samples(registry: CollectorRegistry) -> Samples:
+    return parse_samples(generate_latest(registry).decode())
 
 
 @pytest.fixture(scope="module")

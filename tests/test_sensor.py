@@ -18,22 +18,14 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.capture import CaptureFile
 from monitor.exporter import Exporter
+from tests.metrics_text import parse_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "pcaps"
 SMBWATCH = [sys.executable, "-m", "monitor.cli"]
-
-
-def metric_values(text: str) -> dict[tuple[str, tuple], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 class Sniffer:
@@ -71,7 +63,7 @@ class Sniffer:
 
     def scrape(self) -> dict[tuple[str, tuple], float]:
         with urllib.request.urlopen(self.url, timeout=10) as response:
-            return metric_values(response.read().decode())
+            return parse_samples(response.read().decode())
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -199,7 +191,7 @@ def test_exporter_basic_auth_and_path() -> None:
             f"{base}/custom", headers={"Authorization": "Basic " + base64.b64encode(b"prom:s3cret").decode()}
         )
         with urllib.request.urlopen(good, timeout=5) as response:
-            assert metric_values(response.read().decode())[("smbwatch_test_total", ())] == 3
+            assert parse_samples(response.read().decode())[("smbwatch_test_total", ())] == 3
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(urllib.request.Request(f"{base}/metrics", headers=good.headers), timeout=5)
         assert missing.value.code == 404

@@ -23,13 +23,12 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from monitor.capture import CaptureFile
 from monitor.cli import analyze_files
 from monitor.flows import FlowLimits
 from monitor.metrics import dialect_label
 from monitor.report import build_document
+from tests.metrics_text import parse_samples, value
 from tests.test_live_capture import Link, inside, needs_root, replay, run, veth_links
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,12 +82,7 @@ class LiveSensor:
 
     def scrape(self) -> dict[tuple[str, tuple], float]:
         with inside(self.link.capturer), urllib.request.urlopen(self.url, timeout=10) as response:
-            text = response.read().decode()
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+            return parse_samples(response.read().decode())
 
     def scrape_until(self, condition, what: str) -> dict:
         deadline = time.monotonic() + WAIT
@@ -110,10 +104,6 @@ class LiveSensor:
             self.process.kill()
             self.process.wait(timeout=10)
         shutil.rmtree(self.config_dir, ignore_errors=True)
-
-
-def value(scrape: dict, name: str, **labels: str) -> float:
-    return scrape.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def test_live_counts_equal_the_offline_analysis() -> None:
