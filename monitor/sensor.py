@@ -28,6 +28,8 @@ from monitor.metrics import SensorMetrics
 from monitor.pipeline import Pipeline
 
 REFRESH_INTERVAL = 1.0  # seconds of wall time between metric snapshots
+# The host counts walk the whole host table: once per usual scrape interval is enough for a slow-moving gauge.
+HOSTS_REFRESH_INTERVAL = 15.0
 HEARTBEAT = 0.25  # longest a source stays silent, so stop() and refreshes happen on an idle link
 # A live sensor keeps no connection records (the event log has them); hosts are capped.
 MAX_LIVE_HOSTS = 100_000
@@ -142,6 +144,7 @@ class Sensor:
         self._last_ts = 0.0
         self._frames = 0
         self._next_refresh = 0.0
+        self._next_hosts_refresh = 0.0
         self._next_statistics = 0.0
         self.error: CaptureError | None = None
 
@@ -193,7 +196,11 @@ class Sensor:
         parts = self.parts
         if force or now >= self._next_refresh:
             self._next_refresh = now + REFRESH_INTERVAL
-            parts.metrics.refresh(parts.pipeline, parts.inventory, self.source.statistics(), self._last_ts)
+            hosts = force or now >= self._next_hosts_refresh
+            if hosts:
+                self._next_hosts_refresh = now + HOSTS_REFRESH_INTERVAL
+            statistics = self.source.statistics()
+            parts.metrics.refresh(parts.pipeline, parts.inventory, statistics, self._last_ts, include_hosts=hosts)
         if force or now >= self._next_statistics:
             self._next_statistics = now + self.statistics_interval
             self._log_statistics()
