@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import structlog
 
 from monitor.detect import Alert
-from monitor.pipeline import ConnectionRecord, Endpoints
+from monitor.pipeline import Endpoints
 from monitor.session import SmbConnection
 
 LOG_FORMATS = ("json", "console")
@@ -55,7 +55,8 @@ def _peers(endpoints: Endpoints) -> dict[str, Any]:
 
 
 class EventLog:
-    """A pipeline observer, connection sink and alert sink that logs each as one event."""
+    """A pipeline observer and alert sink that logs each as one event (a finished connection's facts are
+    already in its negotiate, session and tree events)."""
 
     def __init__(self, logger: Any) -> None:
         self.log = logger
@@ -122,9 +123,6 @@ class EventLog:
                 "alert.detail": alert.detail,
             },
         )
-
-    def connection_closed(self, record: ConnectionRecord) -> None:
-        """Connection records are the offline report's business; the live log has their events already."""
 
     def statistics(self, fields: Mapping[str, Any]) -> None:
         self.log.info("capture_statistics", **fields)
