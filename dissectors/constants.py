@@ -441,3 +441,31 @@ class NtStatus(IntEnum):
 def nt_status_name(status: int) -> str:
     """``STATUS_…`` name of an NTSTATUS ([MS-ERREF] 2.3.1 table), ``unknown-0x…`` (8 digits) otherwise."""
     return NT_STATUS_NAMES.get(status) or enum_name(NtStatus, status, 8)
+
+
+class RapOpcode(IntEnum):
+    """[MS-RAP] 2.5.4 RAP command operation codes: the first word of a TRANSACTION's parameters
+    on \\PIPE\\LANMAN (network browsing and remote administration of LAN Manager era)."""
+
+    NetShareEnum = 0x0000
+    NetShareGetInfo = 0x0001
+    NetServerGetInfo = 0x000D
+    NetUserGetInfo = 0x0038
+    NetWkstaGetInfo = 0x003F
+    NetPrintQEnum = 0x0045
+    NetPrintQGetInfo = 0x0046
+    NetPrintJobGetInfo = 0x004D
+    NetPrintJobDelete = 0x0051
+    NetPrintJobPause = 0x0052
+    NetPrintJobContinue = 0x0053
+    NetRemoteTOD = 0x005B
+    NetServerEnum2 = 0x0068
+    NetUserPasswordSet2 = 0x0073
+    NetWkstaUserLogon = 0x0084
+    NetWkstaUserLogoff = 0x0085
+    NetPrintJobSetInfo = 0x0093
+    NetServerEnum3 = 0x00D7
+
+
+# [MS-CIFS] 2.2.4.33.1: the Name of a TRANSACTION that carries RAP ([MS-RAP] 2.5.1).
+RAP_PIPE_NAME = "\\PIPE\\LANMAN"

@@ -386,6 +386,19 @@ class Smb1TransactionRequest:
     data_count: int
     setup: tuple[int, ...]
     name: str
+    # [MS-RAP] 2.5.1 RAPOpcode: the first parameter word of a TRANSACTION to \\PIPE\\LANMAN, else None.
+    rap_opcode: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1OpenRequest:
+    """The name a client opens: SMB_COM_NT_CREATE_ANDX ([MS-CIFS] 2.2.4.64.1) or SMB_COM_OPEN_ANDX
+    ([MS-CIFS] 2.2.4.41.1) request. On an IPC$ tree the name is a named pipe (``\\srvsvc``)."""
+
+    name: str
+    desired_access: int | None = None  # NT_CREATE_ANDX only ([MS-CIFS] 2.2.4.64.1 DesiredAccess)
+    create_disposition: int | None = None
+    create_options: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,6 +427,7 @@ class Smb1EchoRequest:
 
 Smb1Body = (
     Smb1TransactionRequest
+    | Smb1OpenRequest
     | Smb1NtTransactRequest
     | Smb1EchoRequest
     | Smb1NegotiateRequest

@@ -10,7 +10,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from dissectors import smb1_echo, smb1_session_setup, smb1_transaction, smb1_tree_connect
+from dissectors import smb1_echo, smb1_open, smb1_session_setup, smb1_transaction, smb1_tree_connect
 from dissectors.constants import Smb1Capabilities, Smb1Command
 from dissectors.records import (
     Anomaly,
@@ -142,6 +142,8 @@ _REQUEST_PARSERS: Final[dict[int, Smb1Parser]] = {
     Smb1Command.SMB_COM_TRANSACTION2: smb1_transaction.parse_request,
     Smb1Command.SMB_COM_NT_TRANSACT: smb1_transaction.parse_nt_transact_request,
     Smb1Command.SMB_COM_ECHO: smb1_echo.parse_request,
+    Smb1Command.SMB_COM_NT_CREATE_ANDX: smb1_open.parse_nt_create_request,
+    Smb1Command.SMB_COM_OPEN_ANDX: smb1_open.parse_open_andx_request,
 }
 _RESPONSE_PARSERS: Final[dict[int, Smb1Parser]] = {
     Smb1Command.SMB_COM_NEGOTIATE: parse_negotiate_response,
