@@ -12,7 +12,7 @@ the few fields that matter straight from the frame and:
   advances the sequence and the stream's skip counter.
 
 Anything else (SYN/FIN/RST, a hole or stored out-of-order data on either side,
-data the stream must see, a cut or padded frame, a sweep due) returns False
+data the stream must see, a cut or padded frame, housekeeping due) returns False
 and takes the normal path, so the results are the same with or without it;
 tests/test_fastpath.py checks exactly that.
 
@@ -82,7 +82,7 @@ class FastPath:
             return False
         flows = self.flows
         entry = flows.wire_index.get(frame[_KEY_START:_KEY_END])
-        if entry is None or ts >= flows.next_sweep:
+        if entry is None or ts >= flows.next_housekeeping:
             return False
         flow, direction = entry
         if frame[_TCP + 13] & _CONTROL_FLAGS or flow.finished or frame[_IPV4 + 6] & 0x3F or frame[_IPV4 + 7]:

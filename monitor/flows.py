@@ -75,6 +75,13 @@ class FlowLimits:
     # A hole the receiver has acknowledged is given up after this long: a mirror port may
     # deliver the two directions slightly out of order, so an ACK alone is not proof of loss.
     acked_hole_timeout: float = 1.0
+    # A hole nobody acknowledged is given up after this long: a mirror port that shows one
+    # direction only never shows the ACK, and what waits behind the hole must not wait for the
+    # connection's end. TCP retransmits a lost segment well within this (RTO starts at 1 s).
+    unacked_hole_timeout: float = 5.0
+    # How often (packet time) the table looks at its time-outs between sweeps: holes above, and
+    # the consumer's own (answers that never came), so evidence is complete soon after it is due.
+    tick_interval: float = 0.25
 
 
 def _trim_seen(half: HalfConnection, payload: bytes, missing: int, overlap: int) -> tuple[bytes, int] | None:
@@ -154,6 +161,7 @@ class HalfConnection:
         "gap_bytes",
         "gaps",
         "hole_acked_since",
+        "hole_since",
         "next_seq",
         "pending",
         "retransmitted_bytes",
@@ -163,8 +171,10 @@ class HalfConnection:
     def __init__(self) -> None:
         self.next_seq: int | None = None
         self.pending = SegmentStore()
-        # Packet time at which the peer was first seen acknowledging past the hole before `pending`.
+        # Packet time at which the peer was first seen acknowledging past the hole before `pending`,
+        # and at which the first segment was stored behind the hole.
         self.hole_acked_since: float | None = None
+        self.hole_since = 0.0
         self.stream: SmbStream | None = None
         self.fin = False
         self.ended = False  # the stream was told eof: later bytes are not fed
@@ -228,23 +238,34 @@ for _half in _FINISHED_HALVES:
 EventSink = Callable[[Flow, Direction, list[StreamEvent], float], None]
 CloseSink = Callable[[Flow, CloseReason], None]
 OpenSink = Callable[[Flow, float], None]
+TickSink = Callable[[float], None]
 
 
 class FlowTable:
     """All live flows; `process` takes each decoded segment in capture order."""
 
     def __init__(
-        self, limits: FlowLimits, on_events: EventSink, on_close: CloseSink, on_open: OpenSink | None = None
+        self,
+        limits: FlowLimits,
+        on_events: EventSink,
+        on_close: CloseSink,
+        on_open: OpenSink | None = None,
+        on_tick: TickSink | None = None,
     ) -> None:
         self.limits = limits
         self._on_open = on_open
+        self._on_tick = on_tick
         self._on_events = on_events
         self._on_close = on_close
         self._by_tuple: dict[tuple[bytes, int, bytes, int], tuple[Flow, Direction]] = {}
         # IPv4 flows by their addresses and ports as they appear on the wire (see monitor/fastpath.py).
         self.wire_index: dict[bytes, tuple[Flow, Direction]] = {}
         self._flows: dict[int, Flow] = {}
-        self.next_sweep = 0.0
+        # Flows holding segments behind a hole, by id: the ticks give those holes up when due.
+        self._holes: dict[int, Flow] = {}
+        # Packet time of the next housekeeping (a tick, and the sweep when that is due too).
+        self.next_housekeeping = 0.0
+        self._next_sweep = 0.0
         self.created = 0
         self.closed: Counter[CloseReason] = Counter()
         self.anomalies: Counter[AnomalyKind] = Counter()
@@ -258,8 +279,8 @@ class FlowTable:
         return list(self._flows.values())
 
     def process(self, ts: float, segment: TcpSegment) -> None:
-        if ts >= self.next_sweep:
-            self.sweep(ts)
+        if ts >= self.next_housekeeping:
+            self.housekeeping(ts)
         entry = self._by_tuple.get((segment.src, segment.sport, segment.dst, segment.dport))
         flags = segment.flags
         if entry is None:
@@ -441,6 +462,9 @@ class FlowTable:
                 self.anomalies[AnomalyKind.OVERLAP_DATA_DIFFERS] += 1
             half.retransmitted_bytes += len(payload) + missing
             return
+        if not pending:
+            half.hole_since = ts
+            self._holes[id(flow)] = flow
         pending.put(seq, payload, missing, half.next_seq)  # type: ignore[arg-type]
         limits = self.limits
         if pending.bytes > limits.max_out_of_order_bytes or len(pending) > limits.max_out_of_order_segments:
@@ -515,6 +539,7 @@ class FlowTable:
     def _remove(self, flow: Flow, reason: CloseReason) -> None:
         self._finish(flow, reason)
         del self._flows[id(flow)]
+        self._holes.pop(id(flow), None)
         client, server = flow.client, flow.server
         self._by_tuple.pop((client[0], client[1], server[0], server[1]), None)
         self._by_tuple.pop((server[0], server[1], client[0], client[1]), None)
@@ -522,10 +547,50 @@ class FlowTable:
             self.wire_index.pop(wire_key(client, server), None)
             self.wire_index.pop(wire_key(server, client), None)
 
+    def housekeeping(self, now: float) -> None:
+        """What packet time `now` makes due: holes given up, the consumer's tick, and the sweep.
+
+        Called for the first packet past `next_housekeeping`, and by a live sensor with its
+        estimate of packet time while the link is quiet, so nothing due waits for more traffic."""
+        limits = self.limits
+        if now >= self._next_sweep:
+            self.sweep(now)
+        if self._holes:
+            self._give_up_holes(now)
+        if self._on_tick is not None:
+            self._on_tick(now)
+        self.next_housekeeping = min(now + limits.tick_interval, self._next_sweep)
+
+    def _give_up_holes(self, now: float) -> None:
+        """Holes acknowledged for `acked_hole_timeout`, or unacknowledged for `unacked_hole_timeout`."""
+        limits = self.limits
+        for key, flow in list(self._holes.items()):
+            if flow.finished:
+                del self._holes[key]
+                continue
+            waiting = False
+            for direction in (_C2S, _S2C):
+                half = flow.halves[direction]
+                if not half.pending:
+                    continue
+                acked = half.hole_acked_since
+                if (acked is not None and now - acked >= limits.acked_hole_timeout) or (
+                    now - half.hole_since >= limits.unacked_hole_timeout
+                ):
+                    half.hole_acked_since = None
+                    self._skip_to_pending(flow, half, direction, now)
+                    if half.pending:  # a later hole: it waits from now on
+                        half.hole_since = now
+                        waiting = True
+                else:
+                    waiting = True
+            if not waiting:
+                self._holes.pop(key, None)
+
     def sweep(self, now: float) -> None:
         """Evict flows idle past their state's timeout, by packet time."""
         limits = self.limits
-        self.next_sweep = now + limits.sweep_interval
+        self._next_sweep = now + limits.sweep_interval
         expired = []
         for flow in self._flows.values():
             idle = now - flow.last_ts
