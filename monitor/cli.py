@@ -26,6 +26,7 @@ from monitor.config import (
     parse_listen_address,
     validate,
 )
+from monitor.detect import DetectionSettings, Detector, parse_networks
 from monitor.exporter import Exporter
 from monitor.flows import FlowLimits
 from monitor.inventory import Inventory
@@ -72,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1_000_000,
         help="connection records listed in the report (kept on disk); hosts always count all (default: %(default)s)",
     )
+    analyze.add_argument(
+        "--smb1-allow",
+        action="append",
+        default=[],
+        metavar="ADDRESS[/BITS]",
+        help="a known legacy device allowed SMB1: reported as allowed, no smb1_negotiated alert (repeatable)",
+    )
     sniff = commands.add_parser(
         "sniff",
         help="run as a live sensor: capture, export Prometheus metrics, log JSON events",
@@ -92,15 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def analyze_files(paths: Sequence[str], limits: FlowLimits, max_connections: int) -> Analysis:
+def analyze_files(
+    paths: Sequence[str], limits: FlowLimits, max_connections: int, settings: DetectionSettings | None = None
+) -> Analysis:
     """Run every file through one pipeline (flows continue across files, as in rotated captures)."""
     inventory = Inventory(max_records=max_connections)
-    pipeline = Pipeline(limits, sinks=[inventory])
+    pipeline = Pipeline(limits, sinks=[inventory], detector=Detector(settings))
     analysis = Analysis(pipeline=pipeline, inventory=inventory)
     for path in paths:
         capture = CaptureFile(path)
         source = SourceResult(capture)
         analysis.sources.append(source)
+        pipeline.source_file = capture.name
         try:
             pipeline.feed(capture)
         except CaptureError as error:
@@ -111,7 +122,8 @@ def analyze_files(paths: Sequence[str], limits: FlowLimits, max_connections: int
 
 def run_analyze(args: argparse.Namespace) -> int:
     limits = FlowLimits(max_flows=args.max_flows)
-    analysis = analyze_files(args.files, limits, args.max_connections)
+    settings = DetectionSettings(smb1_allow=tuple(args.smb1_allow))
+    analysis = analyze_files(args.files, limits, args.max_connections, settings)
     for source in analysis.sources:
         if source.error:
             print(f"smbwatch: error: {source.error}", file=sys.stderr)
@@ -233,6 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "analyze":
         if args.max_flows < 1 or args.max_connections < 0:
             print("smbwatch: error: --max-flows must be >= 1 and --max-connections >= 0", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            parse_networks(args.smb1_allow)
+        except ValueError as error:
+            print(f"smbwatch: error: --smb1-allow: {error}", file=sys.stderr)
             return EXIT_USAGE
         try:
             return run_analyze(args)

@@ -12,12 +12,14 @@ alerts kept for a report; what the caps drop is counted.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from dissectors.constants import nt_status_name
+from monitor.identity import ConnectionRef
 from monitor.ms17_010 import ALERT_DOUBLEPULSAR, ALERT_ETERNALBLUE, ALERT_MS17_010_PROBE, FINDING_SRVNET_GROOMING
 
 ALERT_SMB1_NEGOTIATED = "smb1_negotiated"
@@ -31,6 +33,11 @@ ALERT_KINDS = (
     ALERT_DOUBLEPULSAR,
     ALERT_BRUTEFORCE,
 )
+# What an attacker does, not what a user does: SMB1 traffic of a pair that raised one of these is
+# no dependency on SMB1 (the retirement report lists it apart).
+ATTACK_ALERT_KINDS = frozenset((ALERT_SCAN_445, ALERT_MS17_010_PROBE, ALERT_ETERNALBLUE, ALERT_DOUBLEPULSAR))
+# Alerts that span connections list this many of them (the most recent).
+MAX_CONNECTIONS_PER_ALERT = 16
 
 # [MS-ERREF] 2.3.1: the statuses a SESSION_SETUP fails with when the credentials are wrong or refused.
 LOGON_FAILURE_STATUSES = frozenset(
@@ -54,16 +61,33 @@ MAX_USERS_PER_PAIR = 16
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One detection: what, when (packet time), from where to where, and the evidence."""
+    """One detection: what, when (packet time of the evidence), from where to where, the evidence,
+    and the connection it is about (for alerts spanning connections: the one that completed the
+    evidence, and up to `MAX_CONNECTIONS_PER_ALERT` of them in `connections`)."""
 
     kind: str
     ts: float
     src: str
     dst: str
     detail: dict[str, Any]
+    connection: ConnectionRef | None = None
+    connections: tuple[ConnectionRef, ...] = ()
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "ts": self.ts, "src": self.src, "dst": self.dst, "detail": self.detail}
+        joined = (
+            self.connection.describe()
+            if self.connection is not None
+            else {"client": None, "server": None, "uid": None, "community_id": None, "source_file": None}
+        )
+        return {
+            "kind": self.kind,
+            "ts": self.ts,
+            "src": self.src,
+            "dst": self.dst,
+            "detail": self.detail,
+            **joined,
+            "connections": [connection.describe() for connection in self.connections],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +119,29 @@ class DetectionSettings:
     grooming_window: float = 60.0
     grooming_alert_period: float = 600.0
     max_grooming_pairs: int = 10_000
+    # How long (packet time) a request that expects an answer (an MS17-010 probe, a DoublePulsar
+    # ping or upload) waits before "no answer" is the verdict. Servers answer these within
+    # milliseconds; an alert must not wait for the connection's end.
+    answer_timeout: float = 5.0
+    # Known legacy devices (addresses or CIDR blocks): their SMB1 use is counted and reported as
+    # allowed, but raises no smb1_negotiated alert.
+    smb1_allow: tuple[str, ...] = ()
 
 
 AlertSink = Callable[[Alert], None]
+
+
+def parse_networks(
+    entries: tuple[str, ...] | list[str],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses or CIDR blocks; raises ValueError naming the entry that is neither."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an address or CIDR block") from None
+    return tuple(networks)
 
 
 class Detector:
@@ -119,9 +163,56 @@ class Detector:
         self.scan_sources_forgotten = 0
         self._logon_pairs: OrderedDict[tuple[str, str], _LogonFailures] = OrderedDict()
         self._grooming_pairs: OrderedDict[tuple[str, str], _Grooming] = OrderedDict()
+        # Who attacked whom (client, server) -> alert kinds, and scanning sources: the retirement report
+        # keeps their SMB1 traffic apart. Capped like the other memories.
+        self.attack_pairs: OrderedDict[tuple[str, str], set[str]] = OrderedDict()
+        self.scanners: OrderedDict[str, None] = OrderedDict()
+        # SMB1 use by allowed legacy devices: counted, never alerted on.
+        self.smb1_allowed = 0
 
-    def _raise(self, alert: Alert) -> None:
+    @property
+    def settings(self) -> DetectionSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: DetectionSettings) -> None:
+        self._settings = settings
+        self._smb1_allow = parse_networks(settings.smb1_allow)
+
+    def smb1_allowed_address(self, ip: str) -> bool:
+        """The address is in `smb1_allow`: a known legacy device."""
+        if not self._smb1_allow:
+            return False
+        address = ipaddress.ip_address(ip)
+        return any(address in network for network in self._smb1_allow)
+
+    def attacks_between(self, client: str, server: str) -> list[str]:
+        """The attack alert kinds `client` raised against `server`, or as a scanner."""
+        kinds = set(self.attack_pairs.get((client, server), ()))
+        if client in self.scanners:
+            kinds.add(ALERT_SCAN_445)
+        return sorted(kinds)
+
+    def _remember_attack(self, alert: Alert) -> None:
+        limit = self.settings.max_tracked_pairs
+        if alert.kind == ALERT_SCAN_445:
+            self.scanners[alert.src] = None
+            self.scanners.move_to_end(alert.src)
+            if len(self.scanners) > limit:
+                self.scanners.popitem(last=False)
+            return
+        pair = (alert.src, alert.dst)
+        kinds = self.attack_pairs.get(pair)
+        if kinds is None:
+            kinds = self.attack_pairs[pair] = set()
+            if len(self.attack_pairs) > limit:
+                self.attack_pairs.popitem(last=False)
+        kinds.add(alert.kind)
+
+    def _raise(self, alert: Alert) -> Alert:
         self.counts[alert.kind] += 1
+        if alert.kind in ATTACK_ALERT_KINDS:
+            self._remember_attack(alert)
         if self.keep_alerts:
             if len(self.alerts) < self.settings.max_alerts_kept:
                 self.alerts.append(alert)
@@ -129,16 +220,19 @@ class Detector:
                 self.alerts_dropped += 1
         for sink in self.sinks:
             sink(alert)
+        return alert
 
-    def finding(self, kind: str, client: str, server: str, ts: float, evidence: dict[str, Any]) -> None:
+    def finding(self, kind: str, connection: ConnectionRef, ts: float, evidence: dict[str, Any]) -> Alert | None:
         """A pattern the per-connection state recognised (a probe and its answer): one alert each,
         except grooming connections, which alert when enough of them come together."""
+        client, server = connection.client_ip, connection.server_ip
         if kind == FINDING_SRVNET_GROOMING:
-            self._grooming_connection(client, server, ts, evidence)
-        else:
-            self._raise(Alert(kind, ts, client, server, evidence))
+            return self._grooming_connection(client, server, connection, ts, evidence)
+        return self._raise(Alert(kind, ts, client, server, evidence, connection))
 
-    def _grooming_connection(self, client: str, server: str, ts: float, evidence: dict[str, Any]) -> None:
+    def _grooming_connection(
+        self, client: str, server: str, connection: ConnectionRef, ts: float, evidence: dict[str, Any]
+    ) -> Alert | None:
         settings = self.settings
         pair = (client, server)
         grooming = self._grooming_pairs.pop(pair, None) or _Grooming()
@@ -148,6 +242,7 @@ class Detector:
         horizon = ts - settings.grooming_window
         grooming.times = [t for t in grooming.times if t >= horizon][-settings.grooming_connections :]
         grooming.times.append(ts)
+        _keep_recent(grooming.connections, connection)
         if len(grooming.times) >= settings.grooming_connections and (
             grooming.alerted_at is None or ts - grooming.alerted_at >= settings.grooming_alert_period
         ):
@@ -159,24 +254,33 @@ class Detector:
                 "window_seconds": settings.grooming_window,
                 **evidence,
             }
-            self._raise(Alert(ALERT_ETERNALBLUE, ts, client, server, detail))
+            return self._raise(
+                Alert(ALERT_ETERNALBLUE, ts, client, server, detail, connection, tuple(grooming.connections))
+            )
+        return None
 
-    def smb1_used(self, client: str, server: str, ts: float, evidence: dict[str, Any]) -> None:
-        """A connection between `client` and `server` uses SMB1 (negotiated, or an SMB1 command crossed it)."""
+    def smb1_used(self, connection: ConnectionRef, ts: float, evidence: dict[str, Any]) -> Alert | None:
+        """A connection uses SMB1 (negotiated, or an SMB1 command crossed it). Between allowed
+        legacy devices it is only counted."""
+        client, server = connection.client_ip, connection.server_ip
+        if self.smb1_allowed_address(client) or self.smb1_allowed_address(server):
+            self.smb1_allowed += 1
+            return None
         pair = (client, server)
         last = self._smb1_pairs.get(pair)
         if last is not None and ts - last < self.settings.smb1_alert_period:
-            return
+            return None
         self._smb1_pairs[pair] = ts
         self._smb1_pairs.move_to_end(pair)
         if len(self._smb1_pairs) > self.settings.max_tracked_pairs:
             self._smb1_pairs.popitem(last=False)
             self.pairs_forgotten += 1
-        self._raise(Alert(ALERT_SMB1_NEGOTIATED, ts, client, server, evidence))
+        return self._raise(Alert(ALERT_SMB1_NEGOTIATED, ts, client, server, evidence, connection))
 
-    def connection_attempt(self, source: str, destination: str, port: int, ts: float) -> None:
-        """A first-seen flow from `source` to `destination` on 445/139 (SYN seen or not)."""
+    def connection_attempt(self, connection: ConnectionRef, ts: float) -> Alert | None:
+        """A first-seen flow from a source to a destination on 445/139 (SYN seen or not)."""
         settings = self.settings
+        source, destination, port = connection.client_ip, connection.server_ip, connection.server[1]
         tracked = self._scan_sources.get(source)
         if tracked is None:
             tracked = self._scan_sources[source] = _ScanSource()
@@ -186,6 +290,7 @@ class Detector:
         else:
             self._scan_sources.move_to_end(source)
         tracked.attempt(destination, ts, settings)
+        _keep_recent(tracked.connections, connection)
         if len(tracked.destinations) >= settings.scan_destinations and (
             tracked.alerted_at is None or ts - tracked.alerted_at >= settings.scan_alert_period
         ):
@@ -199,12 +304,14 @@ class Detector:
                 "failed_share": round(tracked.failed / tracked.closed, 3) if tracked.closed else None,
                 "sample_destinations": list(tracked.destinations)[:10],
             }
-            self._raise(Alert(ALERT_SCAN_445, ts, source, "*", evidence))
+            return self._raise(Alert(ALERT_SCAN_445, ts, source, "*", evidence, connection, tuple(tracked.connections)))
+        return None
 
-    def session_result(self, client: str, server: str, ts: float, status: int, user: str | None) -> None:
+    def session_result(self, connection: ConnectionRef, ts: float, status: int, user: str | None) -> Alert | None:
         """A SESSION_SETUP's final status: failures count towards brute force; a success after
         a brute-force alert is called out."""
         settings = self.settings
+        client, server = connection.client_ip, connection.server_ip
         pair = (client, server)
         failures = self._logon_pairs.get(pair)
         if status in LOGON_FAILURE_STATUSES:
@@ -217,6 +324,7 @@ class Detector:
             horizon = ts - settings.bruteforce_window
             failures.times = [t for t in failures.times if t >= horizon][-2 * settings.bruteforce_failures :]
             failures.times.append(ts)
+            _keep_recent(failures.connections, connection)
             if user is not None and len(failures.users) < MAX_USERS_PER_PAIR:
                 failures.users.setdefault(user)
             if len(failures.times) >= settings.bruteforce_failures and not failures.alerted:
@@ -227,12 +335,17 @@ class Detector:
                     "users": list(failures.users),
                     "last_status": nt_status_name(status),
                 }
-                self._raise(Alert(ALERT_BRUTEFORCE, ts, client, server, evidence))
+                return self._raise(
+                    Alert(ALERT_BRUTEFORCE, ts, client, server, evidence, connection, tuple(failures.connections))
+                )
         elif status == 0 and failures is not None:
+            del self._logon_pairs[pair]
             if failures.alerted:
                 evidence = {"success_after_failures": True, "user": user, "failures_before": len(failures.times)}
-                self._raise(Alert(ALERT_BRUTEFORCE, ts, client, server, evidence))
-            del self._logon_pairs[pair]
+                return self._raise(
+                    Alert(ALERT_BRUTEFORCE, ts, client, server, evidence, connection, tuple(failures.connections))
+                )
+        return None
 
     def attempt_ended(self, source: str, failed: bool) -> None:
         """How an attempt ended: failed is a reset before any data, or no answer at all."""
@@ -242,23 +355,32 @@ class Detector:
             tracked.failed += failed
 
 
+def _keep_recent(connections: list[ConnectionRef], connection: ConnectionRef) -> None:
+    """The most recent `MAX_CONNECTIONS_PER_ALERT` connections of a pattern, oldest first."""
+    connections.append(connection)
+    if len(connections) > MAX_CONNECTIONS_PER_ALERT:
+        del connections[0]
+
+
 class _Grooming:
     """Recent grooming connections of one source to one server (times, capped)."""
 
-    __slots__ = ("alerted_at", "times")
+    __slots__ = ("alerted_at", "connections", "times")
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.connections: list[ConnectionRef] = []
         self.alerted_at: float | None = None
 
 
 class _LogonFailures:
     """Recent failed logons of one source against one server (times oldest first, capped)."""
 
-    __slots__ = ("alerted", "times", "users")
+    __slots__ = ("alerted", "connections", "times", "users")
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.connections: list[ConnectionRef] = []
         self.users: dict[str, None] = {}
         self.alerted = False
 
@@ -266,10 +388,11 @@ class _LogonFailures:
 class _ScanSource:
     """One source's recent 445/139 destinations (first-seen time each, oldest first), capped."""
 
-    __slots__ = ("alerted_at", "attempts", "closed", "destinations", "failed")
+    __slots__ = ("alerted_at", "attempts", "closed", "connections", "destinations", "failed")
 
     def __init__(self) -> None:
         self.destinations: OrderedDict[str, float] = OrderedDict()
+        self.connections: list[ConnectionRef] = []
         self.attempts = 0
         self.closed = 0
         self.failed = 0

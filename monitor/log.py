@@ -51,6 +51,8 @@ def _peers(endpoints: Endpoints) -> dict[str, Any]:
         "destination.ip": endpoints.server_ip,
         "destination.port": endpoints.server_port,
         "network.transport": endpoints.transport,
+        "network.community_id": endpoints.community_id,
+        "smb.uid": endpoints.uid,
     }
 
 
@@ -113,12 +115,20 @@ class EventLog:
         )
 
     def alert(self, alert: Alert) -> None:
+        joined = alert.describe()
+        client, server = joined["client"] or {}, joined["server"] or {}
         self.log.warning(
             "alert",
             ts=alert.ts,
             **{
                 "source.ip": alert.src,
+                "source.port": client.get("port"),
                 "destination.ip": alert.dst,
+                "destination.port": server.get("port"),
+                "network.community_id": joined["community_id"],
+                "smb.uid": joined["uid"],
+                "smb.source_file": joined["source_file"],
+                "smb.connections": joined["connections"],
                 "alert.kind": alert.kind,
                 "alert.detail": alert.detail,
             },

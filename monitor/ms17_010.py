@@ -165,15 +165,28 @@ class Ms17010Watch:
             evidence: dict[str, object] = {"frame_length": frame.frame_length, "protocol_id": frame.protocol_id.hex()}
             self.findings.append((FINDING_SRVNET_GROOMING, ts, evidence))
 
+    @property
+    def awaiting_answers(self) -> bool:
+        """Requests are waiting for an answer whose absence would be a finding."""
+        return bool(self.probes or self._pulsar_requests)
+
+    def expire(self, horizon: float) -> None:
+        """Requests sent at or before `horizon` (packet time) are not answered now: "no answer".
+        An answer that still comes later matches nothing and is counted as an ordinary one."""
+        for key in [key for key, ts in self.probes.items() if ts <= horizon]:
+            self._unanswered_probe(key, self.probes.pop(key))
+        for key in [key for key, pending in self._pulsar_requests.items() if pending[0] <= horizon]:
+            ts, data_count, signals = self._pulsar_requests.pop(key)
+            self._pulsar_finding(ts, key[0], key[1], data_count, signals, None)
+
     def close(self) -> None:
         """At the end of the connection: what was never answered is a finding too."""
-        for (pid, mid), ts in self.probes.items():
-            evidence: dict[str, object] = {"status": None, "verdict": ms17_010_verdict(None), "pid": pid, "mid": mid}
-            self.findings.append((ALERT_MS17_010_PROBE, ts, evidence))
-        self.probes.clear()
-        for (pid, mid), (ts, data_count, signals) in self._pulsar_requests.items():
-            self._pulsar_finding(ts, pid, mid, data_count, signals, None)
-        self._pulsar_requests.clear()
+        self.expire(float("inf"))
+
+    def _unanswered_probe(self, key: tuple[int, int], ts: float) -> None:
+        pid, mid = key
+        evidence: dict[str, object] = {"status": None, "verdict": ms17_010_verdict(None), "pid": pid, "mid": mid}
+        self.findings.append((ALERT_MS17_010_PROBE, ts, evidence))
 
     def _request(self, header: Smb1Header, body: object, ts: float) -> None:
         key = (header.pid, header.mid)

@@ -5,7 +5,6 @@ capture → decode → flows (reassembly, `SmbStream`) → session → `on_conne
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Protocol
@@ -14,9 +13,10 @@ from dissectors.constants import SMB_PORTS
 from dissectors.records import AnomalyKind, StreamEvent
 from monitor.capture import Frame
 from monitor.decode import Decoder
-from monitor.detect import Detector
+from monitor.detect import ATTACK_ALERT_KINDS, Alert, Detector
 from monitor.fastpath import FastPath
 from monitor.flows import CloseReason, Direction, Flow, FlowLimits, FlowState, FlowTable
+from monitor.identity import ConnectionRef, community_id, connection_uid, format_ip
 from monitor.session import SmbConnection
 
 ConnectionRecord = dict[str, Any]
@@ -33,6 +33,8 @@ class Endpoints(NamedTuple):
     server_ip: str
     server_port: int
     transport: str
+    uid: str
+    community_id: str
 
 
 class PipelineObserver(Protocol):
@@ -49,17 +51,19 @@ class PipelineObserver(Protocol):
 
 def endpoints_of(flow: Flow) -> Endpoints:
     client, server = flow.client, flow.server
-    return Endpoints(format_ip(client[0]), client[1], format_ip(server[0]), server[1], flow.transport)
+    return Endpoints(
+        format_ip(client[0]),
+        client[1],
+        format_ip(server[0]),
+        server[1],
+        flow.transport,
+        connection_uid(client, server, flow.first_ts),
+        community_id(client, server),
+    )
 
 
-def _endpoint_ips(flow: Flow) -> tuple[str, str]:
-    return format_ip(flow.client[0]), format_ip(flow.server[0])
-
-
-def format_ip(raw: bytes) -> str:
-    if len(raw) == 4:  # the common case, spared ipaddress' object construction
-        return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
-    return str(ipaddress.ip_address(raw))
+def connection_ref(flow: Flow, source_file: str | None) -> ConnectionRef:
+    return ConnectionRef(flow.client, flow.server, flow.first_ts, source_file)
 
 
 class Pipeline:
@@ -74,7 +78,7 @@ class Pipeline:
         observers: Iterable[PipelineObserver] = (),
     ) -> None:
         self.decoder = Decoder()
-        self.flows = FlowTable(limits or FlowLimits(), self._on_events, self._on_close, self._on_open)
+        self.flows = FlowTable(limits or FlowLimits(), self._on_events, self._on_close, self._on_open, self._on_tick)
         # Off only to check that it changes nothing (tests/test_fastpath.py).
         self.fastpath = FastPath(self.flows, enabled=fast_path)
         self.sinks = list(sinks)
@@ -85,6 +89,15 @@ class Pipeline:
         self.connections_without_smb = 0
         self.smb_messages: Counter[str] = Counter()
         self.connection_anomalies: Counter[AnomalyKind] = Counter()
+        # The input file being read (set by whoever feeds several files), named in records and alerts.
+        self.source_file: str | None = None
+        # Flows whose connection waits for answers that may never come, by id (see `_on_tick`).
+        self._awaiting: dict[int, Flow] = {}
+
+    def advance(self, now: float) -> None:
+        """Packet time has reached `now` without a packet (a live sensor's idle heartbeat, with its
+        estimate of capture time): what is due by then is done now, not at the next packet."""
+        self.flows.housekeeping(now)
 
     def feed(self, frames: Iterable[Frame]) -> None:
         """Process frames in capture order. Exceptions of the frame source propagate after
@@ -116,7 +129,7 @@ class Pipeline:
     def _on_events(self, flow: Flow, direction: Direction, events: list[StreamEvent], ts: float) -> None:
         connection = flow.owner
         if not isinstance(connection, SmbConnection):
-            connection = flow.owner = SmbConnection(flow.first_ts, flow.midstream)
+            connection = flow.owner = SmbConnection(flow.first_ts, flow.midstream, self.source_file)
         connection.handle(direction, events, ts)
         # Hand what the connection learnt to the detector and the observers.
         if self.observers:
@@ -126,12 +139,35 @@ class Pipeline:
             self._report_smb1(flow, connection, ts)
         if connection.findings:
             self._report_findings(flow, connection)
+        if connection.ms17_010.awaiting_answers:
+            self._awaiting[id(flow)] = flow
         results = connection.auth.results
         if results:
-            client, server = _endpoint_ips(flow)
+            ref = connection_ref(flow, connection.source_file)
             for result_ts, status, session in results:
-                self.detector.session_result(client, server, result_ts, status, session.get("user"))
+                self._count_alert(connection, self.detector.session_result(ref, result_ts, status, session.get("user")))
             results.clear()
+
+    def _on_tick(self, now: float) -> None:
+        """Requests that expected an answer and got none within the answer timeout are findings now."""
+        if not self._awaiting:
+            return
+        horizon = now - self.detector.settings.answer_timeout
+        for key, flow in list(self._awaiting.items()):
+            connection = flow.owner
+            if not isinstance(connection, SmbConnection):
+                del self._awaiting[key]
+                continue
+            connection.ms17_010.expire(horizon)
+            if connection.findings:
+                self._report_findings(flow, connection)
+            if not connection.ms17_010.awaiting_answers:
+                del self._awaiting[key]
+
+    @staticmethod
+    def _count_alert(connection: SmbConnection, alert: Alert | None) -> None:
+        if alert is not None:
+            connection.alert_kinds[alert.kind] += 1
 
     def _observe(self, flow: Flow, connection: SmbConnection, ts: float) -> None:
         """Tell the observers what is new on this connection since the last batch of events."""
@@ -158,9 +194,11 @@ class Pipeline:
         connection.trees_reported = len(trees)
 
     def _report_findings(self, flow: Flow, connection: SmbConnection) -> None:
-        client, server = _endpoint_ips(flow)
+        ref = connection_ref(flow, connection.source_file)
         for kind, ts, evidence in connection.findings:
-            self.detector.finding(kind, client, server, ts, {**evidence, "server_port": flow.server[1]})
+            self._count_alert(
+                connection, self.detector.finding(kind, ref, ts, {**evidence, "server_port": flow.server[1]})
+            )
         connection.findings.clear()
 
     def _report_smb1(self, flow: Flow, connection: SmbConnection, ts: float) -> None:
@@ -171,11 +209,13 @@ class Pipeline:
             "server_port": flow.server[1],
             "transport": flow.transport,
         }
-        self.detector.smb1_used(*_endpoint_ips(flow), ts, evidence)
+        self._count_alert(
+            connection, self.detector.smb1_used(connection_ref(flow, connection.source_file), ts, evidence)
+        )
 
     def _on_open(self, flow: Flow, ts: float) -> None:
         if flow.server[1] in SMB_PORTS:
-            self.detector.connection_attempt(*_endpoint_ips(flow), flow.server[1], ts)
+            self.detector.connection_attempt(connection_ref(flow, self.source_file), ts)
 
     def _on_close(self, flow: Flow, reason: CloseReason) -> None:
         # A failed attempt: no answer (never established) or a reset before any data.
@@ -187,6 +227,7 @@ class Pipeline:
         if not isinstance(connection, SmbConnection):
             self.connections_without_smb += 1
             return
+        self._awaiting.pop(id(flow), None)
         connection.unanswered_findings()
         if self.observers and connection.dialect is not None and not connection.negotiations:
             # Only the multi-protocol wildcard was answered: the client never finished the negotiation.
@@ -209,6 +250,14 @@ class Pipeline:
             self.connections_without_smb += 1
             return
         record = describe_connection(flow, connection, reason, messages)
+        client_ip, server_ip = record["client"]["ip"], record["server"]["ip"]
+        # Attack traffic: this connection alerted, or its client attacked this server (or scanned).
+        attacks = set(connection.alert_kinds) & ATTACK_ALERT_KINDS
+        attacks.update(self.detector.attacks_between(client_ip, server_ip))
+        record["attack_alerts"] = sorted(attacks)
+        record["smb1_allowed"] = connection.smb1_used and (
+            self.detector.smb1_allowed_address(client_ip) or self.detector.smb1_allowed_address(server_ip)
+        )
         for sink in self.sinks:
             sink(record)
 
@@ -222,6 +271,9 @@ def describe_connection(
     if connection.netbios_called_name is not None:
         netbios = {"called_name": connection.netbios_called_name, "calling_name": connection.netbios_calling_name}
     return {
+        "uid": connection_uid(flow.client, flow.server, flow.first_ts),
+        "community_id": community_id(flow.client, flow.server),
+        "source_file": connection.source_file,
         "client": {"ip": format_ip(flow.client[0]), "port": flow.client[1]},
         "server": {"ip": format_ip(flow.server[0]), "port": flow.server[1]},
         "transport": flow.transport,
@@ -244,6 +296,8 @@ def describe_connection(
         "netbios": netbios,
         "sessions": connection.auth.describe_sessions(),
         "trees": list(connection.auth.trees),
+        **connection.describe_uses(),
+        "alerts": dict(sorted(connection.alert_kinds.items())),
         "client_hints": dict(connection.auth.client_hints),
         "server_hints": dict(connection.auth.server_hints),
         "messages": messages,

@@ -23,6 +23,7 @@ from monitor.detect import (
     Detector,
 )
 from monitor.flows import FlowLimits
+from monitor.identity import ConnectionRef
 from monitor.inventory import Inventory
 from monitor.ms17_010 import is_ms17_010_probe, ms17_010_verdict
 from monitor.pipeline import Pipeline
@@ -35,9 +36,9 @@ MANIFEST = tomllib.loads((PCAPS / "manifest.toml").read_text())["capture"]
 def test_one_alert_per_pair_per_period() -> None:
     detector = Detector(DetectionSettings(smb1_alert_period=60.0))
     for ts in (0.0, 10.0, 59.0):
-        detector.smb1_used("192.0.2.10", "192.0.2.20", ts, {})
-    detector.smb1_used("192.0.2.11", "192.0.2.20", 5.0, {})
-    detector.smb1_used("192.0.2.10", "192.0.2.20", 61.0, {})
+        detector.smb1_used(ConnectionRef.between("192.0.2.10", "192.0.2.20"), ts, {})
+    detector.smb1_used(ConnectionRef.between("192.0.2.11", "192.0.2.20"), 5.0, {})
+    detector.smb1_used(ConnectionRef.between("192.0.2.10", "192.0.2.20"), 61.0, {})
     assert [(a.src, a.ts) for a in detector.alerts] == [("192.0.2.10", 0.0), ("192.0.2.11", 5.0), ("192.0.2.10", 61.0)]
     assert detector.counts == {ALERT_SMB1_NEGOTIATED: 3}
 
@@ -46,7 +47,7 @@ def test_pair_memory_and_alert_list_are_capped() -> None:
     seen = []
     detector = Detector(DetectionSettings(max_tracked_pairs=100, max_alerts_kept=50), sinks=[seen.append])
     for i in range(1000):
-        detector.smb1_used(f"198.51.100.{i % 250}", f"203.0.113.{i // 250}", float(i), {})
+        detector.smb1_used(ConnectionRef.between(f"198.51.100.{i % 250}", f"203.0.113.{i // 250}"), float(i), {})
     assert len(detector._smb1_pairs) == 100
     assert detector.pairs_forgotten == 900
     assert len(detector.alerts) == 50 and detector.alerts_dropped == 950
@@ -64,6 +65,11 @@ def test_alerts_of_every_capture_match_the_manifest(entry: dict) -> None:
     assert set(counts) <= set(ALERT_KINDS)
 
 
+ALERT_FIELDS = {
+    "kind", "ts", "src", "dst", "detail", "client", "server", "uid", "community_id", "source_file", "connections"
+}  # fmt: skip
+
+
 @pytest.mark.parametrize("entry", MANIFEST, ids=[entry["file"] for entry in MANIFEST])
 def test_smb1_alerts_match_smb1_use_in_every_capture(entry: dict) -> None:
     document = build_document(analyze_files([str(PCAPS / entry["file"])], FlowLimits(), 1000))
@@ -72,9 +78,17 @@ def test_smb1_alerts_match_smb1_use_in_every_capture(entry: dict) -> None:
     alerted = {(a["src"], a["dst"]) for a in smb1_alerts}
     assert alerted == pairs_using_smb1
     assert len(smb1_alerts) == len(alerted)  # one per pair, not one per packet or connection
+    by_uid = {c["uid"]: c for c in document["connections"]}
     for alert in document["alerts"]:
-        assert set(alert) == {"kind", "ts", "src", "dst", "detail"}
+        assert set(alert) == ALERT_FIELDS
         assert alert["detail"]["server_port"] in (445, 139)
+        # Every alert about one connection joins its record by uid and Community ID, endpoints and file.
+        if alert["kind"] == ALERT_SMB1_NEGOTIATED:
+            record = by_uid[alert["uid"]]
+            assert record["community_id"] == alert["community_id"]
+            assert (record["client"], record["server"]) == (alert["client"], alert["server"])
+            assert record["source_file"] == alert["source_file"] == str(PCAPS / entry["file"])
+            assert record["alerts"][ALERT_SMB1_NEGOTIATED] == 1
 
 
 def test_ms17_010_probe_and_the_unpatched_answer() -> None:
@@ -97,18 +111,20 @@ def test_scan_needs_many_distinct_destinations_within_the_window() -> None:
     settings = DetectionSettings(scan_destinations=25, scan_window=300.0)
     detector = Detector(settings)
     for i in range(24):
-        detector.connection_attempt("192.0.2.66", f"198.51.100.{i}", 445, float(i))
+        detector.connection_attempt(ConnectionRef.between("192.0.2.66", f"198.51.100.{i}", 445), float(i))
     for _ in range(500):  # a busy client: many connections, the same few servers
-        detector.connection_attempt("192.0.2.77", "198.51.100.1", 445, 30.0)
+        detector.connection_attempt(ConnectionRef.between("192.0.2.77", "198.51.100.1", 445), 30.0)
     assert not detector.alerts
-    detector.connection_attempt("192.0.2.66", "198.51.100.200", 445, 400.0)  # the early ones left the window
+    detector.connection_attempt(
+        ConnectionRef.between("192.0.2.66", "198.51.100.200", 445), 400.0
+    )  # the early ones left the window
     assert not detector.alerts
     for i in range(25):
-        detector.connection_attempt("192.0.2.66", f"203.0.113.{i}", 445, 500.0 + i)
+        detector.connection_attempt(ConnectionRef.between("192.0.2.66", f"203.0.113.{i}", 445), 500.0 + i)
     [alert] = detector.alerts
     assert (alert.kind, alert.src, alert.detail["distinct_destinations"]) == (ALERT_SCAN_445, "192.0.2.66", 25)
     for i in range(100):  # still scanning within the alert period: no second alert
-        detector.connection_attempt("192.0.2.66", f"192.0.2.{i}", 445, 530.0)
+        detector.connection_attempt(ConnectionRef.between("192.0.2.66", f"192.0.2.{i}", 445), 530.0)
     assert len(detector.alerts) == 1
 
 
@@ -122,7 +138,7 @@ def test_scan_tracking_memory_is_flat_under_a_source_flood() -> None:
             if i == 100_000:
                 after_warmup = tracemalloc.get_traced_memory()[0]
             source = socket.inet_ntoa(rng.getrandbits(32).to_bytes(4, "big"))
-            detector.connection_attempt(source, "192.0.2.20", 445, i / 1000)
+            detector.connection_attempt(ConnectionRef.between(source, "192.0.2.20", 445), i / 1000)
         at_end = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
@@ -147,12 +163,14 @@ def test_nmap_ms17_010_script_against_samba_reads_patched() -> None:
 def test_bruteforce_then_success_is_called_out() -> None:
     detector = Detector(DetectionSettings(bruteforce_failures=5, bruteforce_window=60.0))
     for i in range(4):
-        detector.session_result("192.0.2.66", "192.0.2.20", float(i), 0xC000006D, f"user{i}")
-    detector.session_result("192.0.2.66", "192.0.2.20", 100.0, 0xC000006D, "late")  # the first four left the window
+        detector.session_result(ConnectionRef.between("192.0.2.66", "192.0.2.20"), float(i), 0xC000006D, f"user{i}")
+    detector.session_result(
+        ConnectionRef.between("192.0.2.66", "192.0.2.20"), 100.0, 0xC000006D, "late"
+    )  # the first four left the window
     assert not detector.alerts
     for i in range(5):
-        detector.session_result("192.0.2.66", "192.0.2.20", 110.0 + i, 0xC000006A, "admin")
-    detector.session_result("192.0.2.66", "192.0.2.20", 120.0, 0, "admin")
+        detector.session_result(ConnectionRef.between("192.0.2.66", "192.0.2.20"), 110.0 + i, 0xC000006A, "admin")
+    detector.session_result(ConnectionRef.between("192.0.2.66", "192.0.2.20"), 120.0, 0, "admin")
     first, second = detector.alerts
     assert first.kind == second.kind == ALERT_BRUTEFORCE
     assert first.detail["failures"] == 5 and first.detail["last_status"] == "STATUS_WRONG_PASSWORD"
@@ -162,8 +180,8 @@ def test_bruteforce_then_success_is_called_out() -> None:
 def test_a_few_failures_then_success_is_no_bruteforce() -> None:
     detector = Detector()
     for i in range(3):  # a user mistyping a password
-        detector.session_result("192.0.2.10", "192.0.2.20", float(i), 0xC000006D, "alice")
-    detector.session_result("192.0.2.10", "192.0.2.20", 5.0, 0, "alice")
+        detector.session_result(ConnectionRef.between("192.0.2.10", "192.0.2.20"), float(i), 0xC000006D, "alice")
+    detector.session_result(ConnectionRef.between("192.0.2.10", "192.0.2.20"), 5.0, 0, "alice")
     assert not detector.alerts
 
 

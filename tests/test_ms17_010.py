@@ -20,6 +20,7 @@ from dissectors.records import (
 from monitor.cli import analyze_files
 from monitor.detect import DetectionSettings, Detector
 from monitor.flows import FlowLimits
+from monitor.identity import ConnectionRef
 from monitor.ms17_010 import (
     ALERT_DOUBLEPULSAR,
     ALERT_ETERNALBLUE,
@@ -196,13 +197,17 @@ def test_grooming_alerts_when_enough_connections_come_together() -> None:
     settings = DetectionSettings(grooming_connections=3, grooming_window=60.0)
     detector = Detector(settings)
     evidence = {"frame_length": 0xFFF7, "protocol_id": "fe534d42"}
-    detector.finding(FINDING_SRVNET_GROOMING, "192.0.2.66", "192.0.2.20", 0.0, evidence)
-    detector.finding(FINDING_SRVNET_GROOMING, "192.0.2.66", "192.0.2.20", 30.0, evidence)
-    detector.finding(FINDING_SRVNET_GROOMING, "192.0.2.66", "192.0.2.21", 31.0, evidence)  # another server
-    detector.finding(FINDING_SRVNET_GROOMING, "192.0.2.66", "192.0.2.20", 100.0, evidence)  # the first left the window
+    detector.finding(FINDING_SRVNET_GROOMING, ConnectionRef.between("192.0.2.66", "192.0.2.20"), 0.0, evidence)
+    detector.finding(FINDING_SRVNET_GROOMING, ConnectionRef.between("192.0.2.66", "192.0.2.20"), 30.0, evidence)
+    detector.finding(
+        FINDING_SRVNET_GROOMING, ConnectionRef.between("192.0.2.66", "192.0.2.21"), 31.0, evidence
+    )  # another server
+    detector.finding(
+        FINDING_SRVNET_GROOMING, ConnectionRef.between("192.0.2.66", "192.0.2.20"), 100.0, evidence
+    )  # the first left the window
     assert not detector.alerts
     for ts in (101.0, 102.0, 103.0):
-        detector.finding(FINDING_SRVNET_GROOMING, "192.0.2.66", "192.0.2.20", ts, evidence)
+        detector.finding(FINDING_SRVNET_GROOMING, ConnectionRef.between("192.0.2.66", "192.0.2.20"), ts, evidence)
     [alert] = detector.alerts
     assert alert.kind == ALERT_ETERNALBLUE and alert.detail["pattern"] == "srvnet_grooming"
     assert alert.detail["connections"] == 3
