@@ -28,6 +28,7 @@ class AnomalyKind(Enum):
     RESYNC_SKIPPED_BYTES = "resync_skipped_bytes"
     CONNECTION_RECORDS_FULL = "connection_records_full"
     HOSTS_FULL = "hosts_full"
+    IMPLAUSIBLE_HOST_HINT = "implausible_host_hint"  # a version or OS string no real host sends: not kept
     # NetBIOS session service
     NETBIOS_BAD_TYPE = "netbios_bad_type"
     NETBIOS_BAD_FLAGS = "netbios_bad_flags"

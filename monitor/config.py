@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.capture import DEFAULT_FILTER as DEFAULT_BPF_FILTER
-from monitor.detect import DetectionSettings
+from monitor.detect import DetectionSettings, parse_networks
 from monitor.flows import FlowLimits
 
 # The exporter range 9100-9999 of Prometheus' port allocation list is used up, so no number in it is
@@ -80,10 +80,10 @@ def _typed(key: str, value: Any, default: Any) -> Any:
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if isinstance(default, list):
+    if isinstance(default, list | tuple):
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
-        return value
+        return type(default)(value)
     if isinstance(default, dict):
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f"{key}: expected a table of strings, got {value!r}")
@@ -153,6 +153,10 @@ def validate(config: SensorConfig) -> None:
     for name in ("scan_destinations", "bruteforce_failures", "grooming_connections"):
         if getattr(config.detection, name) < 1:
             raise ConfigError(f"detection.{name}: must be at least 1")
+    try:
+        parse_networks(config.detection.smb1_allow)
+    except ValueError as error:
+        raise ConfigError(f"detection.smb1_allow: {error}") from None
 
 
 def parse_listen_address(text: str, key: str = "--web.listen-address") -> tuple[str, int]:

@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from dissectors.constants import SMB1_DIALECT_SMB_2_002, SMB1_DIALECT_SMB_2_WILDCARD
 from dissectors.records import AnomalyKind
 from monitor.pipeline import ConnectionRecord, Endpoints
 from monitor.session import SmbConnection
+from monitor.uses import USE_REFUSED
 
 # Order of SMB2/3 dialects from oldest to newest, for "highest dialect" questions.
 SMB2_DIALECT_ORDER = ("2.0.2", "2.1", "2.2.2", "2.2.4", "3.0", "3.0.2", "3.1", "3.1.1")
@@ -26,8 +28,23 @@ MAX_PEERS_PER_HOST = 4096
 MAX_HINTS_PER_HOST = 16
 MAX_SMB1_PAIRS = 100_000
 MAX_DIALECTS_PER_PAIR = 8
+MAX_NAMES_PER_PAIR = 16
+MAX_UPGRADED_CLIENTS = 100_000
+MAX_SERVERS_PER_UPGRADED_CLIENT = 16
 NAME_HINTS = frozenset(("workstation", "nb_computer_name", "nb_domain_name", "dns_computer_name", "dns_domain_name"))
 HINT_LABELS = {"ntlm_version": "NTLMSSP version", "native_os": "native OS", "native_lanman": "native LAN manager"}
+# Longest hint text kept: real version and OS strings are far shorter ("Windows Server 2003 3790 Service Pack 2").
+MAX_HINT_LENGTH = 64
+# Where a hint was seen, as bits: a host's answers as server are worth more than its claims as client,
+# and what a connection that raised an attack alert says about its host may be forged.
+HINT_AS_SERVER = 1
+HINT_AS_CLIENT = 2
+HINT_FROM_ATTACK = 4
+HINT_FROM_OTHER = 8
+
+
+# The dialect strings of an SMB1 NEGOTIATE that announce SMB2 ([MS-SMB2] 3.2.4.2.2.1), as SMB2 dialects.
+SMB1_NEGOTIATE_SMB2 = {SMB1_DIALECT_SMB_2_002: "2.0.2", SMB1_DIALECT_SMB_2_WILDCARD: "2.???"}
 
 
 def dialect_order(dialect: str) -> tuple[int, str]:
@@ -63,16 +80,44 @@ class HostFacts:
     smb1_offered: bool = False
     peers: set[str] = field(default_factory=set)
     peers_dropped: bool = False
-    # What the host said about itself: NTLM versions, SMB1 native OS strings, names it announced.
-    os_hints: dict[str, None] = field(default_factory=dict)
+    # What the host said about itself: NTLM versions, SMB1 native OS strings (with where each was
+    # seen: HINT_* bits), and names it announced.
+    os_hints: dict[str, int] = field(default_factory=dict)
     names: dict[str, None] = field(default_factory=dict)
+    implausible_hints: int = 0
 
-    def add_hints(self, hints: dict[str, str]) -> None:
+    def add_hints(self, hints: dict[str, str], as_server: bool = False, from_attack: bool = False) -> None:
+        seen = HINT_AS_SERVER if as_server else HINT_AS_CLIENT
+        seen |= HINT_FROM_ATTACK if from_attack else HINT_FROM_OTHER
         for key, value in hints.items():
-            target = self.names if key in NAME_HINTS else self.os_hints
-            text = value if key in NAME_HINTS else f"{HINT_LABELS.get(key, key)} {value}"
-            if len(target) < MAX_HINTS_PER_HOST:
-                target.setdefault(text)
+            if key in NAME_HINTS:  # names are kept exactly as sent (escaped only for the terminal)
+                if len(self.names) < MAX_HINTS_PER_HOST:
+                    self.names.setdefault(value)
+                continue
+            if not plausible_hint(key, value):
+                self.implausible_hints += 1
+                continue
+            text = f"{HINT_LABELS.get(key, key)} {value}"
+            if text in self.os_hints:
+                self.os_hints[text] |= seen
+            elif len(self.os_hints) < MAX_HINTS_PER_HOST:
+                self.os_hints[text] = seen
+
+    def ranked_os_hints(self) -> list[str]:
+        """Hints the host gave as a server first, then as a client; those only seen in attack
+        traffic last."""
+        return sorted(self.os_hints, key=lambda text: _hint_rank(self.os_hints[text]))
+
+    def describe_os_hints(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "hint": text,
+                "as_server": bool(self.os_hints[text] & HINT_AS_SERVER),
+                "as_client": bool(self.os_hints[text] & HINT_AS_CLIENT),
+                "attack_traffic_only": not self.os_hints[text] & HINT_FROM_OTHER,
+            }
+            for text in self.ranked_os_hints()
+        ]
 
     def add_peer(self, peer: str) -> None:
         if len(self.peers) < MAX_PEERS_PER_HOST:
@@ -102,20 +147,62 @@ class HostFacts:
             "peers": len(self.peers),
             "peers_capped": self.peers_dropped,
             # Hints only: a client may claim any version or name.
-            "os_hints": list(self.os_hints),
+            "os_hints": self.ranked_os_hints(),
+            "os_hint_sources": self.describe_os_hints(),
             "names": list(self.names),
         }
 
 
+def _hint_rank(seen: int) -> tuple[bool, bool]:
+    return not seen & HINT_FROM_OTHER, not seen & HINT_AS_SERVER
+
+
+def plausible_hint(key: str, value: str) -> bool:
+    """An OS hint worth keeping: printable, short, and for an NTLMSSP VERSION ([MS-NLMP] 2.2.2.10) one that
+    a real Windows or Samba sends (major 5 to 10, minor 0 to 3)."""
+    if not value or len(value) > MAX_HINT_LENGTH or not value.isprintable():
+        return False
+    if key == "ntlm_version":
+        parts = value.split(".")
+        if len(parts) != 3 or not all(part.isdigit() for part in parts):
+            return False
+        major, minor, _build = (int(part) for part in parts)
+        return 5 <= major <= 10 and minor <= 3
+    return True
+
+
 @dataclass(slots=True)
 class Smb1Pair:
-    """A client/server pair whose connections used SMB1."""
+    """A client/server pair whose connections used SMB1 (or offered only SMB1 and were refused),
+    with what those connections were used for (`monitor.uses`)."""
 
     first_seen: float
     last_seen: float
     connections: int = 0
     dialects: set[str] = field(default_factory=set)
     server_ports: set[int] = field(default_factory=set)
+    # Connections by use, leaving out those that raised attack alerts.
+    uses: Counter[str] = field(default_factory=Counter)
+    # The same, of connections whose client offered nothing newer than SMB1 on that connection.
+    smb1_only_uses: Counter[str] = field(default_factory=Counter)
+    smb1_only_connections: int = 0
+    named_pipes: dict[str, None] = field(default_factory=dict)
+    rap_functions: dict[str, None] = field(default_factory=dict)
+    attack_connections: int = 0
+    attack_alerts: set[str] = field(default_factory=set)
+    # Connections whose client offer was not seen (picked up midstream).
+    offer_unseen: int = 0
+    allowed: bool = False
+
+
+@dataclass(slots=True)
+class UpgradedClient:
+    """A client that offered SMB1 and was upgraded to SMB2/3: its SMB1 client side can go."""
+
+    connections: int = 0
+    servers: dict[str, None] = field(default_factory=dict)
+    dialects: set[str] = field(default_factory=set)
+    servers_capped: bool = False
 
 
 class ConnectionLog:
@@ -172,6 +259,8 @@ class Inventory:
         self.hosts: dict[str, HostFacts] = {}
         self.smb1_pairs: dict[tuple[str, str], Smb1Pair] = {}
         self.smb1_pairs_dropped = 0
+        self.upgraded_clients: dict[str, UpgradedClient] = {}
+        self.upgraded_clients_dropped = 0
 
     def __call__(self, record: ConnectionRecord) -> None:
         if len(self.connections) < self.max_records:
@@ -194,11 +283,15 @@ class Inventory:
         client.offered_as_client.update(record["dialects_offered"])
         if record["smb1_used"]:
             client.smb1 = server.smb1 = True
+        if record["smb1_used"] or (record["smb1_offered"] and USE_REFUSED in record["uses"]):
             self._smb1_pair(record, client_ip, server_ip)
         if record["smb1_offered"]:
             client.smb1_offered = True
-        client.add_hints(record["client_hints"])
-        server.add_hints(record["server_hints"])
+            if is_smb2_family(dialect):
+                self._upgraded(client_ip, server_ip, dialect)
+        from_attack = bool(record["attack_alerts"])
+        client.add_hints(record["client_hints"], as_server=False, from_attack=from_attack)
+        server.add_hints(record["server_hints"], as_server=True, from_attack=from_attack)
 
     def _host(self, ip: str) -> HostFacts | None:
         facts = self.hosts.get(ip)
@@ -243,6 +336,39 @@ class Inventory:
         if record["dialect"] is not None and len(pair.dialects) < MAX_DIALECTS_PER_PAIR:
             pair.dialects.add(record["dialect"])
         pair.server_ports.add(record["server"]["port"])
+        pair.allowed = pair.allowed or record["smb1_allowed"]
+        if record["attack_alerts"]:
+            pair.attack_connections += 1
+            pair.attack_alerts.update(record["attack_alerts"])
+            return
+        offered = record["dialects_offered"]
+        if not offered:
+            pair.offer_unseen += 1
+        smb1_only = bool(offered) and not any(is_smb2_family(SMB1_NEGOTIATE_SMB2.get(d, d)) for d in offered)
+        pair.smb1_only_connections += smb1_only and USE_REFUSED not in record["uses"]
+        for use in record["uses"]:
+            pair.uses[use] += 1
+            if smb1_only:
+                pair.smb1_only_uses[use] += 1
+        for names, new in ((pair.named_pipes, record["named_pipes"]), (pair.rap_functions, record["rap_functions"])):
+            for name in new:
+                if len(names) < MAX_NAMES_PER_PAIR:
+                    names.setdefault(name)
+
+    def _upgraded(self, client_ip: str, server_ip: str, dialect: str) -> None:
+        client = self.upgraded_clients.get(client_ip)
+        if client is None:
+            if len(self.upgraded_clients) >= MAX_UPGRADED_CLIENTS:
+                self.upgraded_clients_dropped += 1
+                return
+            client = self.upgraded_clients[client_ip] = UpgradedClient()
+        client.connections += 1
+        if len(client.dialects) < MAX_DIALECTS_PER_PAIR:
+            client.dialects.add(dialect)
+        if server_ip in client.servers or len(client.servers) < MAX_SERVERS_PER_UPGRADED_CLIENT:
+            client.servers.setdefault(server_ip)
+        else:
+            client.servers_capped = True
 
     def anomalies(self) -> Counter[AnomalyKind]:
         counts: Counter[AnomalyKind] = Counter()
@@ -250,6 +376,9 @@ class Inventory:
             counts[AnomalyKind.CONNECTION_RECORDS_FULL] = self.records_dropped
         if self.hosts_dropped:
             counts[AnomalyKind.HOSTS_FULL] = self.hosts_dropped
+        implausible = sum(facts.implausible_hints for facts in self.hosts.values())
+        if implausible:
+            counts[AnomalyKind.IMPLAUSIBLE_HOST_HINT] = implausible
         return counts
 
     def describe_hosts(self) -> list[dict[str, Any]]:

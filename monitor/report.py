@@ -13,10 +13,12 @@ from dissectors.text import printable
 from monitor.capture import CaptureError, CaptureFile
 from monitor.inventory import Inventory
 from monitor.pipeline import MESSAGE_PROTOCOLS, ConnectionRecord, Pipeline
-from monitor.retirement import VERDICT_BREAKS, smb1_retirement
+from monitor.retirement import STATUS_ORDER, offered_but_upgraded, smb1_retirement
 
 ANALYSIS_SCHEMA = "smbwatch.analysis/1"
-SMB1_REPORT_SCHEMA = "smbwatch.smb1-retirement/1"
+# /2: pairs carry `uses` and a `status`; hosts whose only SMB1 was refused are in; the attack-only
+# pairs are no longer "breaks"; the document gains `summary` and `offered_but_upgraded`.
+SMB1_REPORT_SCHEMA = "smbwatch.smb1-retirement/2"
 
 
 @dataclass(slots=True)
@@ -72,6 +74,7 @@ def _stats(analysis: Analysis) -> dict[str, Any]:
         },
         "connections_not_listed": analysis.inventory.records_dropped,
         "alerts": dict(sorted(pipeline.detector.counts.items())),
+        "smb1_allowed_connections": pipeline.detector.smb1_allowed,
         "alerts_not_listed": pipeline.detector.alerts_dropped,
         "files": [source.describe() for source in analysis.sources],
     }
@@ -83,7 +86,7 @@ def _alerts(analysis: Analysis) -> list[dict[str, Any]]:
 
 def _hosts(analysis: Analysis) -> list[dict[str, Any]]:
     """Every host's facts; hosts that used SMB1 carry their retirement entry, the others null."""
-    retirement = smb1_retirement(analysis.inventory)
+    retirement = smb1_retirement(analysis.inventory, analysis.pipeline.detector)
     hosts = analysis.inventory.describe_hosts()
     for host in hosts:
         host["smb1_retirement"] = retirement.get(host["ip"])
@@ -224,36 +227,98 @@ def write_table(analysis: Analysis, out: TextIO) -> None:
 
 
 def build_smb1_report(analysis: Analysis) -> dict[str, Any]:
-    """`--report smb1 --format json`: only the hosts that used SMB1, each with its retirement entry."""
-    return {"schema": SMB1_REPORT_SCHEMA, "hosts": [host for host in _hosts(analysis) if host["smb1"]]}
+    """`--report smb1 --format json`: the hosts in SMB1 pairs, each with its retirement entry; pairs
+    counted by status; the clients that offered SMB1 but were upgraded."""
+    hosts = [host for host in _hosts(analysis) if host["smb1_retirement"] is not None]
+    summary = dict.fromkeys(STATUS_ORDER, 0)
+    for host in hosts:
+        for pair in host["smb1_retirement"]["pairs"]:
+            if pair["role"] == "client":  # each pair appears under both hosts: count it once
+                summary[pair["status"]] += 1
+    return {
+        "schema": SMB1_REPORT_SCHEMA,
+        "summary": {"pairs_by_status": summary, "hosts": len(hosts)},
+        "hosts": hosts,
+        "offered_but_upgraded": offered_but_upgraded(analysis.inventory),
+    }
+
+
+# How the table report names each status, in the order it lists them.
+STATUS_HEADINGS = {
+    "breaks": "BREAKS if SMB1 is disabled",
+    "already_failing": "Already failing (the server refuses SMB1)",
+    "unknown": "Unknown (the negotiation was not captured)",
+    "safe": "Safe to disable (every use works over SMB2/3)",
+    "attack_only": "Attack traffic only (not a dependency: investigate instead)",
+}
 
 
 def write_smb1_table(analysis: Analysis, out: TextIO) -> None:
-    """`--report smb1`: per host that used SMB1, its peers and whether turning SMB1 off breaks them."""
-    hosts = build_smb1_report(analysis)["hosts"]
-    blocking = sum(1 for host in hosts if host["smb1_retirement"]["breaks_if_smb1_disabled"])
-    out.write(f"SMB1 retirement report: {len(hosts)} hosts used SMB1, {blocking} would break if it were disabled\n")
-    out.write("(OS hints are guesses from what each host sent; a host may claim anything)\n")
+    """`--report smb1`: SMB1 pairs grouped by status (what breaks first, attack traffic apart), then
+    the hosts with their dialects and OS hints, then the clients whose SMB1 offer can simply go."""
+    report = build_smb1_report(analysis)
+    hosts = report["hosts"]
+    counts = report["summary"]["pairs_by_status"]
+    out.write(
+        f"SMB1 retirement report: {len(hosts)} hosts in {sum(counts.values())} SMB1 client/server pairs: "
+        + ", ".join(f"{counts[status]} {status}" for status in STATUS_ORDER)
+        + "\n(OS hints are guesses from what each host sent; a host may claim anything)\n"
+    )
+    pairs = [(host, pair) for host in hosts for pair in host["smb1_retirement"]["pairs"] if pair["role"] == "client"]
+    for status in STATUS_ORDER:
+        rows = [
+            [
+                f"{host['ip']} -> {pair['peer']}",
+                str(pair["connections"]),
+                printable(", ".join(pair["smb1_dialects"])) or "-",
+                printable(", ".join(_use_label(pair, use) for use in pair["uses"])),
+                "allowed" if pair["allowed"] else "",
+                printable(pair["reason"]),
+            ]
+            for host, pair in pairs
+            if pair["status"] == status
+        ]
+        if not rows:
+            continue
+        out.write(f"\n{STATUS_HEADINGS[status]} ({len(rows)})\n")
+        _table(["CLIENT -> SERVER", "CONNS", "SMB1 DIALECT", "USES", "", "WHY"], lambda rows=rows: iter(rows), out)
+    out.write("\nHosts\n")
+    host_rows = []
     for host in hosts:
         entry = host["smb1_retirement"]
         hint = entry["os_hint"]
-        out.write(
-            f"\n{host['ip']}  {'+'.join(host['roles'])}"
-            f"  offered up to: {printable(entry['highest_dialect_offered'] or '-')}"
-            f"  accepted up to: {printable(entry['highest_dialect_accepted'] or '-')}"
-            f"  hint: {printable(hint['hint']) if hint else '-'}"
-            f"{'  names: ' + printable(', '.join(host['names'][:3])) if host['names'] else ''}\n"
+        hint_text = "-"
+        if hint:
+            hint_text = printable(hint["hint"]) + (" (from attack traffic)" if hint["from_attack_traffic"] else "")
+        host_rows.append(
+            [
+                host["ip"] + (" (allowed)" if entry["allowed"] else ""),
+                "+".join(host["roles"]),
+                printable(entry["highest_dialect_offered"] or "-"),
+                printable(entry["highest_dialect_accepted"] or "-"),
+                hint_text,
+                printable(", ".join(host["names"][:3])) or "-",
+            ]
         )
+    _table(["HOST", "ROLES", "OFFERED UP TO", "ACCEPTED UP TO", "OS HINT", "NAMES"], lambda: iter(host_rows), out)
+    if any(host["smb1_retirement"]["pairs_capped"] for host in hosts):
+        out.write("  (SMB1 pair list capped: some pairs not shown)\n")
+    upgraded = report["offered_but_upgraded"]
+    if upgraded:
+        out.write(f"\nOffered SMB1 but upgraded to SMB2/3 ({len(upgraded)}): their SMB1 client side can be removed\n")
         rows = [
             [
-                ("  -> " if pair["role"] == "client" else "  <- ") + pair["peer"],
-                str(pair["connections"]),
-                printable(", ".join(pair["smb1_dialects"])) or "-",
-                ("BREAKS if SMB1 is disabled" if pair["verdict"] == VERDICT_BREAKS else pair["verdict"]),
-                printable(pair["reason"]),
+                entry["client"],
+                str(entry["connections"]),
+                ", ".join(entry["dialects"]),
+                ", ".join(entry["servers"]) + (", ..." if entry["servers_capped"] else ""),
             ]
-            for pair in entry["pairs"]
+            for entry in upgraded
         ]
-        _table(["  PEER", "CONNS", "SMB1 DIALECT", "VERDICT", "WHY"], lambda rows=rows: iter(rows), out)
-        if entry["pairs_capped"]:
-            out.write("  (SMB1 pair list capped: some pairs not shown)\n")
+        _table(["CLIENT", "CONNS", "UPGRADED TO", "SERVERS"], lambda: iter(rows), out)
+
+
+def _use_label(pair: dict[str, Any], use: str) -> str:
+    """A use with what names it: the pipes of named_pipe, the RAP functions of browsing."""
+    names = {"named_pipe": pair["named_pipes"], "browsing": pair["rap_functions"]}.get(use)
+    return f"{use} ({' '.join(names)})" if names else use

@@ -63,6 +63,7 @@ from dissectors.records import (
 from monitor.authentication import AuthenticationTracker, encrypt_passwords
 from monitor.flows import Direction
 from monitor.ms17_010 import Ms17010Watch
+from monitor.uses import UseTracker
 
 # A connection rarely needs more; keeps a hostile peer from growing state without bound.
 MAX_DIALECTS_KEPT = 64
@@ -74,12 +75,14 @@ _SMB1_AUTH_COMMANDS = frozenset(
     (int(Smb1Command.SMB_COM_SESSION_SETUP_ANDX), int(Smb1Command.SMB_COM_TREE_CONNECT_ANDX))
 )
 _UNDEFINED_COMMAND = -1
+_SMB2_CREATE = int(Smb2Command.CREATE)
 
 
 class SmbConnection:
     """The SMB facts of one TCP connection."""
 
     __slots__ = (
+        "alert_kinds",
         "anomalies",
         "anomaly_samples",
         "auth",
@@ -107,12 +110,17 @@ class SmbConnection:
         "smb1_reported",
         "smb1_used",
         "smb2_messages",
+        "source_file",
         "trees_reported",
+        "uses",
     )
 
-    def __init__(self, ts: float, midstream: bool = False) -> None:
+    def __init__(self, ts: float, midstream: bool = False, source_file: str | None = None) -> None:
         self.first_ts = ts
         self.last_ts = ts
+        self.source_file = source_file  # the input file the connection's first SMB bytes came from
+        self.alert_kinds: Counter[str] = Counter()  # alerts raised about this connection
+        self.uses = UseTracker()
         self.dialects_offered: list[str] = []
         self.smb1_offered = False
         self.smb1_used = False
@@ -150,6 +158,23 @@ class SmbConnection:
         return self.encrypted_messages > 0 or any(
             "encrypt_data" in session["session_flags"] for session in self.auth.sessions.values()
         )
+
+    @property
+    def refused(self) -> bool:
+        """The server refused every dialect the client offered (SMB1 DialectIndex 0xFFFF) and
+        nothing was negotiated after that."""
+        server = self.server_negotiate or {}
+        return bool(server.get("no_dialect_acceptable")) and self.dialect is None
+
+    def describe_uses(self) -> dict[str, list[str]]:
+        """What the connection was used for (`monitor.uses`)."""
+        commands = self.commands
+        logged_in = bool(self.auth.sessions) or any(
+            commands[key] for key in ((2, _SMB2_SESSION_SETUP, 0), (1, Smb1Command.SMB_COM_SESSION_SETUP_ANDX, 0))
+        )
+        protocol = 1 if self.smb1_used or self.smb1_messages > self.smb2_messages else 2
+        midstream = not self.negotiations and self.dialect in (None, "unknown")
+        return self.uses.describe(self.auth.trees, protocol, logged_in, self.refused, midstream)
 
     @property
     def signing_required(self) -> bool | None:
@@ -199,6 +224,8 @@ class SmbConnection:
             self.smb1_used = True
         self.ms17_010.message(message, ts)
         body = message.body
+        if not header.flags & SMB1_FLAGS_REPLY:
+            self.uses.smb1_request(header, body)
         if isinstance(body, Smb1NegotiateRequest):
             self._smb1_negotiate_request(body, ts)
         elif isinstance(body, Smb1NegotiateResponse):
@@ -281,6 +308,9 @@ class SmbConnection:
                 self.auth.smb2_response(header, body, command == _SMB2_SESSION_SETUP, ts)
             else:
                 self.auth.smb2_request(header, body)
+        elif command == _SMB2_CREATE:
+            if not flags & SMB2_FLAGS_SERVER_TO_REDIR:
+                self.uses.smb2_request(command, header.tree_id)
         elif isinstance(body, Smb2NegotiateRequest):
             self._smb2_negotiate_request(body)
         elif isinstance(body, Smb2NegotiateResponse):

@@ -1,0 +1,184 @@
+"""What a connection was used for, from what crossed it: the question an SMB1 retirement turns on.
+
+Disabling SMB1 breaks a *use* (a mapped drive, a printer, network browsing), not
+an address pair, so every connection is classified by the trees it connected,
+the commands it sent on each, the named pipes it opened and the RAP functions it
+called over ``\\PIPE\\LANMAN``:
+
+- ``file_access``: a disk share connected, or file commands on one;
+- ``printing``: a printer share, or the SMB1 print-file commands;
+- ``named_pipe``: pipes opened or transacted on IPC$ (DCE/RPC such as srvsvc, spoolss);
+- ``browsing``: RAP over ``\\PIPE\\LANMAN`` (NetServerEnum2, NetShareEnum, ...), which
+  has no SMB2 equivalent at all;
+- ``session_only``: a login and nothing else (an IPC$ tree with nothing in it included);
+- ``negotiate_only``: the dialect negotiation and nothing else;
+- ``refused``: the server refused every dialect the client offered.
+
+`attack` is added by the retirement report, from the alerts, not here.
+Per-connection memory is capped like everything else.
+"""
+
+from __future__ import annotations
+
+from dissectors.constants import RAP_PIPE_NAME, RapOpcode, Smb1Command, Smb2Command, enum_name
+from dissectors.records import Smb1Header, Smb1OpenRequest, Smb1TransactionRequest
+
+USE_FILE_ACCESS = "file_access"
+USE_PRINTING = "printing"
+USE_NAMED_PIPE = "named_pipe"
+USE_BROWSING = "browsing"
+USE_SESSION_ONLY = "session_only"
+USE_NEGOTIATE_ONLY = "negotiate_only"
+USE_REFUSED = "refused"
+USE_ATTACK = "attack"
+# The order uses are listed in, most consequential for a retirement first.
+USE_ORDER = (
+    USE_FILE_ACCESS,
+    USE_PRINTING,
+    USE_NAMED_PIPE,
+    USE_BROWSING,
+    USE_SESSION_ONLY,
+    USE_NEGOTIATE_ONLY,
+    USE_REFUSED,
+    USE_ATTACK,
+)
+
+MAX_TREES_TRACKED = 64
+MAX_NAMES_KEPT = 16
+
+# Activity seen on one tree, as bits.
+_ACTIVITY_COMMANDS = 1  # any command on the tree but the tree's own connect/disconnect
+_ACTIVITY_PRINT = 2  # the SMB1 print-file commands
+_ACTIVITY_RAP = 4  # a TRANSACTION to \PIPE\LANMAN
+_ACTIVITY_PIPE = 8  # a pipe opened by name, or a TRANSACTION to a named pipe
+
+# Commands that are about the session or the connection, not about what a tree holds.
+_SMB1_NOT_TREE_USE = frozenset(
+    int(command)
+    for command in (
+        Smb1Command.SMB_COM_NEGOTIATE,
+        Smb1Command.SMB_COM_SESSION_SETUP_ANDX,
+        Smb1Command.SMB_COM_LOGOFF_ANDX,
+        Smb1Command.SMB_COM_TREE_CONNECT_ANDX,
+        Smb1Command.SMB_COM_TREE_DISCONNECT,
+        Smb1Command.SMB_COM_ECHO,
+        Smb1Command.SMB_COM_NT_CANCEL,
+    )
+)
+# [MS-CIFS] 2.2.4.67-70: printing without a printer share type seen.
+_SMB1_PRINT_COMMANDS = frozenset(
+    int(command)
+    for command in (
+        Smb1Command.SMB_COM_OPEN_PRINT_FILE,
+        Smb1Command.SMB_COM_WRITE_PRINT_FILE,
+        Smb1Command.SMB_COM_CLOSE_PRINT_FILE,
+        Smb1Command.SMB_COM_GET_PRINT_QUEUE,
+    )
+)
+# Every SMB2 use of a tree starts with a CREATE (of a file, a directory or a pipe).
+_SMB2_CREATE = int(Smb2Command.CREATE)
+_PIPE_PREFIX = "\\PIPE\\"
+
+
+def rap_function_name(opcode: int) -> str:
+    return enum_name(RapOpcode, opcode)
+
+
+class UseTracker:
+    """The per-tree activity of one connection; `describe` classifies it."""
+
+    __slots__ = ("_activity", "_pipes", "rap_functions")
+
+    def __init__(self) -> None:
+        self._activity: dict[tuple[int, int], int] = {}  # (protocol 1 or 2, tree id) -> activity bits
+        self._pipes: dict[tuple[int, str], None] = {}  # (SMB1 tree id, name) of names opened
+        self.rap_functions: dict[str, None] = {}
+
+    def _mark(self, protocol: int, tree_id: int, bits: int) -> None:
+        key = (protocol, tree_id)
+        activity = self._activity
+        if key in activity:
+            activity[key] |= bits
+        elif len(activity) < MAX_TREES_TRACKED:
+            activity[key] = bits
+
+    def smb1_request(self, header: Smb1Header, body: object) -> None:
+        command = header.command
+        if command in _SMB1_NOT_TREE_USE:
+            return
+        bits = _ACTIVITY_COMMANDS
+        name = None
+        if command in _SMB1_PRINT_COMMANDS:
+            bits |= _ACTIVITY_PRINT
+        elif isinstance(body, Smb1OpenRequest):
+            bits |= _ACTIVITY_PIPE  # a pipe only if the tree turns out to be IPC$
+            name = body.name
+        elif isinstance(body, Smb1TransactionRequest) and body.name:
+            upper = body.name.upper()
+            if upper == RAP_PIPE_NAME:
+                bits |= _ACTIVITY_RAP
+                if body.rap_opcode is not None and len(self.rap_functions) < MAX_NAMES_KEPT:
+                    self.rap_functions.setdefault(rap_function_name(body.rap_opcode))
+            elif upper.startswith(_PIPE_PREFIX):
+                bits |= _ACTIVITY_PIPE
+                name = body.name[len(_PIPE_PREFIX) - 1 :]  # "\\PIPE\\srvsvc" names the pipe "\\srvsvc"
+        if name and len(name) > 1 and len(self._pipes) < MAX_NAMES_KEPT:
+            self._pipes.setdefault((header.tid, name))
+        self._mark(1, header.tid, bits)
+
+    def smb2_request(self, command: int, tree_id: int | None) -> None:
+        if command == _SMB2_CREATE and tree_id is not None:
+            self._mark(2, tree_id, _ACTIVITY_COMMANDS)
+
+    def describe(
+        self, trees: list[dict[str, object]], protocol: int, logged_in: bool, refused: bool, midstream: bool
+    ) -> dict[str, list[str]]:
+        """`uses`, `named_pipes` and `rap_functions` of the connection, given its trees
+        (`protocol` 1 or 2: whose tree ids the trees carry). A connection picked up midstream whose
+        traffic names no use has none listed: its login and negotiation were not seen."""
+        if refused:
+            return {"uses": [USE_REFUSED], "named_pipes": [], "rap_functions": []}
+        share_types: dict[tuple[int, int], str] = {}
+        uses: set[str] = set()
+        for tree in trees:
+            tree_id = tree.get("tree_id")
+            if not isinstance(tree_id, int) or tree.get("status") != "STATUS_SUCCESS":
+                continue
+            share_type = share_types[protocol, tree_id] = _share_type(tree)
+            # A disk or printer share connected is a use even if the capture shows nothing in it:
+            # an idle mapped drive or printer breaks with the protocol all the same.
+            if share_type == "disk":
+                uses.add(USE_FILE_ACCESS)
+            elif share_type == "print":
+                uses.add(USE_PRINTING)
+        pipe_trees = set()
+        for key, bits in self._activity.items():
+            share_type = share_types.get(key, "unknown")
+            if bits & _ACTIVITY_RAP:
+                uses.add(USE_BROWSING)
+            if bits & _ACTIVITY_PRINT or share_type == "print":
+                uses.add(USE_PRINTING)
+            elif share_type == "pipe":
+                # A pipe opened or transacted by name is pipe traffic (DCE/RPC, TransactNmPipe); the
+                # other commands clients send on IPC$ (TRANS2 GET_DFS_REFERRAL) use no pipe.
+                pipe_trees.add(key[1])
+                if bits & _ACTIVITY_PIPE:
+                    uses.add(USE_NAMED_PIPE)
+            elif not bits & _ACTIVITY_RAP:
+                uses.add(USE_FILE_ACCESS)
+        pipes = sorted({name for tree_id, name in self._pipes if tree_id in pipe_trees})
+        if not uses and not midstream:
+            uses.add(USE_SESSION_ONLY if logged_in else USE_NEGOTIATE_ONLY)
+        return {
+            "uses": [use for use in USE_ORDER if use in uses],
+            "named_pipes": pipes,
+            "rap_functions": list(self.rap_functions),
+        }
+
+
+def _share_type(tree: dict[str, object]) -> str:
+    share_type = tree.get("share_type")
+    if share_type in ("disk", "pipe", "print"):
+        return str(share_type)
+    path = str(tree.get("path") or "").upper()
+    return "pipe" if path.endswith("\\IPC$") or path == "IPC$" else "unknown"
