@@ -36,7 +36,11 @@ MAX_LIVE_HOSTS = 100_000
 
 
 class FrameSource(Protocol):
-    """Frames in capture order; `None` items are idle heartbeats. `stop()` ends the iteration soon."""
+    """Frames in capture order; `None` items are idle heartbeats. `stop()` ends the iteration soon.
+    `pace` is how many seconds of capture time pass per second of wall time (1 live, the speed of a
+    replay, 0 when that is unknown): it lets a quiet link advance capture time between packets."""
+
+    pace: float
 
     def __iter__(self) -> Iterator[Frame | None]: ...
 
@@ -51,6 +55,7 @@ class ReplaySource:
     def __init__(self, path: str, speed: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.capture = CaptureFile(path)
         self.speed = speed
+        self.pace = speed
         self._clock = clock
         self._stop = threading.Event()
         self.packets = 0
@@ -84,6 +89,8 @@ class ReplaySource:
 
 class LiveSource:
     """Live interfaces as a `FrameSource`: the capture's frames with its idle heartbeats."""
+
+    pace = 1.0
 
     def __init__(self, capture: LiveCapture) -> None:
         self.capture = capture
@@ -143,6 +150,8 @@ class Sensor:
         self._stopping = threading.Event()
         self._last_ts = 0.0
         self._frames = 0
+        # When the newest frame was first seen by a tick: (frame count, wall time, its capture time).
+        self._anchor = (0, 0.0, 0.0)
         self._next_refresh = 0.0
         self._next_hosts_refresh = 0.0
         self._next_statistics = 0.0
@@ -194,6 +203,7 @@ class Sensor:
     def tick(self, force: bool = False) -> None:
         now = self._clock()
         parts = self.parts
+        self._advance_capture_time(now)
         if force or now >= self._next_refresh:
             self._next_refresh = now + REFRESH_INTERVAL
             hosts = force or now >= self._next_hosts_refresh
@@ -204,6 +214,15 @@ class Sensor:
         if force or now >= self._next_statistics:
             self._next_statistics = now + self.statistics_interval
             self._log_statistics()
+
+    def _advance_capture_time(self, now: float) -> None:
+        """On a quiet link capture time goes on without packets: estimate it from the wall clock since
+        the newest frame, so answers that never come and holes never filled are settled on time."""
+        frames, wall, ts = self._anchor
+        if self._frames != frames:
+            self._anchor = (self._frames, now, self._last_ts)
+        elif frames and self.source.pace > 0:
+            self.parts.pipeline.advance(ts + (now - wall) * self.source.pace)
 
     def _log_statistics(self) -> None:
         parts = self.parts

@@ -34,6 +34,17 @@ payload: no overflow, no shellcode, no implant; data fields are absent.
       piece; zeros, not a payload), answered with MID 82 (how it says the
       payload ran). On a second connection the server sends an ECHO response
       with a PID and MID the client never used.
+
+  alerts_open_connections.pcap
+      For the live-latency test: the same header-only patterns, each on a
+      connection that stays open long after its evidence (no FIN until the
+      capture's last second, 12 s after the start), one pattern a second: an
+      ECHO marker (t+0.5 s), an NT_TRANSACT continued by TRANSACTION2_SECONDARY
+      (t+1.5 s), an MS17-010 probe answered STATUS_INSUFF_SERVER_RESOURCES
+      (t+2.5 s), a DoublePulsar upload piece (4,096 zero bytes) that is never
+      answered (t+3.5 s: "no answer" is due after the answer timeout), and
+      three grooming connections (t+4.5 s). A sensor replaying it at real speed
+      must raise each alert while the connections are still open.
 """
 
 from __future__ import annotations
@@ -126,7 +137,13 @@ def real_negotiate() -> tuple[bytes, bytes]:
     return client, server
 
 
-def session(exchanges: list[tuple[str, bytes]], client_port: int = CLIENT[1], start: float = START) -> list:
+def session(
+    exchanges: list[tuple[str, bytes]],
+    client_port: int = CLIENT[1],
+    start: float = START,
+    close_at: float | None = None,
+) -> list:
+    """One connection: handshake, the exchanges 0.1 ms apart, then FIN (at `close_at` if given)."""
     frames = []
     seq = {"c": 1000, "s": 5000}
     clock = [start]
@@ -152,6 +169,8 @@ def session(exchanges: list[tuple[str, bytes]], client_port: int = CLIENT[1], st
     emit("c", "A")
     for side, payload in exchanges:
         emit(side, "PA", payload)
+    if close_at is not None:
+        clock[0] = max(clock[0], close_at)
     emit("c", "FA")
     emit("s", "FA")
     emit("c", "A")
@@ -203,6 +222,33 @@ def main() -> None:
     ], client_port=49402, start=START + 11)  # fmt: skip
     wrpcap(str(HERE / "doublepulsar_patterns.pcap"), frames, linktype=1)
     print("wrote doublepulsar_patterns.pcap")
+
+    start, close = START + 500, START + 512
+    negotiate = [("c", negotiate_request), ("s", negotiate_response)]
+    frames = session(
+        [*negotiate, ("c", netbios(echo_request(b"JlJmIhClBsr\x00", flags2=0xC007)))],
+        client_port=49501, start=start + 0.5, close_at=close,
+    )  # fmt: skip
+    frames += session([
+        *negotiate,
+        ("c", netbios(nt_transact_request(0x10FE8, mid=0))),
+        ("s", netbios(error_response(0, command=0xA0, mid=0))),
+        ("c", netbios(trans2_secondary_request(0, mid=0))),
+    ], client_port=49502, start=start + 1.5, close_at=close)  # fmt: skip
+    frames += session([
+        *negotiate,
+        ("c", netbios(peek_named_pipe_request())),
+        ("s", netbios(error_response(STATUS_INSUFF_SERVER_RESOURCES))),
+    ], client_port=49503, start=start + 2.5, close_at=close)  # fmt: skip
+    frames += session(
+        [*negotiate, ("c", netbios(trans2_session_setup_request(66, bytes(4096))))],
+        client_port=49504, start=start + 3.5, close_at=close,
+    )  # fmt: skip
+    for i in range(3):
+        frames += session([("c", grooming_frame)], client_port=49510 + i, start=start + 4.5 + i * 0.01, close_at=close)
+    frames.sort(key=lambda packet: float(packet.time))
+    wrpcap(str(HERE / "alerts_open_connections.pcap"), frames, linktype=1)
+    print("wrote alerts_open_connections.pcap")
 
 
 if __name__ == "__main__":
