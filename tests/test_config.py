@@ -22,7 +22,7 @@ def test_values_land_where_they_belong() -> None:
         {
             "capture": {"interfaces": ["eth1", "eth2"], "filter": "tcp port 445"},
             "exporter": {"listen_address": "127.0.0.1:9999", "basic_auth_users": {"prom": "secret"}},
-            "detection": {"scan_destinations": 40, "scan_window": 60},
+            "detection": {"scan_destinations": 40, "scan_window": 60, "smb1_allow": ["192.0.2.50", "198.51.100.0/28"]},
             "flows": {"max_flows": 1000},
         }
     )
@@ -30,6 +30,7 @@ def test_values_land_where_they_belong() -> None:
     assert config.detection.scan_destinations == 40 and config.detection.scan_window == 60.0
     assert config.flows.max_flows == 1000 and config.exporter.basic_auth_users == {"prom": "secret"}
     assert config.detection.bruteforce_failures == 10  # untouched defaults stay
+    assert config.detection.smb1_allow == ("192.0.2.50", "198.51.100.0/28")
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,8 @@ def test_values_land_where_they_belong() -> None:
         ({"exporter": {"tls_cert_file": "cert.pem"}}, "exporter.tls_cert_file"),
         ({"logging": {"format": "xml"}}, "logging.format"),
         ({"loging": {}}, "loging"),
+        ({"detection": {"smb1_allow": ["192.0.2.300"]}}, "detection.smb1_allow"),
+        ({"detection": {"smb1_allow": "192.0.2.5"}}, "detection.smb1_allow"),
     ],
 )
 def test_errors_name_the_key(document: dict, key: str) -> None:

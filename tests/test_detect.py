@@ -194,3 +194,17 @@ def test_bruteforce_on_the_recorded_failed_logons() -> None:
     [alert] = [a for a in detector.alerts if a.kind == ALERT_BRUTEFORCE]
     assert (alert.src, alert.dst) == ("192.0.2.10", "192.0.2.20")
     assert alert.detail["failures"] == 3 and alert.detail["users"] == ["alice"]
+
+
+def test_with_several_files_each_connection_and_alert_names_its_file() -> None:
+    files = [str(PCAPS / "recorded" / "smb1_nt1.pcap"), str(PCAPS / "crafted" / "ms17_010_unpatched.pcap")]
+    document = build_document(analyze_files(files, FlowLimits(), 1000))
+    assert sorted(c["source_file"] for c in document["connections"]) == sorted(files)
+    by_file = {
+        alert["source_file"]: alert["kind"] for alert in document["alerts"] if alert["kind"] != "smb1_negotiated"
+    }
+    assert by_file == {files[1]: ALERT_MS17_010_PROBE}
+    uids = [c["uid"] for c in document["connections"]]
+    assert len(set(uids)) == 2 and uids == [
+        c["uid"] for c in build_document(analyze_files(files, FlowLimits(), 10))["connections"]
+    ]
