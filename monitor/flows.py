@@ -613,8 +613,9 @@ class FlowTable:
         # their closed timeout) first, then the least recently active. Only losing live flows is an anomaly.
         candidates = sorted(self._flows.values(), key=lambda flow: (not flow.finished, flow.last_ts))
         victims = candidates[: max(1, len(candidates) // 10)]
-        if not victims[-1].finished:
-            self.anomalies[AnomalyKind.FLOW_TABLE_FULL] += 1
+        live = sum(1 for flow in victims if not flow.finished)
+        if live:
+            self.anomalies[AnomalyKind.FLOW_TABLE_FULL] += live  # each live flow lost, not each eviction round
         for flow in victims:
             self._remove(flow, CloseReason.TABLE_FULL)
 

@@ -237,8 +237,8 @@ class Pipeline:
             self._report_findings(flow, connection)
         self.connection_anomalies.update(connection.anomalies)
         self.connection_anomalies.update(connection.auth.cap_anomalies())
-        if flow.anomalies:
-            self.connection_anomalies.update(flow.anomalies)
+        # The flow's own anomalies (out of order, overlaps) are in the flow table's totals already:
+        # the record lists them, the totals count them once.
         messages = {
             "smb1": connection.smb1_messages,
             "smb2": connection.smb2_messages,

@@ -8,6 +8,7 @@ counted where facts are lost.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from pathlib import Path
 
 from dissectors.records import AnomalyKind
@@ -200,7 +201,8 @@ def test_flow_table_cap_evicts_the_oldest() -> None:
         src = bytes([198, 51, i >> 8, i & 0xFF])
         pipeline.flows.process(float(i) / 1000, template._replace(src=src, sport=40000 + i % 1000))
         assert len(pipeline.flows) <= 100
-    assert pipeline.flows.anomalies[AnomalyKind.FLOW_TABLE_FULL] > 0
+    # Every live flow evicted is counted once: the anomaly counts flows, not eviction rounds.
+    assert pipeline.flows.anomalies[AnomalyKind.FLOW_TABLE_FULL] == pipeline.flows.closed[CloseReason.TABLE_FULL]
     assert pipeline.flows.closed[CloseReason.TABLE_FULL] >= 900
     assert pipeline.flows.created == 1000
 
@@ -209,3 +211,20 @@ def test_stray_reset_opens_nothing() -> None:
     pipeline = Pipeline(FlowLimits())
     pipeline.flows.process(0.0, SESSION[5][1]._replace(flags=TCP_RST, payload=b""))
     assert len(pipeline.flows) == 0
+
+
+def test_out_of_order_anomalies_are_counted_once() -> None:
+    """The flow table counts them; the connection's record lists them; the totals add them once."""
+    from monitor.cli import analyze_files
+    from monitor.report import build_document
+
+    capture = Path(__file__).resolve().parents[1] / "pcaps" / "crafted" / "out_of_order.pcap"
+    no_room = FlowLimits(max_out_of_order_segments=0, max_out_of_order_bytes=0)
+    document = build_document(analyze_files([str(capture)], no_room, 10))
+    per_connection = Counter()
+    for connection in document["connections"]:
+        per_connection.update(connection["anomalies"])
+    totals = document["stats"]["anomalies"]
+    for kind in ("overlap_data_differs", "out_of_order_buffer_full"):
+        assert totals.get(kind, 0) == per_connection.get(kind, 0)
+    assert per_connection["out_of_order_buffer_full"] == 2  # the two segments that arrived early
