@@ -78,6 +78,7 @@ METRICS: dict[str, Metric] = {
     "smbwatch_flows_active": Metric("gauge"),
     "smbwatch_flows_opened_total": Metric("counter"),
     "smbwatch_flows_evicted_total": Metric("counter", ("reason",)),
+    "smbwatch_scan_sources_evicted_total": Metric("counter", ("table",), {"table": ("probation", "tracked")}),
     "smbwatch_connections_total": Metric("counter", ("transport",), {"transport": ("tcp445", "netbios139")}),
     "smbwatch_hosts": Metric(
         "gauge",
@@ -892,13 +893,19 @@ def sensor_health() -> dict[str, Any]:
                     "timeseries",
                     "Flows opened and evicted",
                     "New flows per second, and flows removed by reason (idle, table cap, timeout). Evictions "
-                    "for 'cap' mean the table is full and state is being lost.",
+                    "for 'cap' mean the table is full and state is being lost. Scan sources let go: 'probation' "
+                    "(one destination each) is what a random-source SYN flood causes and is harmless; 'tracked' "
+                    "means sources with several destinations were forgotten.",
                     "cps",
                     [
                         Target(counter_rate("smbwatch_flows_opened_total", ("instance",)), "{{instance}} opened"),
                         Target(
                             counter_rate("smbwatch_flows_evicted_total", ("instance", "reason")),
                             "{{instance}} evicted ({{reason}})",
+                        ),
+                        Target(
+                            counter_rate("smbwatch_scan_sources_evicted_total", ("instance", "table")),
+                            "{{instance}} scan sources let go ({{table}})",
                         ),
                     ],
                     width=6,

@@ -13,13 +13,15 @@ alerts kept for a report; what the caps drop is counted.
 from __future__ import annotations
 
 import ipaddress
+import os
+import zlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from dissectors.constants import nt_status_name
-from monitor.identity import ConnectionRef
+from monitor.identity import ConnectionRef, format_ip
 from monitor.ms17_010 import ALERT_DOUBLEPULSAR, ALERT_ETERNALBLUE, ALERT_MS17_010_PROBE, FINDING_SRVNET_GROOMING
 
 ALERT_SMB1_NEGOTIATED = "smb1_negotiated"
@@ -105,7 +107,14 @@ class DetectionSettings:
     scan_destinations: int = 25
     scan_window: float = 300.0
     scan_alert_period: float = 600.0  # one alert per scanning source per period
-    max_scan_sources: int = 50_000  # least recently active sources are forgotten first
+    # Sources seen with one destination wait in a fixed table of this many slots, each source in the
+    # slot its keyed hash picks; a second destination moves the source to the tracked table below.
+    # A flood of random sources (one destination each) only overwrites slots and never reaches the
+    # tracked table, so it cannot flush a real scanner out of it; a scanner's one-destination entry
+    # survives n further flood sources with probability exp(-n / slots), and one of its many
+    # attempts is enough.
+    scan_probation_slots: int = 65_536
+    max_scan_sources: int = 50_000  # tracked sources (two destinations or more); least recently active go first
     # Brute force: this many failed logons from one source to one server within the window.
     # Windows' account lockout thresholds are commonly 5 to 10 attempts; 10 in 5 minutes stays
     # above a user mistyping a password a few times.
@@ -161,6 +170,10 @@ class Detector:
         self.pairs_forgotten = 0
         self._scan_sources: OrderedDict[str, _ScanSource] = OrderedDict()
         self.scan_sources_forgotten = 0
+        # One-destination sources (slot -> source address, destination address, time; see
+        # scan_probation_slots) are in self._probation, sized by the settings setter.
+        self._probation_key = os.urandom(8)  # so that nobody can aim sources at a scanner's slot
+        self.scan_sources_displaced = 0
         self._logon_pairs: OrderedDict[tuple[str, str], _LogonFailures] = OrderedDict()
         self._grooming_pairs: OrderedDict[tuple[str, str], _Grooming] = OrderedDict()
         # Who attacked whom (client, server) -> alert kinds, and scanning sources: the retirement report
@@ -178,6 +191,13 @@ class Detector:
     def settings(self, settings: DetectionSettings) -> None:
         self._settings = settings
         self._smb1_allow = parse_networks(settings.smb1_allow)
+        if len(getattr(self, "_probation", ())) != settings.scan_probation_slots:
+            self._probation: list[tuple[bytes, bytes, float] | None] = [None] * settings.scan_probation_slots
+
+    @property
+    def scan_sources_tracked(self) -> int:
+        """Sources with two destinations or more in the scan window's tracked table."""
+        return len(self._scan_sources)
 
     def smb1_allowed_address(self, ip: str) -> bool:
         """The address is in `smb1_allow`: a known legacy device."""
@@ -283,10 +303,15 @@ class Detector:
         source, destination, port = connection.client_ip, connection.server_ip, connection.server[1]
         tracked = self._scan_sources.get(source)
         if tracked is None:
+            earlier = self._on_probation(connection.client[0], connection.server[0], ts)
+            if earlier is None and settings.scan_destinations > 1:
+                return None  # one destination so far: not worth a tracked entry
             tracked = self._scan_sources[source] = _ScanSource()
             if len(self._scan_sources) > settings.max_scan_sources:
                 self._scan_sources.popitem(last=False)
                 self.scan_sources_forgotten += 1
+            if earlier is not None:
+                tracked.attempt(format_ip(earlier[0]), earlier[1], settings)
         else:
             self._scan_sources.move_to_end(source)
         tracked.attempt(destination, ts, settings)
@@ -305,6 +330,24 @@ class Detector:
                 "sample_destinations": list(tracked.destinations)[:10],
             }
             return self._raise(Alert(ALERT_SCAN_445, ts, source, "*", evidence, connection, tuple(tracked.connections)))
+        return None
+
+    def _on_probation(self, source: bytes, destination: bytes, ts: float) -> tuple[bytes, float] | None:
+        """Put a one-destination source in its slot; if the slot already holds it with another
+        destination within the scan window, take it out and return that (destination, time)."""
+        slots = self._probation
+        if not slots:
+            return None
+        slot = zlib.crc32(source, zlib.crc32(self._probation_key)) % len(slots)
+        entry = slots[slot]
+        if entry is not None and entry[0] == source and ts - entry[2] <= self.settings.scan_window:
+            if entry[1] != destination:
+                slots[slot] = None
+                return entry[1], entry[2]
+            return None  # the same destination again: the first time stays
+        if entry is not None and entry[0] != source:
+            self.scan_sources_displaced += 1
+        slots[slot] = (source, destination, ts)
         return None
 
     def session_result(self, connection: ConnectionRef, ts: float, status: int, user: str | None) -> Alert | None:

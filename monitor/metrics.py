@@ -74,6 +74,8 @@ class Snapshot:
     flows_active: int = 0
     flows_opened: int = 0
     flows_closed: dict[str, int] = field(default_factory=dict)
+    # Sources the scan detector let go: overwritten in a probation slot, or pushed out of the tracked table.
+    scan_sources_evicted: dict[str, int] = field(default_factory=dict)
     hosts: dict[tuple[str, str, str], int] = field(default_factory=dict)
     smb1_hosts: list[tuple[str, str]] = field(default_factory=list)
     last_packet_ts: float = 0.0
@@ -211,6 +213,10 @@ class SensorMetrics:
             flows_active=len(flows),
             flows_opened=flows.created,
             flows_closed={reason.value: flows.closed[reason] for reason in CloseReason},
+            scan_sources_evicted={
+                "probation": pipeline.detector.scan_sources_displaced,
+                "tracked": pipeline.detector.scan_sources_forgotten,
+            },
             last_packet_ts=last_packet_ts,
         )
         if inventory is not None and include_hosts:
@@ -292,6 +298,14 @@ class _SnapshotCollector(Collector):
         for reason in CloseReason:
             evicted.add_metric([reason.value], snapshot.flows_closed.get(reason.value, 0))
         yield evicted
+        scan = CounterMetricFamily(
+            f"{name}_scan_sources_evicted",
+            "Sources the scan detector let go: overwritten on probation (one destination), or out of the tracked table",
+            labels=["table"],
+        )
+        for table in ("probation", "tracked"):
+            scan.add_metric([table], snapshot.scan_sources_evicted.get(table, 0))
+        yield scan
         hosts = GaugeMetricFamily(
             f"{name}_hosts",
             "Hosts seen in SMB by role, highest negotiated dialect and SMB1 use",

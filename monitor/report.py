@@ -75,6 +75,11 @@ def _stats(analysis: Analysis) -> dict[str, Any]:
         "connections_not_listed": analysis.inventory.records_dropped,
         "alerts": dict(sorted(pipeline.detector.counts.items())),
         "smb1_allowed_connections": pipeline.detector.smb1_allowed,
+        "scan_sources": {
+            "tracked": pipeline.detector.scan_sources_tracked,
+            "evicted_from_probation": pipeline.detector.scan_sources_displaced,
+            "evicted_from_tracked": pipeline.detector.scan_sources_forgotten,
+        },
         "alerts_not_listed": pipeline.detector.alerts_dropped,
         "files": [source.describe() for source in analysis.sources],
     }

@@ -129,7 +129,7 @@ def test_scan_needs_many_distinct_destinations_within_the_window() -> None:
 
 
 def test_scan_tracking_memory_is_flat_under_a_source_flood() -> None:
-    settings = DetectionSettings(max_scan_sources=10_000)
+    settings = DetectionSettings(max_scan_sources=10_000, scan_probation_slots=8_192)  # full before the warm-up ends
     detector = Detector(settings)
     rng = random.Random(1)
     tracemalloc.start()
@@ -142,9 +142,29 @@ def test_scan_tracking_memory_is_flat_under_a_source_flood() -> None:
         at_end = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    assert len(detector._scan_sources) == 10_000
-    assert detector.scan_sources_forgotten >= 980_000
+    # One destination each: they only overwrite probation slots, never the tracked table.
+    assert len(detector._scan_sources) == 0 and detector.scan_sources_forgotten == 0
+    assert detector.scan_sources_displaced >= 900_000
     assert at_end < after_warmup * 1.1  # flat: 900,000 more sources cost nothing more
+
+
+def test_a_scanner_hidden_in_a_random_source_flood_alerts() -> None:
+    """Issue 15's evasion, scaled down: between two of the scanner's 30 attempts come more flood
+    sources than the tracked table holds, which flushed a least-recently-used table every time."""
+    settings = DetectionSettings(max_scan_sources=1_000, scan_probation_slots=4_096)
+    detector = Detector(settings)
+    rng = random.Random(15)
+    ts = 0.0
+    for target in range(30):
+        for _ in range(2_048):  # twice the tracked table, half the probation slots
+            ts += 0.001
+            source = socket.inet_ntoa(rng.getrandbits(32).to_bytes(4, "big"))
+            detector.connection_attempt(ConnectionRef.between(source, f"198.51.100.{rng.randrange(1, 200)}", 445), ts)
+        detector.connection_attempt(ConnectionRef.between("203.0.113.66", f"192.0.2.{target + 1}", 445), ts)
+    [alert] = [alert for alert in detector.alerts if alert.kind == ALERT_SCAN_445]
+    assert alert.src == "203.0.113.66" and alert.detail["distinct_destinations"] == 25
+    assert len(detector._scan_sources) <= 1_000 and detector.scan_sources_displaced > 50_000
+    assert ts < settings.scan_window  # all within one window, as in the flood
 
 
 def test_scan_alert_on_the_sweep_names_the_scanner() -> None:
