@@ -29,7 +29,7 @@ from monitor.config import (
 from monitor.detect import DetectionSettings, Detector, parse_networks
 from monitor.exporter import Exporter
 from monitor.flows import FlowLimits
-from monitor.inventory import Inventory
+from monitor.inventory import DEFAULT_MAX_HOSTS, Inventory
 from monitor.log import LOG_FORMATS, configure_logger
 from monitor.pipeline import Pipeline
 from monitor.report import Analysis, SourceResult, build_smb1_report, write_json, write_smb1_table, write_table
@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="connection records listed in the report (kept on disk); hosts always count all (default: %(default)s)",
     )
     analyze.add_argument(
+        "--max-hosts",
+        type=int,
+        default=DEFAULT_MAX_HOSTS,
+        help="hosts listed (about 0.7 KiB each); more are counted, not listed (default: %(default)s)",
+    )
+    analyze.add_argument(
         "--smb1-allow",
         action="append",
         default=[],
@@ -101,10 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def analyze_files(
-    paths: Sequence[str], limits: FlowLimits, max_connections: int, settings: DetectionSettings | None = None
+    paths: Sequence[str],
+    limits: FlowLimits,
+    max_connections: int,
+    settings: DetectionSettings | None = None,
+    max_hosts: int = DEFAULT_MAX_HOSTS,
 ) -> Analysis:
     """Run every file through one pipeline (flows continue across files, as in rotated captures)."""
-    inventory = Inventory(max_records=max_connections)
+    inventory = Inventory(max_records=max_connections, max_hosts=max_hosts)
     pipeline = Pipeline(limits, sinks=[inventory], detector=Detector(settings))
     analysis = Analysis(pipeline=pipeline, inventory=inventory)
     for path in paths:
@@ -123,7 +133,7 @@ def analyze_files(
 def run_analyze(args: argparse.Namespace) -> int:
     limits = FlowLimits(max_flows=args.max_flows)
     settings = DetectionSettings(smb1_allow=tuple(args.smb1_allow))
-    analysis = analyze_files(args.files, limits, args.max_connections, settings)
+    analysis = analyze_files(args.files, limits, args.max_connections, settings, args.max_hosts)
     for source in analysis.sources:
         if source.error:
             print(f"smbwatch: error: {source.error}", file=sys.stderr)
@@ -243,8 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sniff":
         return run_sniff(args)
     if args.command == "analyze":
-        if args.max_flows < 1 or args.max_connections < 0:
-            print("smbwatch: error: --max-flows must be >= 1 and --max-connections >= 0", file=sys.stderr)
+        if args.max_flows < 1 or args.max_connections < 0 or args.max_hosts < 1:
+            print("smbwatch: error: --max-flows and --max-hosts must be >= 1, --max-connections >= 0", file=sys.stderr)
             return EXIT_USAGE
         try:
             parse_networks(args.smb1_allow)

@@ -17,6 +17,7 @@ from typing import Any
 from monitor.capture import DEFAULT_FILTER as DEFAULT_BPF_FILTER
 from monitor.detect import DetectionSettings, parse_networks
 from monitor.flows import FlowLimits
+from monitor.inventory import DEFAULT_MAX_HOSTS
 
 # The exporter range 9100-9999 of Prometheus' port allocation list is used up, so no number in it is
 # free; 10445 stays clear of registered exporters and echoes SMB's own port 445.
@@ -55,12 +56,20 @@ class LoggingConfig:
 
 
 @dataclass(slots=True)
+class LimitsConfig:
+    """Caps on what the sensor remembers beyond the flow table and the detectors."""
+
+    max_hosts: int = DEFAULT_MAX_HOSTS  # hosts listed (about 0.7 KiB each); more are counted, not listed
+
+
+@dataclass(slots=True)
 class SensorConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     exporter: ExporterConfig = field(default_factory=ExporterConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     flows: FlowLimits = field(default_factory=FlowLimits)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
 
 _SECTIONS = {
@@ -69,6 +78,7 @@ _SECTIONS = {
     "logging": LoggingConfig,
     "detection": DetectionSettings,
     "flows": FlowLimits,
+    "limits": LimitsConfig,
 }
 
 
@@ -146,6 +156,8 @@ def validate(config: SensorConfig) -> None:
     parse_listen_address(config.exporter.listen_address, "exporter.listen_address")
     if bool(config.exporter.tls_cert_file) != bool(config.exporter.tls_key_file):
         raise ConfigError("exporter.tls_cert_file and exporter.tls_key_file: give both or neither")
+    if config.limits.max_hosts < 1:
+        raise ConfigError("limits.max_hosts: must be at least 1")
     if config.flows.max_flows < 1:
         raise ConfigError("flows.max_flows: must be at least 1")
     if config.capture.buffer_mb < 1:

@@ -11,12 +11,13 @@ import json
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from dissectors.constants import SMB1_DIALECT_SMB_2_002, SMB1_DIALECT_SMB_2_WILDCARD
 from dissectors.records import AnomalyKind
+from monitor.cardinality import DistinctCounter
 from monitor.pipeline import ConnectionRecord, Endpoints
 from monitor.session import SmbConnection
 from monitor.uses import USE_REFUSED
@@ -24,6 +25,8 @@ from monitor.uses import USE_REFUSED
 # Order of SMB2/3 dialects from oldest to newest, for "highest dialect" questions.
 SMB2_DIALECT_ORDER = ("2.0.2", "2.1", "2.2.2", "2.2.4", "3.0", "3.0.2", "3.1", "3.1.1")
 SMB2_WILDCARD_RANK = 9  # below every named SMB2/3 dialect (ranked 10 and up), above SMB1 (0)
+# Hosts listed: about 0.7 KiB each, so the default keeps a whole analysis or sensor well under 200 MiB.
+DEFAULT_MAX_HOSTS = 100_000
 MAX_PEERS_PER_HOST = 4096
 MAX_HINTS_PER_HOST = 16
 MAX_SMB1_PAIRS = 100_000
@@ -45,6 +48,24 @@ HINT_FROM_OTHER = 8
 
 # The dialect strings of an SMB1 NEGOTIATE that announce SMB2 ([MS-SMB2] 3.2.4.2.2.1), as SMB2 dialects.
 SMB1_NEGOTIATE_SMB2 = {SMB1_DIALECT_SMB_2_002: "2.0.2", SMB1_DIALECT_SMB_2_WILDCARD: "2.???"}
+
+
+# Distinct dialect sets shared between hosts; past this many, new sets are simply not shared.
+MAX_SHARED_DIALECT_SETS = 4096
+_shared_dialect_sets: dict[frozenset[str], frozenset[str]] = {}
+
+
+def with_dialects(dialects: frozenset[str], more: Iterable[str]) -> frozenset[str]:
+    """`dialects` with `more` added, as a set shared by every host that has the same dialects."""
+    combined = dialects.union(more)
+    if combined == dialects:
+        return dialects
+    shared = _shared_dialect_sets.get(combined)
+    if shared is not None:
+        return shared
+    if len(_shared_dialect_sets) < MAX_SHARED_DIALECT_SETS:
+        _shared_dialect_sets[combined] = combined
+    return combined
 
 
 def dialect_order(dialect: str) -> tuple[int, str]:
@@ -73,17 +94,19 @@ class HostFacts:
     ip: str
     connections_as_client: int = 0
     connections_as_server: int = 0
-    dialects_as_client: set[str] = field(default_factory=set)
-    dialects_as_server: set[str] = field(default_factory=set)
-    offered_as_client: set[str] = field(default_factory=set)
+    # Dialect sets are shared between hosts (`with_dialects`): a million hosts speak a handful of sets.
+    dialects_as_client: frozenset[str] = frozenset()
+    dialects_as_server: frozenset[str] = frozenset()
+    offered_as_client: frozenset[str] = frozenset()
     smb1: bool = False
     smb1_offered: bool = False
-    peers: set[str] = field(default_factory=set)
+    # Most hosts have one peer: kept as that address until a second one comes (a set then).
+    _peers: str | set[str] | None = None
     peers_dropped: bool = False
     # What the host said about itself: NTLM versions, SMB1 native OS strings (with where each was
     # seen: HINT_* bits), and names it announced.
-    os_hints: dict[str, int] = field(default_factory=dict)
-    names: dict[str, None] = field(default_factory=dict)
+    os_hints: dict[str, int] | None = None  # created with the first hint: most hosts give none
+    names: dict[str, None] | None = None
     implausible_hints: int = 0
 
     def add_hints(self, hints: dict[str, str], as_server: bool = False, from_attack: bool = False) -> None:
@@ -91,6 +114,8 @@ class HostFacts:
         seen |= HINT_FROM_ATTACK if from_attack else HINT_FROM_OTHER
         for key, value in hints.items():
             if key in NAME_HINTS:  # names are kept exactly as sent (escaped only for the terminal)
+                if self.names is None:
+                    self.names = {}
                 if len(self.names) < MAX_HINTS_PER_HOST:
                     self.names.setdefault(value)
                 continue
@@ -98,6 +123,8 @@ class HostFacts:
                 self.implausible_hints += 1
                 continue
             text = f"{HINT_LABELS.get(key, key)} {value}"
+            if self.os_hints is None:
+                self.os_hints = {}
             if text in self.os_hints:
                 self.os_hints[text] |= seen
             elif len(self.os_hints) < MAX_HINTS_PER_HOST:
@@ -106,9 +133,12 @@ class HostFacts:
     def ranked_os_hints(self) -> list[str]:
         """Hints the host gave as a server first, then as a client; those only seen in attack
         traffic last."""
-        return sorted(self.os_hints, key=lambda text: _hint_rank(self.os_hints[text]))
+        hints = self.os_hints or {}
+        return sorted(hints, key=lambda text: _hint_rank(hints[text]))
 
     def describe_os_hints(self) -> list[dict[str, Any]]:
+        if not self.os_hints:
+            return []
         return [
             {
                 "hint": text,
@@ -120,10 +150,21 @@ class HostFacts:
         ]
 
     def add_peer(self, peer: str) -> None:
-        if len(self.peers) < MAX_PEERS_PER_HOST:
-            self.peers.add(peer)
-        elif peer not in self.peers:
+        peers = self._peers
+        if peers is None:
+            self._peers = peer
+        elif isinstance(peers, str):
+            if peer != peers:
+                self._peers = {peers, peer}
+        elif len(peers) < MAX_PEERS_PER_HOST:
+            peers.add(peer)
+        elif peer not in peers:
             self.peers_dropped = True
+
+    @property
+    def peer_count(self) -> int:
+        peers = self._peers
+        return 0 if peers is None else 1 if isinstance(peers, str) else len(peers)
 
     def describe(self) -> dict[str, Any]:
         roles = [
@@ -144,12 +185,12 @@ class HostFacts:
             "highest_dialect": highest,
             "smb1": self.smb1,
             "smb1_offered": self.smb1_offered,
-            "peers": len(self.peers),
+            "peers": self.peer_count,
             "peers_capped": self.peers_dropped,
             # Hints only: a client may claim any version or name.
             "os_hints": self.ranked_os_hints(),
             "os_hint_sources": self.describe_os_hints(),
-            "names": list(self.names),
+            "names": list(self.names or ()),
         }
 
 
@@ -250,10 +291,11 @@ class ConnectionLog:
 class Inventory:
     """A connection sink: logs up to `max_records` connection records and keeps every host's facts."""
 
-    def __init__(self, max_records: int = 1_000_000, max_hosts: int = 1_000_000) -> None:
+    def __init__(self, max_records: int = 1_000_000, max_hosts: int = DEFAULT_MAX_HOSTS) -> None:
         self.max_records = max_records
         self.max_hosts = max_hosts
-        self.hosts_dropped = 0
+        self.hosts_dropped = 0  # connection ends (client or server) whose host was past the cap
+        self._hosts_not_listed = DistinctCounter()
         self.connections = ConnectionLog()
         self.records_dropped = 0
         self.hosts: dict[str, HostFacts] = {}
@@ -278,9 +320,9 @@ class Inventory:
         server.add_peer(client_ip)
         dialect = record["dialect"]
         if dialect is not None:
-            client.dialects_as_client.add(dialect)
-            server.dialects_as_server.add(dialect)
-        client.offered_as_client.update(record["dialects_offered"])
+            client.dialects_as_client = with_dialects(client.dialects_as_client, (dialect,))
+            server.dialects_as_server = with_dialects(server.dialects_as_server, (dialect,))
+        client.offered_as_client = with_dialects(client.offered_as_client, record["dialects_offered"])
         if record["smb1_used"]:
             client.smb1 = server.smb1 = True
         if record["smb1_used"] or (record["smb1_offered"] and USE_REFUSED in record["uses"]):
@@ -298,6 +340,7 @@ class Inventory:
         if facts is None:
             if len(self.hosts) >= self.max_hosts:
                 self.hosts_dropped += 1
+                self._hosts_not_listed.add(ip.encode())
                 return None
             facts = self.hosts[ip] = HostFacts(ip)
         return facts
@@ -308,8 +351,8 @@ class Inventory:
         client, server = self._host(endpoints.client_ip), self._host(endpoints.server_ip)
         if client is None or server is None or connection.dialect is None:
             return
-        client.dialects_as_client.add(connection.dialect)
-        server.dialects_as_server.add(connection.dialect)
+        client.dialects_as_client = with_dialects(client.dialects_as_client, (connection.dialect,))
+        server.dialects_as_server = with_dialects(server.dialects_as_server, (connection.dialect,))
 
     def smb1_used(self, endpoints: Endpoints, connection: SmbConnection, ts: float) -> None:
         client, server = self._host(endpoints.client_ip), self._host(endpoints.server_ip)
@@ -380,6 +423,11 @@ class Inventory:
         if implausible:
             counts[AnomalyKind.IMPLAUSIBLE_HOST_HINT] = implausible
         return counts
+
+    @property
+    def hosts_not_listed(self) -> int:
+        """About how many distinct hosts came past the cap (counted, not listed; within ~2 %)."""
+        return self._hosts_not_listed.estimate() if self.hosts_dropped else 0
 
     def describe_hosts(self) -> list[dict[str, Any]]:
         return [self.hosts[ip].describe() for ip in sorted(self.hosts, key=_ip_sort_key)]

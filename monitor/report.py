@@ -73,6 +73,7 @@ def _stats(analysis: Analysis) -> dict[str, Any]:
             "without_smb": pipeline.connections_without_smb,
         },
         "connections_not_listed": analysis.inventory.records_dropped,
+        "hosts_not_listed": analysis.inventory.hosts_not_listed,
         "alerts": dict(sorted(pipeline.detector.counts.items())),
         "smb1_allowed_connections": pipeline.detector.smb1_allowed,
         "scan_sources": {
@@ -227,6 +228,8 @@ def write_table(analysis: Analysis, out: TextIO) -> None:
     )
     if stats["anomalies"]:
         out.write("anomalies: " + ", ".join(f"{kind} {count}" for kind, count in stats["anomalies"].items()) + "\n")
+    if stats["hosts_not_listed"]:
+        out.write(f"{stats['hosts_not_listed']} more hosts, counted but not listed (host cap, --max-hosts)\n")
     if stats["connections_not_listed"]:
         out.write(f"{stats['connections_not_listed']} connections not listed (record cap); hosts include them\n")
 

@@ -31,8 +31,6 @@ REFRESH_INTERVAL = 1.0  # seconds of wall time between metric snapshots
 # The host counts walk the whole host table: once per usual scrape interval is enough for a slow-moving gauge.
 HOSTS_REFRESH_INTERVAL = 15.0
 HEARTBEAT = 0.25  # longest a source stays silent, so stop() and refreshes happen on an idle link
-# A live sensor keeps no connection records (the event log has them); hosts are capped.
-MAX_LIVE_HOSTS = 100_000
 
 
 class FrameSource(Protocol):
@@ -124,7 +122,7 @@ def build_parts(config: SensorConfig, registry: CollectorRegistry, logger: Any, 
         registry, version, host_series=config.exporter.host_series, max_host_series=config.exporter.max_host_series
     )
     events = EventLog(logger)
-    inventory = Inventory(max_records=0, max_hosts=MAX_LIVE_HOSTS)
+    inventory = Inventory(max_records=0, max_hosts=config.limits.max_hosts)
     detector = Detector(config.detection, sinks=[metrics.alert, events.alert], keep_alerts=False)
     pipeline = Pipeline(
         config.flows,

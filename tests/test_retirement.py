@@ -25,8 +25,8 @@ def hosts_of(*names: str) -> dict[str, dict]:
 
 def facts(ip: str, offered: set[str] = frozenset(), accepted: set[str] = frozenset()) -> HostFacts:
     host = HostFacts(ip)
-    host.offered_as_client.update(offered)
-    host.dialects_as_server.update(accepted)
+    host.offered_as_client = frozenset(offered)
+    host.dialects_as_server = frozenset(accepted)
     return host
 
 
@@ -282,7 +282,7 @@ def test_implausible_hints_are_dropped_and_counted() -> None:
             "workstation": "PC\x01",  # a name: kept exactly as sent
         }
     )
-    assert host.os_hints == {} and host.implausible_hints == 3 and host.names == {"PC\x01": None}
+    assert not host.os_hints and host.implausible_hints == 3 and host.names == {"PC\x01": None}
     inventory = Inventory()
     inventory.hosts["10.0.0.7"] = host
     assert inventory.anomalies()[AnomalyKind.IMPLAUSIBLE_HOST_HINT] == 3

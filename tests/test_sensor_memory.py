@@ -55,7 +55,12 @@ def test_memory_is_flat_over_a_long_run() -> None:
     config = SensorConfig()
     config.flows = replace(config.flows, max_flows=CAP)
     config.detection = replace(
-        config.detection, max_tracked_pairs=CAP, max_scan_sources=CAP, max_bruteforce_pairs=CAP, max_grooming_pairs=CAP
+        config.detection,
+        max_tracked_pairs=CAP,
+        max_scan_sources=CAP,
+        scan_probation_slots=CAP,
+        max_bruteforce_pairs=CAP,
+        max_grooming_pairs=CAP,
     )
     parts = build_parts(config, CollectorRegistry(), NullLogger(), "test")
     parts.inventory.max_hosts = CAP
