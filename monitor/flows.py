@@ -65,6 +65,10 @@ class FlowLimits:
     """Caps and timeouts; defaults follow Suricata's and Zeek's flow handling."""
 
     max_flows: int = 50_000
+    # Connection attempts that have seen nothing but the client's SYN wait in a compact table (about
+    # 0.3 KiB each, no per-connection objects) until an answer or data makes them flows: a SYN flood
+    # then costs a few dict operations a packet, and cannot push real connections out of the flow table.
+    max_half_open: int = 100_000
     # Out-of-order bytes and segments held per direction before the earliest hole is declared a gap.
     max_out_of_order_bytes: int = 256 * 1024
     max_out_of_order_segments: int = 1024
@@ -237,8 +241,13 @@ for _half in _FINISHED_HALVES:
 
 EventSink = Callable[[Flow, Direction, list[StreamEvent], float], None]
 CloseSink = Callable[[Flow, CloseReason], None]
-OpenSink = Callable[[Flow, float], None]
+# A first-seen connection: client, server, packet time (a SYN, or a flow picked up without one).
+OpenSink = Callable[[tuple[bytes, int], tuple[bytes, int], float], None]
+# A connection attempt that never became a flow ended: client, server, and whether it failed
+# (reset or no answer) rather than being forgotten for want of room.
+AttemptEndSink = Callable[[tuple[bytes, int], tuple[bytes, int], bool], None]
 TickSink = Callable[[float], None]
+HalfOpenKey = tuple[bytes, int, bytes, int]  # the SYN's source address and port, destination address and port
 
 
 class FlowTable:
@@ -251,16 +260,22 @@ class FlowTable:
         on_close: CloseSink,
         on_open: OpenSink | None = None,
         on_tick: TickSink | None = None,
+        on_attempt_end: AttemptEndSink | None = None,
     ) -> None:
         self.limits = limits
         self._on_open = on_open
         self._on_tick = on_tick
+        self._on_attempt_end = on_attempt_end
         self._on_events = on_events
         self._on_close = on_close
         self._by_tuple: dict[tuple[bytes, int, bytes, int], tuple[Flow, Direction]] = {}
         # IPv4 flows by their addresses and ports as they appear on the wire (see monitor/fastpath.py).
         self.wire_index: dict[bytes, tuple[Flow, Direction]] = {}
         self._flows: dict[int, Flow] = {}
+        # Attempts with only a SYN seen: SYN key -> (packet time, ISN), oldest first (see max_half_open).
+        self._half_open: dict[HalfOpenKey, tuple[float, int]] = {}
+        self.half_open_promoted = 0  # attempts that became flows
+        self.half_open_evicted = 0  # attempts forgotten for want of room (counted as table_full too)
         # Flows holding segments behind a hole, by id: the ticks give those holes up when due.
         self._holes: dict[int, Flow] = {}
         # Packet time of the next housekeeping (a tick, and the sweep when that is due too).
@@ -275,18 +290,44 @@ class FlowTable:
     def __len__(self) -> int:
         return len(self._flows)
 
+    @property
+    def half_open(self) -> int:
+        """Connection attempts waiting for an answer (not flows yet)."""
+        return len(self._half_open)
+
     def flows(self) -> list[Flow]:
         return list(self._flows.values())
 
     def process(self, ts: float, segment: TcpSegment) -> None:
         if ts >= self.next_housekeeping:
             self.housekeeping(ts)
-        entry = self._by_tuple.get((segment.src, segment.sport, segment.dst, segment.dport))
+        key = (segment.src, segment.sport, segment.dst, segment.dport)
+        entry = self._by_tuple.get(key)
         flags = segment.flags
         if entry is None:
-            if flags & TCP_RST:
-                return  # a reset for a connection never seen opens nothing
-            entry = self._create(ts, segment)
+            half_open = self._half_open
+            if (
+                flags & TCP_SYN
+                and not flags & (TCP_ACK | TCP_RST)
+                and not segment.payload
+                and (segment.dst, segment.dport, segment.src, segment.sport) not in half_open
+            ):
+                self._syn(ts, key, segment.seq)
+                return
+            if half_open:
+                # The answer to a waiting SYN (SYN+ACK, RST), or the client going on after it.
+                reverse = (segment.dst, segment.dport, segment.src, segment.sport)
+                syn_key = reverse if reverse in half_open else key if key in half_open else None
+                if syn_key is not None:
+                    syn_ts, isn = half_open.pop(syn_key)
+                    if flags & TCP_RST:
+                        self._attempt_ended(syn_key, CloseReason.CLOSED, True)
+                        return
+                    entry = self._promote(syn_key, syn_ts, isn, key)
+            if entry is None:
+                if flags & TCP_RST:
+                    return  # a reset for a connection never seen opens nothing
+                entry = self._create(ts, segment)
         elif (
             flags & TCP_SYN and not flags & TCP_ACK and entry[1] == _C2S and self._is_new_connection(entry[0], segment)
         ):
@@ -321,6 +362,48 @@ class FlowTable:
             return
         self._data(flow, half, direction, segment.seq, payload, segment.missing, ts)
 
+    def _syn(self, ts: float, key: HalfOpenKey, seq: int) -> None:
+        """A client SYN for no known flow: an attempt, kept compactly until answered."""
+        half_open = self._half_open
+        if key in half_open:
+            return  # a retransmitted SYN: the first one's time stays
+        half_open[key] = (ts, seq)
+        self.created += 1
+        if self._on_open is not None:
+            self._on_open((key[0], key[1]), (key[2], key[3]), ts)
+        if len(half_open) > self.limits.max_half_open:
+            oldest = next(iter(half_open))
+            del half_open[oldest]
+            self.half_open_evicted += 1
+            self._attempt_ended(oldest, CloseReason.TABLE_FULL, False)
+
+    def _attempt_ended(self, key: HalfOpenKey, reason: CloseReason, failed: bool) -> None:
+        self.closed[reason] += 1
+        if self._on_attempt_end is not None:
+            self._on_attempt_end((key[0], key[1]), (key[2], key[3]), failed)
+
+    def _promote(self, syn_key: HalfOpenKey, syn_ts: float, isn: int, key: HalfOpenKey) -> tuple[Flow, Direction]:
+        """An answered (or continued) attempt becomes a flow, as if it had been one since its SYN."""
+        if len(self._flows) >= self.limits.max_flows:
+            self._make_room(syn_ts)
+        client, server = (syn_key[0], syn_key[1]), (syn_key[2], syn_key[3])
+        flow = Flow(client, server, syn_ts, True)
+        flow.halves[0].next_seq = (isn + 1) & SEQ_MASK
+        self.half_open_promoted += 1
+        self._register(flow)
+        return self._by_tuple[key]
+
+    def _expire_half_open(self, now: float) -> None:
+        """Attempts unanswered past the opening timeout failed (oldest first: the table is in time order)."""
+        half_open = self._half_open
+        horizon = now - self.limits.opening_timeout
+        while half_open:
+            oldest = next(iter(half_open))
+            if half_open[oldest][0] >= horizon:
+                return
+            del half_open[oldest]
+            self._attempt_ended(oldest, CloseReason.IDLE, True)
+
     def _is_new_connection(self, flow: Flow, segment: TcpSegment) -> bool:
         """A client SYN on a known flow: a new connection reusing the ports, or the same one's SYN again?"""
         if flow.state is _CLOSED_FIN or flow.state is _RESET:
@@ -352,7 +435,12 @@ class FlowTable:
         flow = Flow(client, server, ts, syn_seen)
         self.created += 1
         if self._on_open is not None:
-            self._on_open(flow, ts)
+            self._on_open(client, server, ts)
+        self._register(flow)
+        return self._by_tuple[(segment.src, segment.sport, segment.dst, segment.dport)]
+
+    def _register(self, flow: Flow) -> None:
+        client, server = flow.client, flow.server
         self._flows[id(flow)] = flow
         forward = (client[0], client[1], server[0], server[1])
         backward = (server[0], server[1], client[0], client[1])
@@ -361,7 +449,6 @@ class FlowTable:
         if len(client[0]) == 4:
             self.wire_index[wire_key(client, server)] = (flow, _C2S)
             self.wire_index[wire_key(server, client)] = (flow, _S2C)
-        return self._by_tuple[(segment.src, segment.sport, segment.dst, segment.dport)]
 
     def _segment(self, flow: Flow, direction: Direction, segment: TcpSegment, ts: float) -> None:
         """A segment with SYN, RST or FIN set."""
@@ -591,6 +678,8 @@ class FlowTable:
         """Evict flows idle past their state's timeout, by packet time."""
         limits = self.limits
         self._next_sweep = now + limits.sweep_interval
+        if self._half_open:
+            self._expire_half_open(now)
         expired = []
         for flow in self._flows.values():
             idle = now - flow.last_ts
@@ -620,7 +709,10 @@ class FlowTable:
             self._remove(flow, CloseReason.TABLE_FULL)
 
     def close_all(self) -> None:
-        """End of input: every flow is finished with what was seen."""
+        """End of input: every flow is finished with what was seen; waiting attempts got no answer."""
+        for key in list(self._half_open):
+            self._attempt_ended(key, CloseReason.END_OF_INPUT, True)
+        self._half_open.clear()
         for flow in list(self._flows.values()):
             reason = (
                 CloseReason.CLOSED

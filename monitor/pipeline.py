@@ -78,7 +78,9 @@ class Pipeline:
         observers: Iterable[PipelineObserver] = (),
     ) -> None:
         self.decoder = Decoder()
-        self.flows = FlowTable(limits or FlowLimits(), self._on_events, self._on_close, self._on_open, self._on_tick)
+        self.flows = FlowTable(
+            limits or FlowLimits(), self._on_events, self._on_close, self._on_open, self._on_tick, self._on_attempt_end
+        )
         # Off only to check that it changes nothing (tests/test_fastpath.py).
         self.fastpath = FastPath(self.flows, enabled=fast_path)
         self.sinks = list(sinks)
@@ -213,9 +215,14 @@ class Pipeline:
             connection, self.detector.smb1_used(connection_ref(flow, connection.source_file), ts, evidence)
         )
 
-    def _on_open(self, flow: Flow, ts: float) -> None:
-        if flow.server[1] in SMB_PORTS:
-            self.detector.connection_attempt(connection_ref(flow, self.source_file), ts)
+    def _on_open(self, client: tuple[bytes, int], server: tuple[bytes, int], ts: float) -> None:
+        if server[1] in SMB_PORTS:
+            self.detector.connection_attempt(ConnectionRef(client, server, ts, self.source_file), ts)
+
+    def _on_attempt_end(self, client: tuple[bytes, int], server: tuple[bytes, int], failed: bool) -> None:
+        """An attempt that never became a flow (no answer, or reset): no SMB crossed it."""
+        self.detector.attempt_ended(format_ip(client[0]), failed)
+        self.connections_without_smb += 1
 
     def _on_close(self, flow: Flow, reason: CloseReason) -> None:
         # A failed attempt: no answer (never established) or a reset before any data.

@@ -71,6 +71,12 @@ def _stats(analysis: Analysis) -> dict[str, Any]:
                 reason.value: count for reason, count in sorted(flows.closed.items(), key=lambda kv: kv[0].value)
             },
             "without_smb": pipeline.connections_without_smb,
+            # Attempts that saw only a SYN are kept compactly until answered (FlowLimits.max_half_open).
+            "half_open": {
+                "waiting": flows.half_open,
+                "promoted": flows.half_open_promoted,
+                "evicted": flows.half_open_evicted,
+            },
         },
         "connections_not_listed": analysis.inventory.records_dropped,
         "hosts_not_listed": analysis.inventory.hosts_not_listed,

@@ -195,7 +195,7 @@ def test_idle_flows_are_evicted_by_packet_time() -> None:
 
 def test_flow_table_cap_evicts_the_oldest() -> None:
     limits = FlowLimits(max_flows=100)
-    template = SESSION[0][1]
+    template = SESSION[data_indexes(CLIENT)[0]][1]  # data: each picked up as a flow of its own
     pipeline = Pipeline(limits)
     for i in range(1000):
         src = bytes([198, 51, i >> 8, i & 0xFF])
@@ -228,3 +228,38 @@ def test_out_of_order_anomalies_are_counted_once() -> None:
     for kind in ("overlap_data_differs", "out_of_order_buffer_full"):
         assert totals.get(kind, 0) == per_connection.get(kind, 0)
     assert per_connection["out_of_order_buffer_full"] == 2  # the two segments that arrived early
+
+
+def test_syn_only_attempts_wait_in_the_half_open_table() -> None:
+    """A SYN flood fills only the compact half-open table: flows are made when an answer comes."""
+    limits = FlowLimits(max_flows=10, max_half_open=1_000)
+    syn = SESSION[0][1]
+    assert syn.flags & TCP_SYN and not syn.flags & TCP_ACK
+    pipeline = Pipeline(limits)
+    for i in range(5_000):
+        pipeline.flows.process(i / 1000, syn._replace(src=bytes([198, 51, i >> 8, i & 0xFF])))
+    flows = pipeline.flows
+    assert len(flows) == 0 and flows.half_open == 1_000 and flows.half_open_evicted == 4_000
+    assert flows.created == 5_000 and flows.closed[CloseReason.TABLE_FULL] == 4_000
+    # The real session after the flood: its SYN waits, its SYN+ACK makes the flow, which sees SMB.
+    records: list[ConnectionRecord] = []
+    pipeline.sinks.append(records.append)
+    for ts, segment in SESSION:
+        pipeline.flows.process(10.0 + ts, segment)
+    pipeline.finish()
+    assert flows.half_open_promoted == 1 and len(records) == 1 and records[0]["dialect"]
+    assert not records[0]["midstream"] and records[0]["first_seen"] == 10.0 + SESSION[0][0]
+    # The waiting attempts got no answer by the end: failed, no SMB, counted once.
+    expired = flows.closed[CloseReason.IDLE] + flows.closed[CloseReason.END_OF_INPUT]
+    assert flows.half_open == 0 and expired >= 1_000
+    assert pipeline.connections_without_smb == 5_000
+
+
+def test_a_reset_answer_ends_the_attempt_as_failed() -> None:
+    syn = SESSION[0][1]
+    pipeline = Pipeline(FlowLimits())
+    pipeline.flows.process(0.0, syn)
+    reset = syn._replace(src=syn.dst, sport=syn.dport, dst=syn.src, dport=syn.sport, flags=TCP_RST | TCP_ACK)
+    pipeline.flows.process(0.001, reset)
+    assert pipeline.flows.half_open == 0 and len(pipeline.flows) == 0
+    assert pipeline.flows.closed[CloseReason.CLOSED] == 1 and pipeline.connections_without_smb == 1
