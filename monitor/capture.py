@@ -178,7 +178,6 @@ class CaptureFile:
         unpack = record.unpack_from
         position = 24
         buf = chunks.buf
-        frames = 0
         try:
             while True:
                 if len(buf) - position < 16:
@@ -192,7 +191,7 @@ class CaptureFile:
                 if captured > MAX_RECORD_BYTES:
                     raise CaptureError(
                         self.name,
-                        f"corrupt record {frames + 1}: claims {captured} bytes",
+                        f"corrupt record {self.frames + 1}: claims {captured} bytes",
                         chunks.base + position,
                     )
                 end = position + 16 + captured
@@ -201,12 +200,12 @@ class CaptureFile:
                     buf = chunks.buf
                     end = 16 + captured
                     if end > len(buf):
-                        raise self._truncated(chunks, position, f"record {frames + 1}")
-                frames += 1
+                        raise self._truncated(chunks, position, f"record {self.frames + 1}")
+                # Counted as it is read, so an error (or an interruption) reports the frames actually read.
+                self.frames += 1
                 yield seconds + fraction * scale, linktype, buf[position + 16 : end]
                 position = end
         finally:
-            self.frames += frames
             chunks.close()
 
     def _read_pcapng(self, chunks: _Chunks) -> Iterator[Frame]:

@@ -15,6 +15,7 @@ PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 UPGRADED = PCAPS / "recorded" / "smb1_offered_upgraded.pcap"
 SMB1 = PCAPS / "recorded" / "smb1_nt1.pcap"
 TRUNCATED = PCAPS / "crafted" / "truncated.pcap"
+BULK = PCAPS / "recorded" / "bulk_3_0_2.pcap"  # 1,102 frames
 
 
 def analyze_json(capsys: pytest.CaptureFixture[str], *files: Path | str) -> tuple[int, dict, str]:
@@ -95,6 +96,33 @@ def test_truncated_capture_reports_what_was_read_and_fails(capsys: pytest.Captur
     assert files[1]["error"] is None
     dialects = [connection["dialect"] for connection in document["connections"]]
     assert "3.1.1" in dialects and "NT LANMAN 1.0" in dialects  # both files' facts are kept
+
+
+def complete_pcap_records(data: bytes) -> int:
+    """How many whole records a classic little-endian pcap prefix holds."""
+    count, position = 0, 24
+    while position + 16 <= len(data):
+        position += 16 + int.from_bytes(data[position + 8 : position + 12], "little")
+        if position > len(data):
+            break
+        count += 1
+    return count
+
+
+def test_truncated_pcap_messages_count_the_frames_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The message said "after 0 frames" for any cut pcap: the count was only updated once reading ended."""
+    status, document, err = analyze_json(capsys, TRUNCATED)
+    frames = document["stats"]["files"][0]["frames"]
+    assert status == 1 and frames == document["stats"]["packets"] == 23
+    assert "record 24 cut short after 23 frames (file truncated)" in err
+    content = BULK.read_bytes()
+    for cut in (24 + 7, len(content) // 3, len(content) // 2 + 5, len(content) - 1):
+        path = tmp_path / f"cut{cut}.pcap"
+        path.write_bytes(content[:cut])
+        status, document, err = analyze_json(capsys, path)
+        expected = complete_pcap_records(content[:cut])
+        assert status == 1 and document["stats"]["files"][0]["frames"] == document["stats"]["packets"] == expected
+        assert f"cut short after {expected} frames (file truncated)" in err
 
 
 def test_missing_and_non_capture_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
