@@ -34,6 +34,7 @@ class SourceResult:
             "linktypes": sorted(self.capture.linktypes),
             "error": str(self.error) if self.error else None,
             "error_offset": self.error.offset if self.error else None,
+            "error_stream_offset": self.error.stream_offset if self.error else None,
         }
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -70,6 +73,7 @@ def test_json_document_contract(capsys: pytest.CaptureFixture[str]) -> None:
             "linktypes": [1],
             "error": None,
             "error_offset": None,
+            "error_stream_offset": None,
         }
     ]
 
@@ -123,6 +127,52 @@ def test_truncated_pcap_messages_count_the_frames_read(tmp_path: Path, capsys: p
         expected = complete_pcap_records(content[:cut])
         assert status == 1 and document["stats"]["files"][0]["frames"] == document["stats"]["packets"] == expected
         assert f"cut short after {expected} frames (file truncated)" in err
+
+
+
+def tshark_frames(path: Path) -> int | None:
+    """Wireshark's count of the frames it read (None where tshark is not installed)."""
+    if shutil.which("tshark") is None:
+        return None
+    result = subprocess.run(["tshark", "-r", str(path)], capture_output=True, text=True, check=False, timeout=120)
+    return len(result.stdout.splitlines())
+
+
+@pytest.mark.parametrize("fraction", [0.03, 0.3, 0.6, 0.9])
+def test_cut_pcap_gz_reports_every_frame_before_the_cut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fraction: float
+) -> None:
+    """A cut .pcap.gz reported 0 packets (tshark read about 500 frames of the same file)."""
+    packed = gzip.compress(BULK.read_bytes(), mtime=0)
+    cut = int(len(packed) * fraction)
+    path = tmp_path / "cut.pcap.gz"
+    path.write_bytes(packed[:cut])
+    prefix = zlib.decompressobj(31).decompress(packed[:cut])
+    expected = complete_pcap_records(prefix)
+    status, document, err = analyze_json(capsys, path)
+    assert status == 1 and expected > 0
+    assert document["stats"]["packets"] == document["stats"]["files"][0]["frames"] == expected
+    [line] = err.splitlines()
+    assert f"gzip data ends early (file truncated) after {expected} frames" in line
+    assert f"at compressed byte {cut}, byte {len(prefix)} of the decompressed capture" in line
+    assert document["stats"]["files"][0]["error_offset"] == cut
+    assert document["stats"]["files"][0]["error_stream_offset"] == len(prefix)
+    assert tshark_frames(path) in (None, expected)
+
+
+def test_corrupt_pcap_gz_reports_the_frames_before_the_damage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    packed = gzip.compress(BULK.read_bytes(), mtime=0)
+    position = len(packed) // 3
+    damaged = bytearray(packed)
+    damaged[position] ^= 0xFF
+    path = tmp_path / "bad.pcap.gz"
+    path.write_bytes(bytes(damaged))
+    status, document, err = analyze_json(capsys, path)
+    before = complete_pcap_records(zlib.decompressobj(31).decompress(packed[:position]))
+    assert status == 1 and len(err.splitlines()) == 1 and str(path) in err
+    assert before <= document["stats"]["packets"] < 1102
 
 
 def test_missing_and_non_capture_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
