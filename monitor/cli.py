@@ -10,12 +10,13 @@ import argparse
 import json
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry
 
-from monitor.capture import CaptureError, CaptureFile, LiveCapture
+from monitor.capture import CaptureError, CaptureFile, LiveCapture, ReadInterrupt, ReadInterrupted
 from monitor.config import (
     DEFAULT_BPF_FILTER,
     DEFAULT_LISTEN_ADDRESS,
@@ -42,6 +43,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 EXIT_OK = 0
 EXIT_INPUT_ERROR = 1
 EXIT_USAGE = 2
+# Stopped by a signal: 128 + its number, as a shell reports it (130 for SIGINT, 143 for SIGTERM).
+EXIT_SIGNAL_BASE = 128
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,29 +95,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def analyze_files(paths: Sequence[str], limits: FlowLimits, max_connections: int) -> Analysis:
-    """Run every file through one pipeline (flows continue across files, as in rotated captures)."""
+def analyze_files(
+    paths: Sequence[str], limits: FlowLimits, max_connections: int, interrupt: ReadInterrupt | None = None
+) -> Analysis:
+    """Run every file through one pipeline (flows continue across files, as in rotated captures).
+
+    A request on `interrupt` stops the reading (the file being read gets an error saying so, later
+    files are not read); what was read is analysed as usual.
+    """
     inventory = Inventory(max_records=max_connections)
     pipeline = Pipeline(limits, sinks=[inventory])
     analysis = Analysis(pipeline=pipeline, inventory=inventory)
     for path in paths:
-        capture = CaptureFile(path)
+        capture = CaptureFile(path, interrupt)
         source = SourceResult(capture)
         analysis.sources.append(source)
         try:
             pipeline.feed(capture)
         except CaptureError as error:
             source.error = error
+        except ReadInterrupted as stop:
+            name = signal.Signals(stop.signum).name
+            source.error = CaptureError(capture.name, f"reading interrupted by {name} after {capture.frames} frames")
+            break
     pipeline.finish()
     return analysis
 
 
+class _StopSignals:
+    """SIGINT and SIGTERM during `analyze`: the first stops the reading (the report of what was read
+    follows), a second one exits at once without a report. Restores the previous handlers on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.interrupt = ReadInterrupt()
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.interrupt.signum is not None:
+            raise SystemExit(EXIT_SIGNAL_BASE + signum)
+        self.interrupt.request(signum)
+
+    def __enter__(self) -> ReadInterrupt:
+        if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self.interrupt
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
 def run_analyze(args: argparse.Namespace) -> int:
     limits = FlowLimits(max_flows=args.max_flows)
-    analysis = analyze_files(args.files, limits, args.max_connections)
-    for source in analysis.sources:
-        if source.error:
-            print(f"smbwatch: error: {source.error}", file=sys.stderr)
+    with _StopSignals() as interrupt:
+        analysis = analyze_files(args.files, limits, args.max_connections, interrupt)
+        for source in analysis.sources:
+            if source.error:
+                print(f"smbwatch: error: {source.error}", file=sys.stderr)
+        write_analysis(analysis, args)
+    if interrupt.signum is not None:
+        return EXIT_SIGNAL_BASE + interrupt.signum
+    return EXIT_INPUT_ERROR if analysis.failed else EXIT_OK
+
+
+def write_analysis(analysis: Analysis, args: argparse.Namespace) -> None:
+    """The report `args` asked for, on standard output."""
     if args.report == "smb1":
         if args.format == "json":
             json.dump(build_smb1_report(analysis), sys.stdout, indent=1)
@@ -125,7 +173,6 @@ def run_analyze(args: argparse.Namespace) -> int:
         write_json(analysis, sys.stdout)
     else:
         write_table(analysis, sys.stdout)
-    return EXIT_INPUT_ERROR if analysis.failed else EXIT_OK
 
 
 # Which configuration key each `sniff` flag overrides.

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import array
+import fcntl
 import gzip
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import termios
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -226,3 +232,77 @@ def test_each_session_lists_the_trees_it_connected(capsys: pytest.CaptureFixture
     ]
     assert main(["analyze", str(UPGRADED)]) == 0
     assert "SUCCESS  IPC$, data" in capsys.readouterr().out  # the sessions table's SHARES column
+
+
+def first_records(data: bytes, count: int) -> bytes:
+    """The file header and the first `count` records of a little-endian classic pcap."""
+    position = 24
+    for _ in range(count):
+        position += 16 + int.from_bytes(data[position + 8 : position + 12], "little")
+    return data[:position]
+
+
+def signal_analyze_on_a_pipe(fed: bytes, signum: int, *args: str) -> tuple[int, str, str]:
+    """`smbwatch analyze ARGS -` fed `fed` through a pipe kept open (as `tcpdump -w - | smbwatch analyze -`
+    waits for more), then sent `signum` once it has read every byte fed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "analyze", *args, "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    output: dict[str, bytes] = {}
+    readers = [
+        threading.Thread(target=lambda name=name, stream=stream: output.__setitem__(name, stream.read()))
+        for name, stream in (("out", process.stdout), ("err", process.stderr))
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        assert process.stdin is not None
+        process.stdin.write(fed)
+        process.stdin.flush()
+        waiting = array.array("i", [0])
+        deadline = time.monotonic() + 30
+        while True:  # until the reader has taken every byte out of the pipe
+            fcntl.ioctl(process.stdin.fileno(), termios.FIONREAD, waiting)
+            if not waiting[0]:
+                break
+            assert time.monotonic() < deadline, "smbwatch did not read its input"
+            time.sleep(0.02)
+        time.sleep(0.2)
+        process.send_signal(signum)
+        status = process.wait(timeout=30)  # standard input still open: no end of file
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stdin.close()  # type: ignore[union-attr]
+        for reader in readers:
+            reader.join(timeout=30)
+    return status, output["out"].decode(), output["err"].decode()
+
+
+def test_sigint_on_a_pipe_reports_what_was_read_and_exits_130() -> None:
+    fed = first_records(UPGRADED.read_bytes(), 12)
+    status, out, err = signal_analyze_on_a_pipe(fed, signal.SIGINT, "--format", "json")
+    assert status == 130, err
+    assert "Traceback" not in err
+    assert err.splitlines() == ["smbwatch: error: <stdin>: reading interrupted by SIGINT after 12 frames"]
+    document = json.loads(out)
+    assert document["stats"]["packets"] == document["stats"]["files"][0]["frames"] == 12
+    [connection] = document["connections"]
+    assert connection["dialect"] == "3.1.1" and connection["end"] == "end_of_input"
+
+
+def test_sigterm_on_a_pipe_prints_the_table_and_exits_143() -> None:
+    fed = first_records(UPGRADED.read_bytes(), 12)
+    status, out, err = signal_analyze_on_a_pipe(fed, signal.SIGTERM)
+    assert status == 143 and "Traceback" not in err and "interrupted by SIGTERM after 12 frames" in err
+    assert "SMB connections (1)" in out and "3.1.1" in out
+    assert "12 packets, 12 on SMB ports" in out
+
+
+def test_analyze_restores_the_signal_handlers(capsys: pytest.CaptureFixture[str]) -> None:
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert main(["analyze", str(SMB1)]) == 0
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
