@@ -238,16 +238,18 @@ def run_sniff(args: argparse.Namespace) -> int:
         return EXIT_INPUT_ERROR
     sensor = Sensor(parts, source, config.logging.statistics_interval)
 
-    def reload(signum: int, frame: object) -> None:
+    def reload() -> None:
         try:
             sensor.reload(load_config(args.config).detection)
         except ConfigError as error:
             parts.events.lifecycle("reload_failed", error=str(error))
 
+    if args.config:
+        sensor.on_reload = reload
     signal.signal(signal.SIGTERM, lambda signum, frame: sensor.stop())
     signal.signal(signal.SIGINT, lambda signum, frame: sensor.stop())
-    if args.config:
-        signal.signal(signal.SIGHUP, reload)
+    # Without --config there is nothing to reload: the sensor says so (SIGHUP's default would kill it).
+    signal.signal(signal.SIGHUP, lambda signum, frame: sensor.request_reload())
     parts.events.lifecycle(
         "start",
         version=__version__,

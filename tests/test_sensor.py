@@ -117,6 +117,22 @@ def test_replay_serves_metrics_reloads_on_sighup_and_stops_on_sigterm(sniffer_fa
     )
 
 
+
+def test_sighup_without_a_configuration_file_is_logged_and_ignored(sniffer_factory) -> None:
+    """SIGHUP's default action killed a sensor started without --config (exit 129, no stop event)."""
+    sniffer = sniffer_factory("--replay", str(PCAPS / "recorded" / "smb3_1_1.pcap"), "--speed", "0")
+    sniffer.wait_for("replay_finished")
+    sniffer.process.send_signal(signal.SIGHUP)
+    skipped = sniffer.wait_for("reload_skipped")
+    assert "--config" in skipped["reason"] and skipped["level"] == "info"
+    sniffer.process.send_signal(signal.SIGHUP)  # and again: still running
+    sniffer.wait_for("reload_skipped")
+    assert sniffer.process.poll() is None
+    sniffer.process.send_signal(signal.SIGTERM)
+    assert sniffer.wait_for("stop", timeout=10)["error"] is None
+    assert sniffer.process.wait(timeout=10) == 0
+
+
 def test_exit_after_replay_and_the_event_stream(sniffer_factory) -> None:
     capture = PCAPS / "crafted" / "eternalblue_patterns.pcap"
     sniffer = sniffer_factory("--replay", str(capture), "--speed", "0", "--exit-after-replay")
