@@ -7,7 +7,9 @@ handed what it needs (limits, sinks, output streams).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -30,7 +32,7 @@ from monitor.config import (
 from monitor.exporter import Exporter
 from monitor.flows import FlowLimits
 from monitor.inventory import Inventory
-from monitor.log import LOG_FORMATS, configure_logger
+from monitor.log import LOG_FORMATS, GuardedStream, configure_logger
 from monitor.pipeline import Pipeline
 from monitor.report import Analysis, SourceResult, build_smb1_report, write_json, write_smb1_table, write_table
 from monitor.sensor import FrameSource, LiveSource, ReplaySource, Sensor, build_parts
@@ -206,8 +208,17 @@ def run_sniff(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"smbwatch: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    log_stream = open(config.logging.file, "a", buffering=1) if config.logging.file else sys.stdout  # noqa: SIM115
-    logger = configure_logger(config.logging.format, log_stream)
+    try:
+        log_stream = open(config.logging.file, "a", buffering=1) if config.logging.file else sys.stdout  # noqa: SIM115
+    except OSError as error:
+        print(
+            f"smbwatch: error: logging.file: cannot open {config.logging.file!r}: {error.strerror or error}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    # A failed event write stops the sensor (set below, once it exists) instead of raising mid-packet.
+    event_output = GuardedStream(log_stream)
+    logger = configure_logger(config.logging.format, event_output)  # type: ignore[arg-type]
     registry = CollectorRegistry()
     parts = build_parts(config, registry, logger, __version__)
     try:
@@ -237,6 +248,7 @@ def run_sniff(args: argparse.Namespace) -> int:
         source.stop()
         return EXIT_INPUT_ERROR
     sensor = Sensor(parts, source, config.logging.statistics_interval)
+    event_output.on_failure = lambda error: sensor.stop()
 
     def reload() -> None:
         try:
@@ -271,8 +283,29 @@ def run_sniff(args: argparse.Namespace) -> int:
         if isinstance(source, LiveSource):
             source.close()
         if log_stream is not sys.stdout:
-            log_stream.close()
+            with contextlib.suppress(OSError):  # a failed write already said what went wrong
+                log_stream.close()
+    if event_output.failure is not None:
+        where = config.logging.file or "standard output"
+        if isinstance(event_output.failure, BrokenPipeError):
+            _discard_stdout()
+            print(f"smbwatch: error: cannot write events to {where}: the reader went away; stopped", file=sys.stderr)
+        else:
+            reason = event_output.failure.strerror or event_output.failure
+            print(f"smbwatch: error: cannot write events to {where}: {reason}; stopped", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     return EXIT_INPUT_ERROR if sensor.error else EXIT_OK
+
+
+def _discard_stdout() -> None:
+    """After the reader of standard output went away: point it at /dev/null, so what is still buffered
+    does not fail again (with a traceback-like "Exception ignored" message) when the interpreter exits."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real descriptor (tests capture stdout)
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -286,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return run_analyze(args)
         except BrokenPipeError:
+            # The reader of the report went away (`smbwatch analyze x.pcap | head -1`): it has what it wanted.
+            _discard_stdout()
             return EXIT_OK
     return EXIT_USAGE
 
