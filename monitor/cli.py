@@ -254,7 +254,7 @@ def run_sniff(args: argparse.Namespace) -> int:
         try:
             sensor.reload(load_config(args.config).detection)
         except ConfigError as error:
-            parts.events.lifecycle("reload_failed", error=str(error))
+            parts.events.failure("reload_failed", error=str(error))
 
     if args.config:
         sensor.on_reload = reload

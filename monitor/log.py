@@ -169,3 +169,7 @@ class EventLog:
 
     def lifecycle(self, event: str, **fields: Any) -> None:
         self.log.info(event, **fields)
+
+    def failure(self, event: str, **fields: Any) -> None:
+        """Something went wrong (`capture_error`, `reload_failed`): logged at level error."""
+        self.log.error(event, **fields)

@@ -192,7 +192,7 @@ class Sensor:
             self.parts.pipeline.feed(self._frames_between_ticks())
         except CaptureError as error:
             self.error = error
-            self.parts.events.lifecycle("capture_error", error=str(error))
+            self.parts.events.failure("capture_error", error=str(error))
         self.parts.pipeline.finish()
         self.tick(force=True)
 

@@ -133,6 +133,32 @@ def test_sighup_without_a_configuration_file_is_logged_and_ignored(sniffer_facto
     assert sniffer.process.wait(timeout=10) == 0
 
 
+def test_a_configuration_that_breaks_is_a_reload_failed_error(sniffer_factory, tmp_path: Path) -> None:
+    config = tmp_path / "smbwatch.toml"
+    config.write_text("[detection]\nbruteforce_failures = 3\n")
+    sniffer = sniffer_factory(
+        "--replay", str(PCAPS / "recorded" / "smb3_1_1.pcap"), "--speed", "0", "--config", str(config)
+    )
+    sniffer.wait_for("replay_finished")
+    config.write_text("[detection]\nbruteforce_failures = 'many'\n")
+    sniffer.process.send_signal(signal.SIGHUP)
+    failed = sniffer.wait_for("reload_failed")
+    assert failed["level"] == "error" and "detection.bruteforce_failures" in failed["error"]
+    sniffer.process.send_signal(signal.SIGTERM)
+    assert sniffer.process.wait(timeout=10) == 0
+
+
+def test_a_damaged_replay_is_a_capture_error(sniffer_factory) -> None:
+    sniffer = sniffer_factory(
+        "--replay", str(PCAPS / "crafted" / "truncated.pcap"), "--speed", "0", "--exit-after-replay"
+    )
+    list(sniffer.lines())
+    assert sniffer.process.wait(timeout=30) == 1
+    [error] = [event for event in sniffer.events if event["event"] == "capture_error"]
+    assert error["level"] == "error" and "after 23 frames" in error["error"]
+    assert sniffer.events[-1]["event"] == "stop" and sniffer.events[-1]["error"] == error["error"]
+
+
 def test_exit_after_replay_and_the_event_stream(sniffer_factory) -> None:
     capture = PCAPS / "crafted" / "eternalblue_patterns.pcap"
     sniffer = sniffer_factory("--replay", str(capture), "--speed", "0", "--exit-after-replay")
