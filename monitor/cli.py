@@ -51,6 +51,7 @@ EXIT_SIGNAL_BASE = 128
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smbwatch", description="Passive SMB traffic monitor.")
+    parser.add_argument("--version", action="version", version=f"smbwatch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     analyze = commands.add_parser(
         "analyze",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import main
+from monitor.cli import __version__, main
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 UPGRADED = PCAPS / "recorded" / "smb1_offered_upgraded.pcap"
@@ -306,3 +306,11 @@ def test_analyze_restores_the_signal_handlers(capsys: pytest.CaptureFixture[str]
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert main(["analyze", str(SMB1)]) == 0
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"smbwatch {__version__}\n"
+    assert __version__ != "0+unknown"  # the installed package's version
