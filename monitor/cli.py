@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="inventory: connections, sessions, alerts, hosts; smb1: the SMB1 retirement report (default: %(default)s)",
     )
     analyze.add_argument(
+        "--local-time",
+        action="store_true",
+        help="table times in local time with its UTC offset (default: UTC, ISO 8601 with a Z)",
+    )
+    analyze.add_argument(
         "--max-flows",
         type=int,
         default=FlowLimits().max_flows,
@@ -175,7 +180,7 @@ def write_analysis(analysis: Analysis, args: argparse.Namespace) -> None:
     elif args.format == "json":
         write_json(analysis, sys.stdout)
     else:
-        write_table(analysis, sys.stdout)
+        write_table(analysis, sys.stdout, local_time=args.local_time)
 
 
 # Which configuration key each `sniff` flag overrides.

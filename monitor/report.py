@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from dissectors.records import AnomalyKind
@@ -122,6 +123,17 @@ def _endpoint(endpoint: dict[str, Any]) -> str:
     return f"[{ip}]:{endpoint['port']}" if ":" in ip else f"{ip}:{endpoint['port']}"
 
 
+def format_time(ts: float, local_time: bool = False) -> str:
+    """ISO 8601 with microseconds: UTC with a Z (2018-05-01T00:10:54.078881Z), or local time with its
+    offset. A stamp no calendar can show (a corrupt capture's) is given in seconds."""
+    try:
+        if local_time:
+            return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="microseconds")
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.6f}"
+
+
 def _yes_no(value: bool | None) -> str:
     return "?" if value is None else "yes" if value else "no"
 
@@ -177,7 +189,9 @@ def _alert_summary(detail: dict[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in detail.items() if value not in (None, [], ""))
 
 
-def write_table(analysis: Analysis, out: TextIO) -> None:
+def write_table(analysis: Analysis, out: TextIO, local_time: bool = False) -> None:
+    """The readable report: connections, sessions, alerts, hosts and totals. Times are ISO 8601, UTC
+    unless `local_time`."""
     connections = analysis.inventory.connections
     out.write(f"SMB connections ({len(connections)})\n")
     _table(
@@ -194,7 +208,12 @@ def write_table(analysis: Analysis, out: TextIO) -> None:
     alerts = _alerts(analysis)
     out.write(f"\nAlerts ({len(alerts)})\n")
     alert_rows = [
-        [a["kind"], f"{a['ts']:.6f}", f"{a['src']} -> {a['dst']}", printable(_alert_summary(a["detail"]))]
+        [
+            a["kind"],
+            format_time(a["ts"], local_time),
+            f"{a['src']} -> {a['dst']}",
+            printable(_alert_summary(a["detail"])),
+        ]
         for a in alerts
     ]
     _table(["KIND", "TIME", "SOURCE -> DESTINATION", "EVIDENCE"], lambda: iter(alert_rows), out)
