@@ -185,8 +185,38 @@ def _session_row(c: ConnectionRecord, session: dict[str, Any]) -> list[str]:
     ]
 
 
-def _alert_summary(detail: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in detail.items() if value not in (None, [], ""))
+def _evidence_value(value: Any) -> str:
+    """One value of alert evidence, printable; quoted (logfmt style) where it has spaces, commas, '=' or
+    quotes, or is empty, so every pair reads back unambiguously."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ";".join(f"{key}={_evidence_value(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ",".join(_evidence_value(item) for item in value)
+    text = printable(str(value))
+    if isinstance(value, float) and text.endswith(".0"):
+        text = text[:-2]
+    if not text or any(char in text for char in ' ,="'):
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def _evidence_pairs(detail: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in detail.items():
+        name = f"{prefix}{printable(str(key))}"
+        if value is None or (isinstance(value, list | tuple | dict | str) and not value):
+            continue
+        if isinstance(value, dict):
+            yield from _evidence_pairs(value, name + ".")
+        else:
+            yield f"{name}={_evidence_value(value)}"
+
+
+def alert_evidence(detail: dict[str, Any]) -> str:
+    """An alert's evidence as `key=value` pairs: lists joined with commas, nested dicts as `a.b=value`,
+    empty values left out, every character printable."""
+    return " ".join(_evidence_pairs(detail))
 
 
 def write_table(analysis: Analysis, out: TextIO, local_time: bool = False) -> None:
@@ -212,7 +242,7 @@ def write_table(analysis: Analysis, out: TextIO, local_time: bool = False) -> No
             a["kind"],
             format_time(a["ts"], local_time),
             f"{a['src']} -> {a['dst']}",
-            printable(_alert_summary(a["detail"])),
+            alert_evidence(a["detail"]),
         ]
         for a in alerts
     ]

@@ -1,4 +1,4 @@
-"""The readable tables of `smbwatch analyze`: ISO 8601 times."""
+"""The readable tables of `smbwatch analyze`: ISO 8601 times, key=value evidence."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
-from monitor.report import format_time
+from monitor.report import alert_evidence, format_time
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 ETERNALBLUE = PCAPS / "crafted" / "eternalblue_patterns.pcap"
@@ -52,3 +52,32 @@ def test_format_time() -> None:
     assert format_time(1525133454.078881) == "2018-05-01T00:10:54.078881Z"
     assert format_time(0.0) == "1970-01-01T00:00:00.000000Z"
     assert format_time(1e300) == f"{1e300:.6f}"  # no calendar has it: seconds, not a traceback
+
+
+def test_evidence_is_key_value_pairs_without_python_syntax(capsys: pytest.CaptureFixture[str]) -> None:
+    out = table(capsys, ETERNALBLUE)
+    alerts = section(out, "KIND ")
+    assert len(alerts) == 5
+    assert not any(char in line for line in alerts for char in "[]{}'")
+    assert 'dialects_offered="NT LANMAN 1.0","NT LM 0.12" client_port=49301' in alerts[1]
+    assert "weak_signals=pid_0xfeff,mid_65 server_port=445" in alerts[2]
+    assert "window_seconds=60 " in alerts[4]
+
+
+def test_alert_evidence_flattens_and_escapes() -> None:
+    detail = {
+        "pattern": "x",
+        "nested": {"a": 1, "deeper": {"b": True}},
+        "hosts": ["192.0.2.1", "192.0.2.2"],
+        "user": "ev\x07il",
+        "empty": [],
+        "none": None,
+        "spaced": "two words",
+        "quote": 'say "hi"',
+        "blank_item": ["NT LM 0.12", ""],
+    }
+    assert alert_evidence(detail) == (
+        "pattern=x nested.a=1 nested.deeper.b=yes hosts=192.0.2.1,192.0.2.2 user=ev\\x07il "
+        'spaced="two words" quote="say \\"hi\\"" blank_item="NT LM 0.12",""'
+    )
+    assert alert_evidence(detail).isprintable()
