@@ -1,4 +1,5 @@
-"""The readable tables of `smbwatch analyze`: ISO 8601 times, key=value evidence."""
+"""The readable tables of `smbwatch analyze`: ISO 8601 times, key=value evidence, folded sessions, alerts
+by source host, Kerberos realm and service, the legend and midstream connections."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from monitor import report
 from monitor.cli import main
-from monitor.report import alert_evidence, format_time
+from monitor.report import LEGEND, alert_evidence, format_time
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 ETERNALBLUE = PCAPS / "crafted" / "eternalblue_patterns.pcap"
+MIDSTREAM = PCAPS / "crafted" / "midstream.pcap"
 
 
 def table(capsys: pytest.CaptureFixture[str], *args: str | Path) -> str:
@@ -81,3 +84,62 @@ def test_alert_evidence_flattens_and_escapes() -> None:
         'spaced="two words" quote="say \\"hi\\"" blank_item="NT LM 0.12",""'
     )
     assert alert_evidence(detail).isprintable()
+
+
+def test_identical_sessions_fold_into_one_row_with_a_count(capsys: pytest.CaptureFixture[str]) -> None:
+    out = table(capsys, PCAPS / "recorded" / "auth_wrong_password.pcap")
+    sessions = section(out, "Sessions")
+    assert sessions[0] == "Sessions (3, in 1 row)"
+    [row] = sessions[2:]
+    assert row.split() == ["192.0.2.10", "->", "192.0.2.20:445", "alice@SMBWLAB", "SMBWLAB-CLI", "ntlmv2",
+                           "LOGON_FAILURE", "-", "x3"]  # fmt: skip
+
+
+def test_different_sessions_are_not_folded(capsys: pytest.CaptureFixture[str]) -> None:
+    sessions = section(table(capsys, PCAPS / "recorded" / "nmap_ms17_010.pcap"), "Sessions")
+    assert sessions[0] == "Sessions (2)" and len(sessions) == 4
+    assert not any(line.endswith("x1") for line in sessions)
+
+
+def test_alerts_are_summarised_by_source_host_before_the_list(capsys: pytest.CaptureFixture[str]) -> None:
+    out = table(capsys, ETERNALBLUE, PCAPS / "recorded" / "nmap_ms17_010.pcap")
+    lines = out.splitlines()
+    summary = lines.index("SOURCE      ALERTS BY KIND")
+    assert lines[summary + 1 : summary + 3] == [
+        "192.0.2.66  eternalblue 3, smb1_negotiated 1",
+        "192.0.2.10  ms17_010_probe 1, smb1_negotiated 1",
+    ]
+    assert lines[summary - 1] == "Alerts (6)" and lines[summary + 4].startswith("KIND ")
+
+
+def test_kerberos_sessions_show_realm_and_service(capsys: pytest.CaptureFixture[str]) -> None:
+    [_, _, row] = section(table(capsys, PCAPS / "recorded" / "auth_kerberos.pcap"), "Sessions")
+    assert "?@LAB.SMBWATCH.TEST for cifs/dc.lab.smbwatch.test" in row and " kerberos " in row
+
+
+def test_a_legend_explains_the_placeholders(capsys: pytest.CaptureFixture[str]) -> None:
+    out = table(capsys, PCAPS / "recorded" / "smb3_1_1.pcap")
+    assert out.splitlines()[0] == LEGEND == "(? = not seen or unknown, - = none)"
+
+
+def test_midstream_connections_and_hosts_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    out = table(capsys, MIDSTREAM)
+    [_, _, connection] = section(out, "SMB connections")
+    assert connection.split()[3:5] == ["tcp445", "midstream"]
+    hosts = section(out, "Hosts")
+    assert hosts[2].split() == ["192.0.2.10", "client", "midstream", "-", "-"]
+    assert hosts[3].split() == ["192.0.2.20", "server", "-", "midstream", "-"]
+
+
+def test_a_host_also_seen_from_the_start_shows_its_dialect(capsys: pytest.CaptureFixture[str]) -> None:
+    hosts = section(table(capsys, MIDSTREAM, PCAPS / "recorded" / "smb3_1_1.pcap"), "Hosts")
+    assert hosts[2].split() == ["192.0.2.10", "client", "3.1.1", "-", "-"]
+    assert hosts[3].split() == ["192.0.2.20", "server", "-", "3.1.1", "-"]
+
+
+def test_the_folded_rows_are_capped(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "MAX_SESSION_ROWS", 1)
+    out = table(capsys, PCAPS / "recorded" / "nmap_ms17_010.pcap")
+    sessions = section(out, "Sessions")
+    assert sessions[0] == "Sessions (2, in 1 row)" and len(sessions) == 4
+    assert sessions[3] == "1 more sessions not listed (row cap); the JSON output has them"
