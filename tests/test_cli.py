@@ -135,7 +135,6 @@ def test_truncated_pcap_messages_count_the_frames_read(tmp_path: Path, capsys: p
         assert f"cut short after {expected} frames (file truncated)" in err
 
 
-
 def tshark_frames(path: Path) -> int | None:
     """Wireshark's count of the frames it read (None where tshark is not installed)."""
     if shutil.which("tshark") is None:
@@ -226,10 +225,14 @@ def test_each_session_lists_the_trees_it_connected(capsys: pytest.CaptureFixture
     _, document, _ = analyze_json(capsys, UPGRADED)
     [connection] = document["connections"]
     [session] = connection["sessions"]
-    assert session["trees"] == [tree["path"] for tree in connection["trees"]] == [
-        "\\\\192.0.2.20\\IPC$",
-        "\\\\192.0.2.20\\data",
-    ]
+    assert (
+        session["trees"]
+        == [tree["path"] for tree in connection["trees"]]
+        == [
+            "\\\\192.0.2.20\\IPC$",
+            "\\\\192.0.2.20\\data",
+        ]
+    )
     assert main(["analyze", str(UPGRADED)]) == 0
     assert "SUCCESS  IPC$, data" in capsys.readouterr().out  # the sessions table's SHARES column
 
