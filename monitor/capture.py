@@ -116,6 +116,8 @@ class ReadInterrupt:
 
 # How long a read of a pipe waits before it looks at its ReadInterrupt again.
 READ_POLL_SECONDS = 0.2
+# A pipe holds 64 KiB (1 MiB at most): os.read allocates what it is asked for, so ask no more.
+_PIPE_READ_BYTES = 1 << 20
 
 
 class _RawSource:
@@ -155,7 +157,7 @@ class _RawSource:
                 if interrupt is not None:
                     while not select.select([fd], [], [], READ_POLL_SECONDS)[0]:
                         interrupt.check()
-                data = os.read(fd, size)
+                data = os.read(fd, min(size, _PIPE_READ_BYTES))
         except OSError as error:
             raise CaptureError(self.name, f"read failed: {error.strerror or error}", self.offset) from None
         self.offset += len(data)
