@@ -7,27 +7,32 @@ gzip-compressed copies of either, from a path or ``-`` for standard input.
 
 Records are read with `struct` over large buffered chunks: measured faster
 than scapy's readers and than per-packet file reads, and it needs no libpcap.
-Damage (a file that is no capture, a cut or corrupt record) raises
-`CaptureError` naming the file and the byte offset; frames before it have
-already been yielded, so nothing read so far is lost.
+gzip is decompressed incrementally (zlib, member after member), so a cut or
+corrupt .pcap.gz gives every frame decompressed before the damage. Damage (a
+file that is no capture, a cut or corrupt record, broken gzip data) raises
+`CaptureError` naming the file and the byte offset (for gzip: in the
+compressed file and in the decompressed capture); frames before it have
+already been yielded, so nothing read so far is lost. Pipes are read as data
+arrives, and a `ReadInterrupt` (set by a signal handler) stops reading between
+reads, never losing what a read returned.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import gzip
 import mmap
 import os
 import select
 import socket
+import stat
 import struct
 import sys
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 Frame = tuple[float, int, bytes]
 
@@ -62,30 +67,240 @@ _CHUNK_BYTES = 4 << 20
 
 
 class CaptureError(Exception):
-    """A capture file cannot be read (further); `offset` is where in the file it broke."""
+    """A capture file cannot be read (further).
 
-    def __init__(self, source: str, message: str, offset: int | None = None) -> None:
+    `offset` is where in the file as stored it broke (for a gzip file: in the compressed bytes), when
+    known; `stream_offset` is where in the decompressed capture stream of a gzip file it broke.
+    """
+
+    def __init__(self, source: str, message: str, offset: int | None = None, stream_offset: int | None = None) -> None:
         self.source = source
         self.offset = offset
+        self.stream_offset = stream_offset
         self.message = message
-        where = f" at byte {offset}" if offset is not None else ""
+        if stream_offset is None:
+            where = f" at byte {offset}" if offset is not None else ""
+        elif offset is None:
+            where = f" at byte {stream_offset} of the decompressed capture"
+        else:
+            where = f" at compressed byte {offset}, byte {stream_offset} of the decompressed capture"
         super().__init__(f"{source}: {message}{where}")
 
 
-class _Chunks:
-    """A window over a byte stream, refilled in large reads; `base` is the file offset of buf[0].
+class ReadInterrupted(Exception):
+    """Reading stopped because a `ReadInterrupt` was requested (by a signal handler, say)."""
 
-    Read failures (I/O errors, damaged gzip data) become `CaptureError` here, so
-    the record loops need no handler of their own.
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"reading interrupted by signal {signum}")
+
+
+class ReadInterrupt:
+    """A request to stop reading capture files, safe to make from a signal handler (it only stores a number).
+
+    Readers look at it before every read of the underlying file, and every `READ_POLL_SECONDS` while a
+    read of a pipe waits for data, and raise `ReadInterrupted` there: never between a read and the parsing
+    of what it returned, so every byte read before the request reaches the record parser.
     """
 
-    __slots__ = ("base", "buf", "eof", "name", "owned", "stream")
+    def __init__(self) -> None:
+        self.signum: int | None = None
 
-    def __init__(self, name: str, stream: BinaryIO, initial: bytes, owned: bool) -> None:
+    def request(self, signum: int) -> None:
+        self.signum = signum
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise ReadInterrupted(self.signum)
+
+
+# How long a read of a pipe waits before it looks at its ReadInterrupt again.
+READ_POLL_SECONDS = 0.2
+# A pipe holds 64 KiB (1 MiB at most): os.read allocates what it is asked for, so ask no more.
+_PIPE_READ_BYTES = 1 << 20
+
+
+class _RawSource:
+    """The bytes of a file, a pipe or standard input; read failures become `CaptureError`.
+
+    A regular file is read in full-sized pieces. A pipe (or socket, or terminal) is read through its file
+    descriptor: each read returns what has arrived (so frames reach the pipeline as they come, and a
+    reader that is stopped loses nothing it already took from the pipe), waiting in select() so that a
+    `ReadInterrupt` is noticed while no data comes.
+    """
+
+    __slots__ = ("fd", "interrupt", "name", "offset", "owned", "stream")
+
+    def __init__(self, name: str, stream: BinaryIO, owned: bool, interrupt: ReadInterrupt | None) -> None:
         self.name = name
         self.stream = stream
         self.owned = owned
-        self.buf = initial
+        self.interrupt = interrupt
+        self.offset = 0  # bytes read so far
+        self.fd: int | None = None
+        try:
+            fd = stream.fileno()
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                self.fd = fd
+        except (OSError, ValueError):  # no descriptor (an in-memory stream): read it as a file
+            pass
+
+    def read(self, size: int) -> bytes:
+        interrupt = self.interrupt
+        try:
+            if interrupt is not None:
+                interrupt.check()
+            fd = self.fd
+            if fd is None:
+                data = self.stream.read(size)
+            else:
+                if interrupt is not None:
+                    while not select.select([fd], [], [], READ_POLL_SECONDS)[0]:
+                        interrupt.check()
+                data = os.read(fd, min(size, _PIPE_READ_BYTES))
+        except OSError as error:
+            raise CaptureError(self.name, f"read failed: {error.strerror or error}", self.offset) from None
+        self.offset += len(data)
+        return data
+
+    def close(self) -> None:
+        if self.owned:
+            self.stream.close()
+
+
+# Compressed bytes handed to the decompressor per call: on damage, the call is replayed byte by byte from
+# a copy of the decompressor taken before it, to find the damaged byte and keep every byte before it.
+_GZIP_INPUT_BYTES = 64 << 10
+
+
+class _GzipStream:
+    """The decompressed bytes of a gzip file, decompressed incrementally.
+
+    Concatenated members read as one stream (as gzip(1) reads them); zero bytes after the last member
+    (tape or block padding) are ignored. On damage (the compressed data ends early, a corrupt deflate
+    stream, a bad CRC, other bytes after a member) every byte decompressed before it is returned first;
+    the next read raises `CaptureError` naming both offsets (compressed file, decompressed stream) and
+    the frames read (`frames_read()`, asked when it is raised).
+    """
+
+    __slots__ = (
+        "_decompressor",
+        "_failure",
+        "_frames_read",
+        "_input",
+        "_input_offset",
+        "_padding",
+        "_raw_eof",
+        "name",
+        "produced",
+        "raw",
+    )
+
+    def __init__(self, name: str, raw: _RawSource, head: bytes, frames_read: Callable[[], int]) -> None:
+        self.name = name
+        self.raw = raw
+        self._frames_read = frames_read
+        self._input = head  # compressed bytes read but not yet given to the decompressor
+        self._input_offset = 0  # file offset of self._input[0]
+        self._raw_eof = False
+        self._decompressor = zlib.decompressobj(31)
+        self._failure: tuple[str, int] | None = None  # (what broke, compressed offset)
+        self._padding = False  # past the last member, in zero bytes
+        self.produced = 0  # decompressed bytes returned
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` decompressed bytes; b"" only at the (undamaged) end."""
+        while True:
+            if self._failure is not None:
+                what, offset = self._failure
+                raise CaptureError(self.name, f"{what} after {self._frames_read()} frames", offset, self.produced)
+            if not self._input and not self._raw_eof:
+                self._input = self.raw.read(_CHUNK_BYTES)
+                self._raw_eof = not self._input
+            if not self._input:  # the end of the file
+                if not self._padding and not self._decompressor.eof:
+                    self._failure = ("gzip data ends early (file truncated)", self._input_offset)
+                    continue
+                return b""
+            if self._padding or self._decompressor.eof:
+                self._next_member()
+                continue
+            out = self._decompress(size)
+            if out:
+                self.produced += len(out)
+                return out
+
+    def _decompress(self, size: int) -> bytes:
+        """Feeds up to _GZIP_INPUT_BYTES of input; on damage, returns what came before it and records the failure."""
+        piece = self._input[:_GZIP_INPUT_BYTES]
+        decompressor = self._decompressor
+        before = decompressor.copy()
+        try:
+            out = decompressor.decompress(piece, size)
+        except zlib.error:
+            return self._salvage(before, piece)
+        # At the end of a member the rest is in unused_data (and unconsumed_tail keeps a stale copy of it).
+        consumed = len(piece) - len(decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail)
+        self._consume(consumed)
+        return out
+
+    def _salvage(self, decompressor: Any, piece: bytes) -> bytes:
+        """Replays `piece` one byte at a time to find the damaged byte; keeps the output before it."""
+        out = []
+        for index in range(len(piece)):
+            try:
+                out.append(decompressor.decompress(piece[index : index + 1]))
+            except zlib.error as error:
+                self._failure = (f"corrupt gzip data ({error.args[0].split(': ', 1)[-1]})", self._input_offset + index)
+                break
+            if decompressor.eof:
+                # The replay consumed the byte that completed the member: continue after it.
+                self._decompressor = decompressor
+                self._consume(index + 1)
+                break
+        else:  # (the damage showed only with a larger input: should not happen) stop at the piece's end
+            self._failure = ("corrupt gzip data", self._input_offset + len(piece))
+        return b"".join(out)
+
+    def _consume(self, count: int) -> None:
+        self._input = self._input[count:]
+        self._input_offset += count
+
+    def _next_member(self) -> None:
+        """After a member (or in the padding after the last one): a new member, padding, or garbage."""
+        data = self._input
+        if not self._padding and data[:1] == b"\x1f":
+            if len(data) < 2 and not self._raw_eof:
+                more = self.raw.read(_CHUNK_BYTES)
+                self._raw_eof = not more
+                self._input = data + more
+                return
+            if data[:2] == GZIP_MAGIC:
+                self._decompressor = zlib.decompressobj(31)
+                return
+        zeros = len(data) - len(data.lstrip(b"\0"))
+        if zeros:
+            self._padding = True
+            self._consume(zeros)
+            return
+        self._failure = ("not gzip data after the last gzip member", self._input_offset)
+
+
+class _Chunks:
+    """A window over a byte stream, refilled in large reads; `base` is the stream offset of buf[0].
+
+    Read failures (I/O errors, damaged gzip data) arrive as `CaptureError` from the stream, so the
+    record loops need no handler of their own; `error()` makes theirs, with the right offsets.
+    """
+
+    __slots__ = ("base", "buf", "compressed", "eof", "name", "raw", "stream")
+
+    def __init__(self, name: str, raw: _RawSource) -> None:
+        self.name = name
+        self.raw = raw
+        self.stream: _RawSource | _GzipStream = raw
+        self.compressed = False
+        self.buf = b""
         self.base = 0
         self.eof = False
 
@@ -105,24 +320,39 @@ class _Chunks:
         return 0
 
     def read(self, size: int) -> bytes:
-        try:
-            return self.stream.read(size)
-        except EOFError:
-            raise CaptureError(self.name, "compressed data ends early") from None
-        except (OSError, zlib.error) as error:  # OSError includes gzip's BadGzipFile
-            raise CaptureError(self.name, f"read failed: {error}") from None
+        return self.stream.read(size)
+
+    def read_head(self, size: int) -> bytes:
+        """`size` bytes (fewer only at the end), however the stream splits them."""
+        head = b""
+        while len(head) < size:
+            more = self.read(size - len(head))
+            if not more:
+                break
+            head += more
+        return head
+
+    def error(self, message: str, position: int) -> CaptureError:
+        """An error about the record at `position` of the window."""
+        if self.compressed:
+            return CaptureError(self.name, message, None, self.base + position)
+        return CaptureError(self.name, message, self.base + position)
 
     def close(self) -> None:
-        if self.owned:
-            self.stream.close()
+        self.raw.close()
 
 
 class CaptureFile:
-    """One capture source. Iterate it for frames; counters are filled as it is read."""
+    """One capture source. Iterate it for frames; counters are filled as it is read.
 
-    def __init__(self, path: str) -> None:
+    With an `interrupt`, a request on it (from a signal handler) ends the reading with
+    `ReadInterrupted` at the next read of the file, also while a pipe waits for data.
+    """
+
+    def __init__(self, path: str, interrupt: ReadInterrupt | None = None) -> None:
         self.path = path
         self.name = "<stdin>" if path == "-" else path
+        self.interrupt = interrupt
         self.format = ""
         self.frames = 0
         self.linktypes: set[int] = set()
@@ -135,15 +365,17 @@ class CaptureFile:
             stream: BinaryIO = sys.stdin.buffer if self.path == "-" else open(self.path, "rb")  # noqa: SIM115
         except OSError as error:
             raise CaptureError(self.name, error.strerror or str(error)) from None
-        chunks = _Chunks(self.name, stream, b"", owned=stream is not sys.stdin.buffer)
+        raw = _RawSource(self.name, stream, stream is not sys.stdin.buffer, self.interrupt)
+        chunks = _Chunks(self.name, raw)
         try:
-            head = chunks.read(4)
+            head = chunks.read_head(4)
             if head[:2] == GZIP_MAGIC:
-                chunks.stream = gzip.GzipFile(fileobj=_Prepend(head, stream))  # type: ignore[assignment,call-overload]
-                head = chunks.read(4)
+                chunks.stream = _GzipStream(self.name, raw, head, lambda: self.frames)
+                chunks.compressed = True
+                head = chunks.read_head(4)
                 self.format = "gzip+"
             if len(head) < 4:
-                raise CaptureError(self.name, f"not a capture file: only {len(head)} bytes", 0)
+                raise chunks.error(f"not a capture file: only {len(head)} bytes", 0)
             chunks.buf = head
             magic_le = int.from_bytes(head, "little")
             if magic_le == PCAPNG_SECTION_HEADER:
@@ -154,32 +386,27 @@ class CaptureFile:
                 if magic in (PCAP_MAGIC_MICROSECONDS, PCAP_MAGIC_NANOSECONDS):
                     self.format += "pcap"
                     return self._read_pcap(chunks, endian, magic == PCAP_MAGIC_NANOSECONDS)
-            raise CaptureError(self.name, f"not a pcap or pcapng file (magic 0x{magic_le:08x})", 0)
+            raise chunks.error(f"not a pcap or pcapng file (magic 0x{magic_le:08x})", 0)
         except BaseException:
             chunks.close()
             raise
 
     def _truncated(self, chunks: _Chunks, position: int, what: str) -> CaptureError:
-        return CaptureError(
-            self.name,
-            f"{what} cut short after {self.frames} frames (file truncated)",
-            chunks.base + position,
-        )
+        return chunks.error(f"{what} cut short after {self.frames} frames (file truncated)", position)
 
     def _read_pcap(self, chunks: _Chunks, endian: str, nanoseconds: bool) -> Iterator[Frame]:
-        position = chunks.fill(0, 24)
-        if len(chunks.buf) < 24:
-            raise self._truncated(chunks, 0, "pcap file header")
-        network = struct.unpack_from(endian + "I", chunks.buf, 20)[0]
-        linktype = network & 0xFFFF  # upper bits may carry the FCS length
-        self.linktypes.add(linktype)
-        scale = 1e-9 if nanoseconds else 1e-6
-        record = struct.Struct(endian + "IIII")
-        unpack = record.unpack_from
-        position = 24
-        buf = chunks.buf
-        frames = 0
         try:
+            position = chunks.fill(0, 24)
+            if len(chunks.buf) < 24:
+                raise self._truncated(chunks, 0, "pcap file header")
+            network = struct.unpack_from(endian + "I", chunks.buf, 20)[0]
+            linktype = network & 0xFFFF  # upper bits may carry the FCS length
+            self.linktypes.add(linktype)
+            scale = 1e-9 if nanoseconds else 1e-6
+            record = struct.Struct(endian + "IIII")
+            unpack = record.unpack_from
+            position = 24
+            buf = chunks.buf
             while True:
                 if len(buf) - position < 16:
                     position = chunks.fill(position, 16)
@@ -190,23 +417,19 @@ class CaptureFile:
                         return
                 seconds, fraction, captured, _original = unpack(buf, position)
                 if captured > MAX_RECORD_BYTES:
-                    raise CaptureError(
-                        self.name,
-                        f"corrupt record {frames + 1}: claims {captured} bytes",
-                        chunks.base + position,
-                    )
+                    raise chunks.error(f"corrupt record {self.frames + 1}: claims {captured} bytes", position)
                 end = position + 16 + captured
                 if end > len(buf):
                     position = chunks.fill(position, 16 + captured)
                     buf = chunks.buf
                     end = 16 + captured
                     if end > len(buf):
-                        raise self._truncated(chunks, position, f"record {frames + 1}")
-                frames += 1
+                        raise self._truncated(chunks, position, f"record {self.frames + 1}")
+                # Counted as it is read, so an error or an interruption reports the frames actually read.
+                self.frames += 1
                 yield seconds + fraction * scale, linktype, buf[position + 16 : end]
                 position = end
         finally:
-            self.frames += frames
             chunks.close()
 
     def _read_pcapng(self, chunks: _Chunks) -> Iterator[Frame]:
@@ -238,7 +461,7 @@ class CaptureFile:
                 elif byte_order == int.from_bytes(PCAPNG_BYTE_ORDER_MAGIC.to_bytes(4, "little"), "big"):
                     endian = ">"
                 else:
-                    raise CaptureError(self.name, "pcapng section has a bad byte-order magic", chunks.base + position)
+                    raise chunks.error("pcapng section has a bad byte-order magic", position)
                 interfaces = []
             block_length = struct.unpack_from(endian + "I", buf, position + 4)[0]
             if (
@@ -246,11 +469,7 @@ class CaptureFile:
                 or block_length % 4
                 or block_length > MAX_BLOCK_BYTES
             ):
-                raise CaptureError(
-                    self.name,
-                    f"corrupt pcapng block (type 0x{block_type:08x}): length {block_length}",
-                    chunks.base + position,
-                )
+                raise chunks.error(f"corrupt pcapng block (type 0x{block_type:08x}): length {block_length}", position)
             if len(buf) - position < block_length:
                 position = chunks.fill(position, block_length)
                 buf = chunks.buf
@@ -258,11 +477,7 @@ class CaptureFile:
                     raise self._truncated(chunks, position, "pcapng block")
             trailer = struct.unpack_from(endian + "I", buf, position + block_length - 4)[0]
             if trailer != block_length:
-                raise CaptureError(
-                    self.name,
-                    f"corrupt pcapng block: lengths {block_length} and {trailer} differ",
-                    chunks.base + position,
-                )
+                raise chunks.error(f"corrupt pcapng block: lengths {block_length} and {trailer} differ", position)
             block = buf[position : position + block_length]
             position += block_length
             if block_type in (PCAPNG_ENHANCED_PACKET, PCAPNG_PACKET_OBSOLETE):
@@ -271,19 +486,15 @@ class CaptureFile:
                 else:
                     interface, _drops, high, low, captured = struct.unpack_from(endian + "HHIII", block, 8)
                 if interface >= len(interfaces):
-                    raise CaptureError(
-                        self.name, f"packet for undefined interface {interface}", chunks.base + position - block_length
-                    )
+                    raise chunks.error(f"packet for undefined interface {interface}", position - block_length)
                 if 28 + captured > block_length - 4:
-                    raise CaptureError(
-                        self.name, "corrupt pcapng packet: data past its block", chunks.base + position - block_length
-                    )
+                    raise chunks.error("corrupt pcapng packet: data past its block", position - block_length)
                 linktype, tick, offset_seconds, _ = interfaces[interface]
                 self.frames += 1
                 yield ((high << 32) | low) * tick + offset_seconds, linktype, block[28 : 28 + captured]
             elif block_type == PCAPNG_SIMPLE_PACKET:
                 if not interfaces:
-                    raise CaptureError(self.name, "simple packet before any interface", chunks.base + position)
+                    raise chunks.error("simple packet before any interface", position)
                 linktype, _tick, _offset, snaplen = interfaces[0]
                 original = struct.unpack_from(endian + "I", block, 8)[0]
                 captured = min(original, block_length - 16, snaplen or original)
@@ -324,25 +535,6 @@ class CaptureFile:
         for code, value in self._options(block, 20, endian):
             if code == PCAPNG_OPTION_ISB_IFDROP and len(value) == 8:
                 self.interface_drops[interface] = struct.unpack(endian + "Q", value)[0]
-
-
-class _Prepend:
-    """A read-only stream that first returns bytes already read from `stream`."""
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        self._head = head
-        self._stream = stream
-
-    def read(self, size: int = -1) -> bytes:
-        if self._head:
-            head, self._head = self._head, b""
-            if size < 0:
-                return head + self._stream.read()
-            if size <= len(head):
-                self._head = head[size:]
-                return head[:size]
-            return head + self._stream.read(size - len(head))
-        return self._stream.read(size)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,15 +7,18 @@ handed what it needs (limits, sinks, output streams).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry
 
-from monitor.capture import CaptureError, CaptureFile, LiveCapture
+from monitor.capture import CaptureError, CaptureFile, LiveCapture, ReadInterrupt, ReadInterrupted
 from monitor.config import (
     DEFAULT_BPF_FILTER,
     DEFAULT_LISTEN_ADDRESS,
@@ -30,7 +33,7 @@ from monitor.detect import DetectionSettings, Detector, parse_networks
 from monitor.exporter import Exporter
 from monitor.flows import FlowLimits
 from monitor.inventory import DEFAULT_MAX_HOSTS, Inventory
-from monitor.log import LOG_FORMATS, configure_logger
+from monitor.log import LOG_FORMATS, GuardedStream, configure_logger
 from monitor.pipeline import Pipeline
 from monitor.report import Analysis, SourceResult, build_smb1_report, write_json, write_smb1_table, write_table
 from monitor.sensor import FrameSource, LiveSource, ReplaySource, Sensor, build_parts
@@ -43,10 +46,13 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 EXIT_OK = 0
 EXIT_INPUT_ERROR = 1
 EXIT_USAGE = 2
+# Stopped by a signal: 128 + its number, as a shell reports it (130 for SIGINT, 143 for SIGTERM).
+EXIT_SIGNAL_BASE = 128
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smbwatch", description="Passive SMB traffic monitor.")
+    parser.add_argument("--version", action="version", version=f"smbwatch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     analyze = commands.add_parser(
         "analyze",
@@ -60,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("inventory", "smb1"),
         default="inventory",
         help="inventory: connections, sessions, alerts, hosts; smb1: the SMB1 retirement report (default: %(default)s)",
+    )
+    analyze.add_argument(
+        "--local-time",
+        action="store_true",
+        help="table times in local time with its UTC offset (default: UTC, ISO 8601 with a Z)",
     )
     analyze.add_argument(
         "--max-flows",
@@ -112,13 +123,18 @@ def analyze_files(
     max_connections: int,
     settings: DetectionSettings | None = None,
     max_hosts: int = DEFAULT_MAX_HOSTS,
+    interrupt: ReadInterrupt | None = None,
 ) -> Analysis:
-    """Run every file through one pipeline (flows continue across files, as in rotated captures)."""
+    """Run every file through one pipeline (flows continue across files, as in rotated captures).
+
+    A request on `interrupt` stops the reading (the file being read gets an error saying so, later
+    files are not read); what was read is analysed as usual.
+    """
     inventory = Inventory(max_records=max_connections, max_hosts=max_hosts)
     pipeline = Pipeline(limits, sinks=[inventory], detector=Detector(settings))
     analysis = Analysis(pipeline=pipeline, inventory=inventory)
     for path in paths:
-        capture = CaptureFile(path)
+        capture = CaptureFile(path, interrupt)
         source = SourceResult(capture)
         analysis.sources.append(source)
         pipeline.source_file = capture.name
@@ -126,17 +142,56 @@ def analyze_files(
             pipeline.feed(capture)
         except CaptureError as error:
             source.error = error
+        except ReadInterrupted as stop:
+            name = signal.Signals(stop.signum).name
+            source.error = CaptureError(capture.name, f"reading interrupted by {name} after {capture.frames} frames")
+            break
     pipeline.finish()
     return analysis
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM during `analyze`: the first stops the reading (the report of what was read
+    follows), a second one exits at once without a report. Restores the previous handlers on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.interrupt = ReadInterrupt()
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.interrupt.signum is not None:
+            raise SystemExit(EXIT_SIGNAL_BASE + signum)
+        self.interrupt.request(signum)
+
+    def __enter__(self) -> ReadInterrupt:
+        if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self.interrupt
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
 def run_analyze(args: argparse.Namespace) -> int:
     limits = FlowLimits(max_flows=args.max_flows)
     settings = DetectionSettings(smb1_allow=tuple(args.smb1_allow))
-    analysis = analyze_files(args.files, limits, args.max_connections, settings, args.max_hosts)
-    for source in analysis.sources:
-        if source.error:
-            print(f"smbwatch: error: {source.error}", file=sys.stderr)
+    with _StopSignals() as interrupt:
+        analysis = analyze_files(args.files, limits, args.max_connections, settings, args.max_hosts, interrupt)
+        for source in analysis.sources:
+            if source.error:
+                print(f"smbwatch: error: {source.error}", file=sys.stderr)
+        write_analysis(analysis, args)
+    if interrupt.signum is not None:
+        return EXIT_SIGNAL_BASE + interrupt.signum
+    return EXIT_INPUT_ERROR if analysis.failed else EXIT_OK
+
+
+def write_analysis(analysis: Analysis, args: argparse.Namespace) -> None:
+    """The report `args` asked for, on standard output."""
     if args.report == "smb1":
         if args.format == "json":
             json.dump(build_smb1_report(analysis), sys.stdout, indent=1)
@@ -146,8 +201,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     elif args.format == "json":
         write_json(analysis, sys.stdout)
     else:
-        write_table(analysis, sys.stdout)
-    return EXIT_INPUT_ERROR if analysis.failed else EXIT_OK
+        write_table(analysis, sys.stdout, local_time=args.local_time)
 
 
 # Which configuration key each `sniff` flag overrides.
@@ -181,8 +235,17 @@ def run_sniff(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"smbwatch: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    log_stream = open(config.logging.file, "a", buffering=1) if config.logging.file else sys.stdout  # noqa: SIM115
-    logger = configure_logger(config.logging.format, log_stream)
+    try:
+        log_stream = open(config.logging.file, "a", buffering=1) if config.logging.file else sys.stdout  # noqa: SIM115
+    except OSError as error:
+        print(
+            f"smbwatch: error: logging.file: cannot open {config.logging.file!r}: {error.strerror or error}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    # A failed event write stops the sensor (set below, once it exists) instead of raising mid-packet.
+    event_output = GuardedStream(log_stream)
+    logger = configure_logger(config.logging.format, event_output)  # type: ignore[arg-type]
     registry = CollectorRegistry()
     parts = build_parts(config, registry, logger, __version__)
     try:
@@ -212,17 +275,20 @@ def run_sniff(args: argparse.Namespace) -> int:
         source.stop()
         return EXIT_INPUT_ERROR
     sensor = Sensor(parts, source, config.logging.statistics_interval)
+    event_output.on_failure = lambda error: sensor.stop()
 
-    def reload(signum: int, frame: object) -> None:
+    def reload() -> None:
         try:
             sensor.reload(load_config(args.config).detection)
         except ConfigError as error:
-            parts.events.lifecycle("reload_failed", error=str(error))
+            parts.events.failure("reload_failed", error=str(error))
 
+    if args.config:
+        sensor.on_reload = reload
     signal.signal(signal.SIGTERM, lambda signum, frame: sensor.stop())
     signal.signal(signal.SIGINT, lambda signum, frame: sensor.stop())
-    if args.config:
-        signal.signal(signal.SIGHUP, reload)
+    # Without --config there is nothing to reload: the sensor says so (SIGHUP's default would kill it).
+    signal.signal(signal.SIGHUP, lambda signum, frame: sensor.request_reload())
     parts.events.lifecycle(
         "start",
         version=__version__,
@@ -244,8 +310,29 @@ def run_sniff(args: argparse.Namespace) -> int:
         if isinstance(source, LiveSource):
             source.close()
         if log_stream is not sys.stdout:
-            log_stream.close()
+            with contextlib.suppress(OSError):  # a failed write already said what went wrong
+                log_stream.close()
+    if event_output.failure is not None:
+        where = config.logging.file or "standard output"
+        if isinstance(event_output.failure, BrokenPipeError):
+            _discard_stdout()
+            print(f"smbwatch: error: cannot write events to {where}: the reader went away; stopped", file=sys.stderr)
+        else:
+            reason = event_output.failure.strerror or event_output.failure
+            print(f"smbwatch: error: cannot write events to {where}: {reason}; stopped", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     return EXIT_INPUT_ERROR if sensor.error else EXIT_OK
+
+
+def _discard_stdout() -> None:
+    """After the reader of standard output went away: point it at /dev/null, so what is still buffered
+    does not fail again (with a traceback-like "Exception ignored" message) when the interpreter exits."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real descriptor (tests capture stdout)
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -264,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return run_analyze(args)
         except BrokenPipeError:
+            # The reader of the report went away (`smbwatch analyze x.pcap | head -1`): it has what it wanted.
+            _discard_stdout()
             return EXIT_OK
     return EXIT_USAGE
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 import structlog
@@ -42,6 +42,37 @@ def configure_logger(log_format: str = "json", stream: TextIO | None = None) -> 
         ],
         cache_logger_on_first_use=True,
     )
+
+
+class GuardedStream:
+    """The event log's output: a write that fails (a closed pipe, a full disk) is reported once to
+    `on_failure` and later writes are dropped, instead of an exception escaping from whatever logged,
+    in the middle of a packet. `failure` is the error, for the final message."""
+
+    def __init__(self, stream: TextIO, on_failure: Callable[[OSError], None] | None = None) -> None:
+        self.stream = stream
+        self.on_failure = on_failure
+        self.failure: OSError | None = None
+
+    def write(self, text: str) -> int:
+        if self.failure is None:
+            try:
+                self.stream.write(text)
+            except OSError as error:
+                self._failed(error)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.failure is None:
+            try:
+                self.stream.flush()
+            except OSError as error:
+                self._failed(error)
+
+    def _failed(self, error: OSError) -> None:
+        self.failure = error
+        if self.on_failure is not None:
+            self.on_failure(error)
 
 
 def _peers(endpoints: Endpoints) -> dict[str, Any]:
@@ -148,3 +179,7 @@ class EventLog:
 
     def lifecycle(self, event: str, **fields: Any) -> None:
         self.log.info(event, **fields)
+
+    def failure(self, event: str, **fields: Any) -> None:
+        """Something went wrong (`capture_error`, `reload_failed`): logged at level error."""
+        self.log.error(event, **fields)

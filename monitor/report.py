@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from dissectors.records import AnomalyKind
@@ -36,6 +37,7 @@ class SourceResult:
             "linktypes": sorted(self.capture.linktypes),
             "error": str(self.error) if self.error else None,
             "error_offset": self.error.offset if self.error else None,
+            "error_stream_offset": self.error.stream_offset if self.error else None,
         }
 
 
@@ -136,6 +138,23 @@ def _endpoint(endpoint: dict[str, Any]) -> str:
     return f"[{ip}]:{endpoint['port']}" if ":" in ip else f"{ip}:{endpoint['port']}"
 
 
+# What the tables' placeholders mean, printed once above them.
+LEGEND = "(? = not seen or unknown, - = none)"
+# Distinct rows the sessions table folds identical sessions into; sessions beyond are counted, not listed.
+MAX_SESSION_ROWS = 100_000
+
+
+def format_time(ts: float, local_time: bool = False) -> str:
+    """ISO 8601 with microseconds: UTC with a Z (2018-05-01T00:10:54.078881Z), or local time with its
+    offset. A stamp no calendar can show (a corrupt capture's) is given in seconds."""
+    try:
+        if local_time:
+            return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="microseconds")
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.6f}"
+
+
 def _yes_no(value: bool | None) -> str:
     return "?" if value is None else "yes" if value else "no"
 
@@ -148,6 +167,13 @@ def _smb1_column(record: ConnectionRecord) -> str:
     if record["smb1_used"]:
         return "USED"
     return "offered" if record["smb1_offered"] else "-"
+
+
+def _dialect_column(record: ConnectionRecord) -> str:
+    """The dialect; without one, "midstream" for a connection picked up after its NEGOTIATE."""
+    if record["dialect"]:
+        return printable(record["dialect"])
+    return "midstream" if record.get("midstream") else "?"
 
 
 def _table(headers: list[str], rows: Callable[[], Iterator[list[str]]], out: TextIO) -> None:
@@ -164,7 +190,7 @@ def _connection_row(c: ConnectionRecord) -> list[str]:
     return [
         f"{_endpoint(c['client'])} -> {_endpoint(c['server'])}",
         c["transport"],
-        printable(c["dialect"]) if c["dialect"] else "-",
+        _dialect_column(c),
         _smb1_column(c),
         _signing_column(c["signing_required"]),
         _yes_no(c["encrypted"]),
@@ -172,27 +198,124 @@ def _connection_row(c: ConnectionRecord) -> list[str]:
     ]
 
 
+def _user_column(session: dict[str, Any]) -> str:
+    """user@domain; for Kerberos, whose client principal is encrypted, the realm and the service asked for."""
+    user = session["user"]
+    if not user and session["auth"] == "kerberos":
+        kerberos = session.get("kerberos") or {}
+        return f"?@{kerberos.get('realm') or '?'} for {kerberos.get('service_principal') or '?'}"
+    if user is None:
+        return "?"
+    if not user:
+        return "-"
+    return f"{user}@{session['domain']}" if session["domain"] else user
+
+
 def _session_row(c: ConnectionRecord, session: dict[str, Any]) -> list[str]:
-    user = session["user"] or ("(not visible: Kerberos)" if session["auth"] == "kerberos" else "-")
-    if session["user"] and session["domain"]:
-        user = f"{session['user']}@{session['domain']}"
+    """One session, without the client's port, so the sessions of a client's many connections fold."""
     shares = [(path or "?").rsplit("\\", 1)[-1] for path in session.get("trees", ())]
+    workstation = session["workstation"]
     return [
-        f"{_endpoint(c['client'])} -> {_endpoint(c['server'])}",
-        printable(user),
-        printable(session["workstation"] or "-"),
+        f"{printable(c['client']['ip'])} -> {_endpoint(c['server'])}",
+        printable(_user_column(session)),
+        "?" if workstation is None else printable(workstation) or "-",
         session["auth"],
         (session["status"] or "in progress").removeprefix("STATUS_"),
         printable(", ".join(shares)) or "-",
     ]
 
 
-def _alert_summary(detail: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in detail.items() if value not in (None, [], ""))
+def _evidence_value(value: Any) -> str:
+    """One value of alert evidence, printable; quoted (logfmt style) where it has spaces, commas, '=' or
+    quotes, or is empty, so every pair reads back unambiguously."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ";".join(f"{key}={_evidence_value(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ",".join(_evidence_value(item) for item in value)
+    text = printable(str(value))
+    if isinstance(value, float) and text.endswith(".0"):
+        text = text[:-2]
+    if not text or any(char in text for char in ' ,="'):
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
 
 
-def write_table(analysis: Analysis, out: TextIO) -> None:
+def _evidence_pairs(detail: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in detail.items():
+        name = f"{prefix}{printable(str(key))}"
+        if value is None or (isinstance(value, list | tuple | dict | str) and not value):
+            continue
+        if isinstance(value, dict):
+            yield from _evidence_pairs(value, name + ".")
+        else:
+            yield f"{name}={_evidence_value(value)}"
+
+
+def alert_evidence(detail: dict[str, Any]) -> str:
+    """An alert's evidence as `key=value` pairs: lists joined with commas, nested dicts as `a.b=value`,
+    empty values left out, every character printable."""
+    return " ".join(_evidence_pairs(detail))
+
+
+@dataclass(slots=True)
+class _ConnectionSummary:
+    """What the tables need from one pass over the connection records: the sessions folded into
+    identical rows, and per host and role whether every connection was picked up midstream."""
+
+    session_rows: dict[tuple[str, ...], int] = field(default_factory=dict)
+    sessions: int = 0
+    sessions_not_listed: int = 0
+    # (ip, "client" or "server") -> True while every connection in that role was picked up midstream
+    # and never showed a dialect.
+    midstream_only: dict[tuple[str, str], bool] = field(default_factory=dict)
+
+    def add(self, record: ConnectionRecord) -> None:
+        for session in record["sessions"]:
+            self.sessions += 1
+            row = tuple(_session_row(record, session))
+            if row in self.session_rows:
+                self.session_rows[row] += 1
+            elif len(self.session_rows) < MAX_SESSION_ROWS:
+                self.session_rows[row] = 1
+            else:
+                self.sessions_not_listed += 1
+        midstream = bool(record.get("midstream")) and record["dialect"] is None
+        for ip, role in ((record["client"]["ip"], "client"), (record["server"]["ip"], "server")):
+            key = (ip, role)
+            self.midstream_only[key] = self.midstream_only.get(key, True) and midstream
+
+
+def _host_dialects(host: dict[str, Any], role: str, summary: _ConnectionSummary) -> str:
+    dialects = host[f"dialects_as_{role}"]
+    if dialects:
+        return ", ".join(printable(d) for d in dialects)
+    if role not in host["roles"]:
+        return "-"
+    return "midstream" if summary.midstream_only.get((host["ip"], role)) else "?"
+
+
+def _alerts_by_source(alerts: list[dict[str, Any]]) -> list[list[str]]:
+    """Per source host: its alerts counted by kind, the busiest source first."""
+    kinds: dict[str, Counter[str]] = {}
+    for alert in alerts:
+        kinds.setdefault(alert["src"], Counter())[alert["kind"]] += 1
+    ordered = sorted(kinds.items(), key=lambda item: (-item[1].total(), item[0]))
+    return [
+        [printable(source), ", ".join(f"{kind} {count}" for kind, count in sorted(counts.items()))]
+        for source, counts in ordered
+    ]
+
+
+def write_table(analysis: Analysis, out: TextIO, local_time: bool = False) -> None:
+    """The readable report: connections, sessions (identical ones folded), alerts (by source host, then
+    one by one), hosts and totals. Times are ISO 8601, UTC unless `local_time`."""
     connections = analysis.inventory.connections
+    summary = _ConnectionSummary()
+    for record in connections:
+        summary.add(record)
+    out.write(LEGEND + "\n\n")
     out.write(f"SMB connections ({len(connections)})\n")
     _table(
         ["CLIENT -> SERVER", "TRANSPORT", "DIALECT", "SMB1", "SIGNING", "ENCRYPTED", "MESSAGES"],
@@ -200,15 +323,26 @@ def write_table(analysis: Analysis, out: TextIO) -> None:
         out,
     )
 
-    def sessions() -> Iterator[list[str]]:
-        return (_session_row(c, session) for c in connections for session in c["sessions"])
-
-    out.write(f"\nSessions ({sum(1 for _ in sessions())})\n")
-    _table(["CLIENT -> SERVER", "USER", "FROM", "AUTH", "RESULT", "SHARES"], sessions, out)
+    session_rows = [[*row, f"x{count}" if count > 1 else ""] for row, count in summary.session_rows.items()]
+    rows = len(session_rows)
+    folded = f", in {rows} row{'s' if rows != 1 else ''}" if rows < summary.sessions else ""
+    out.write(f"\nSessions ({summary.sessions}{folded})\n")
+    _table(["CLIENT -> SERVER", "USER", "FROM", "AUTH", "RESULT", "SHARES", "COUNT"], lambda: iter(session_rows), out)
+    if summary.sessions_not_listed:
+        out.write(f"{summary.sessions_not_listed} more sessions not listed (row cap); the JSON output has them\n")
     alerts = _alerts(analysis)
     out.write(f"\nAlerts ({len(alerts)})\n")
+    if alerts:
+        by_source = _alerts_by_source(alerts)
+        _table(["SOURCE", "ALERTS BY KIND"], lambda: iter(by_source), out)
+        out.write("\n")
     alert_rows = [
-        [a["kind"], f"{a['ts']:.6f}", f"{a['src']} -> {a['dst']}", printable(_alert_summary(a["detail"]))]
+        [
+            a["kind"],
+            format_time(a["ts"], local_time),
+            f"{printable(a['src'])} -> {printable(a['dst'])}",
+            alert_evidence(a["detail"]),
+        ]
         for a in alerts
     ]
     _table(["KIND", "TIME", "SOURCE -> DESTINATION", "EVIDENCE"], lambda: iter(alert_rows), out)
@@ -218,8 +352,8 @@ def write_table(analysis: Analysis, out: TextIO) -> None:
         [
             h["ip"],
             "+".join(h["roles"]),
-            ", ".join(printable(d) for d in h["dialects_as_client"]) or "-",
-            ", ".join(printable(d) for d in h["dialects_as_server"]) or "-",
+            _host_dialects(h, "client", summary),
+            _host_dialects(h, "server", summary),
             "USED" if h["smb1"] else ("offered" if h["smb1_offered"] else "-"),
         ]
         for h in hosts

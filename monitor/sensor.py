@@ -7,6 +7,9 @@ heartbeats a source yields as `None`, the sensor refreshes the metrics snapshot
 `logging.statistics_interval`). `stop()` may be called from a signal handler:
 it only sets flags; the loop ends at the next frame or heartbeat, closes every
 flow so its facts reach the sinks, logs the final statistics and returns.
+`request_reload()` (SIGHUP) too: the reload runs in the loop at its next tick,
+so a signal handler never writes an event itself (the logger holds a lock
+while it writes: a handler interrupting a write would wait for itself).
 """
 
 from __future__ import annotations
@@ -154,11 +157,30 @@ class Sensor:
         self._next_hosts_refresh = 0.0
         self._next_statistics = 0.0
         self.error: CaptureError | None = None
+        # What request_reload() runs, in the loop; None: nothing to reload.
+        self.on_reload: Callable[[], None] | None = None
+        self._reload_requested = threading.Event()
 
     def stop(self) -> None:
         """Safe from a signal handler: only sets flags."""
         self._stopping.set()
         self.source.stop()
+
+    def request_reload(self) -> None:
+        """Safe from a signal handler: `on_reload` runs at the next tick of the loop (or of the serving
+        after a replay); without one, a `reload_skipped` event says there is nothing to reload."""
+        self._reload_requested.set()
+
+    def _reload_if_requested(self) -> None:
+        if not self._reload_requested.is_set():
+            return
+        self._reload_requested.clear()
+        if self.on_reload is None:
+            self.parts.events.lifecycle(
+                "reload_skipped", reason="no configuration file to reload (start with --config)"
+            )
+        else:
+            self.on_reload()
 
     @property
     def stopping(self) -> bool:
@@ -177,14 +199,14 @@ class Sensor:
             self.parts.pipeline.feed(self._frames_between_ticks())
         except CaptureError as error:
             self.error = error
-            self.parts.events.lifecycle("capture_error", error=str(error))
+            self.parts.events.failure("capture_error", error=str(error))
         self.parts.pipeline.finish()
         self.tick(force=True)
 
     def serve_until_stopped(self) -> None:
         """After a replay: keep the final metrics up until `stop()`."""
         while not self._stopping.wait(HEARTBEAT):
-            pass
+            self._reload_if_requested()
 
     def _frames_between_ticks(self) -> Iterator[Frame]:
         for frame in self.source:
@@ -199,6 +221,7 @@ class Sensor:
             self.tick()
 
     def tick(self, force: bool = False) -> None:
+        self._reload_if_requested()
         now = self._clock()
         parts = self.parts
         self._advance_capture_time(now)

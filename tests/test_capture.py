@@ -9,7 +9,9 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,126 @@ def test_reading_refills_per_window_not_per_record(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(capture_module._Chunks, "fill", counting_fill)
     assert sum(1 for _ in CaptureFile(str(path))) == len(frames)
     assert len(calls) < 10 + len(content) // (1 << 20)  # a few per MiB, not one per record
+
+
+# --- gzip: everything decompressed before the damage is read ---------------------------------
+
+BULK = PCAPS / "recorded" / "bulk_3_0_2.pcap"  # 1,102 frames, 1.4 MB: a few hundred kB of deflate data
+
+
+def decompressed_prefix(compressed: bytes) -> bytes:
+    """What zlib can decompress from the first bytes of a gzip member (no error for a cut)."""
+    return zlib.decompressobj(31).decompress(compressed)
+
+
+def complete_records(data: bytes) -> int:
+    """Whole records in a little-endian classic pcap prefix."""
+    count, position = 0, 24
+    while position + 16 <= len(data):
+        position += 16 + int.from_bytes(data[position + 8 : position + 12], "little")
+        if position > len(data):
+            break
+        count += 1
+    return count
+
+
+def read_until_error(path: Path) -> tuple[list[Frame], CaptureError | None]:
+    frames: list[Frame] = []
+    try:
+        frames.extend(CaptureFile(str(path)))
+    except CaptureError as error:
+        return frames, error
+    return frames, None
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.2, 0.5, 0.77, 0.999])
+def test_cut_gzip_yields_every_frame_decompressed_before_the_cut(tmp_path: Path, fraction: float) -> None:
+    """gzip.GzipFile raised EOFError for the whole 4 MiB read, so a cut .pcap.gz gave 0 frames."""
+    original = BULK.read_bytes()
+    expected = list(CaptureFile(str(BULK)))
+    packed = gzip.compress(original, mtime=0)
+    cut = int(len(packed) * fraction)
+    path = tmp_path / "cut.pcap.gz"
+    path.write_bytes(packed[:cut])
+    frames, error = read_until_error(path)
+    prefix = decompressed_prefix(packed[:cut])
+    assert len(frames) == complete_records(prefix) > 0
+    assert frames == expected[: len(frames)]
+    assert error is not None and "gzip data ends early (file truncated)" in str(error)
+    assert f"after {len(frames)} frames" in str(error)
+    assert (error.offset, error.stream_offset) == (cut, len(prefix))
+    assert f"at compressed byte {cut}, byte {len(prefix)} of the decompressed capture" in str(error)
+
+
+def test_corrupt_gzip_keeps_the_frames_before_the_damage(tmp_path: Path) -> None:
+    original = BULK.read_bytes()
+    expected = list(CaptureFile(str(BULK)))
+    packed = gzip.compress(original, mtime=0)
+    for position in (len(packed) // 5, len(packed) // 2, len(packed) - 20):
+        damaged = bytearray(packed)
+        damaged[position] ^= 0x55
+        path = tmp_path / "bad.pcap.gz"
+        path.write_bytes(bytes(damaged))
+        frames, error = read_until_error(path)
+        # Bytes decompressed from before the damaged one are exact; after it the deflate stream may
+        # still decode (into garbage that the record parser or the CRC check then refuses).
+        intact = complete_records(decompressed_prefix(packed[:position]))
+        assert intact > 0 and frames[:intact] == expected[:intact]
+        assert error is not None, position
+    # A damaged CRC: every frame was decompressed before the check failed.
+    damaged = bytearray(packed)
+    damaged[-6] ^= 0x01
+    path.write_bytes(bytes(damaged))
+    frames, error = read_until_error(path)
+    assert frames == expected
+    assert error is not None and "corrupt gzip data (incorrect data check)" in str(error)
+    assert error.stream_offset == len(original) and error.offset is not None and error.offset < len(packed)
+
+
+def test_corrupt_deflate_data_names_the_damaged_byte(tmp_path: Path) -> None:
+    """A deflate block header with the reserved block type 3 is refused where it is: the output before it
+    (a first member) is read, and the offset is the damaged byte's."""
+    original = BULK.read_bytes()
+    first = gzip.compress(original[:300_000], mtime=0)
+    second = bytearray(gzip.compress(original[300_000:], mtime=0))
+    second[10] = 0xFF  # BFINAL 1, BTYPE 3: "invalid block type"
+    path = tmp_path / "bad.pcap.gz"
+    path.write_bytes(first + bytes(second))
+    frames, error = read_until_error(path)
+    assert len(frames) == complete_records(original[:300_000])
+    assert error is not None and "invalid block type" in str(error)
+    assert (error.offset, error.stream_offset) == (len(first) + 10, 300_000)
+
+
+def test_concatenated_gzip_members_and_padding(tmp_path: Path) -> None:
+    original = BULK.read_bytes()
+    expected = list(CaptureFile(str(BULK)))
+    members = b"".join(gzip.compress(original[i : i + 100_001], mtime=0) for i in range(0, len(original), 100_001))
+    for tail, error_text in ((b"", None), (bytes(512), None), (b"junk", "not gzip data after the last gzip member")):
+        path = tmp_path / "members.pcap.gz"
+        path.write_bytes(members + tail)
+        frames, error = read_until_error(path)
+        assert frames == expected
+        assert (error is None) if error_text is None else (error is not None and error_text in str(error))
+    cut = len(members) - 5_000  # inside the last member
+    path.write_bytes(members[:cut])
+    frames, error = read_until_error(path)
+    assert error is not None and error.offset == cut
+    assert 0 < len(frames) < len(expected) and frames == expected[: len(frames)]
+
+
+def test_gzip_on_a_pipe_reads_what_arrived(tmp_path: Path) -> None:
+    """Standard input that is a pipe is read as data arrives; a cut stream gives what was before the cut."""
+    packed = gzip.compress(BULK.read_bytes(), mtime=0)
+    cut = len(packed) // 2
+    script = (
+        "import sys; from monitor.capture import CaptureFile, CaptureError\n"
+        "c = CaptureFile('-')\n"
+        "try:\n    n = sum(1 for _ in c)\nexcept CaptureError as e:\n    print(c.frames, e.offset, e.stream_offset)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], input=packed[:cut], capture_output=True, check=True, timeout=60
+    )
+    frames, offset, stream_offset = map(int, result.stdout.split())
+    prefix = decompressed_prefix(packed[:cut])
+    assert (frames, offset, stream_offset) == (complete_records(prefix), cut, len(prefix))

@@ -62,6 +62,10 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
         load_config(str(broken))
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(str(tmp_path / "missing.toml"))
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xd4\xc3\xb2\xa1\x02\x00")  # a pcap header given as the configuration
+    with pytest.raises(ConfigError, match=r"binary\.toml: not valid TOML: not UTF-8 text \(byte 0\)"):
+        load_config(str(binary))
     typo = tmp_path / "typo.toml"
     typo.write_text("[detection]\nbruteforce_failure = 3\n")
     with pytest.raises(ConfigError, match=r"typo\.toml: detection\.bruteforce_failure: unknown key"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import structlog
@@ -16,7 +17,8 @@ from monitor.config import SensorConfig
 from monitor.log import EventLog, configure_logger
 from monitor.sensor import build_parts
 
-PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
+ROOT = Path(__file__).resolve().parents[1]
+PCAPS = ROOT / "pcaps"
 PEER_FIELDS = {"source.ip", "source.port", "destination.ip", "destination.port", "network.transport"}
 
 
@@ -79,3 +81,34 @@ def test_console_format_is_readable() -> None:
     stream = io.StringIO()
     EventLog(configure_logger("console", stream)).lifecycle("start", version="1")
     assert "start" in stream.getvalue() and "version=1" in stream.getvalue()
+
+
+def test_failures_are_logged_at_level_error() -> None:
+    stream = io.StringIO()
+    log = EventLog(configure_logger("json", stream))
+    log.failure("reload_failed", error="smbwatch.toml: not valid TOML")
+    log.lifecycle("reload_skipped", reason="nothing to reload")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["event"], line["level"]) for line in lines] == [
+        ("reload_failed", "error"),
+        ("reload_skipped", "info"),
+    ]
+
+
+# How monitor/ names an event: EventLog.lifecycle/failure("name", ...) or self.log.<level>("name", ...).
+EVENT_CALL = re.compile(r"\.(?:lifecycle|failure|info|warning|error)\(\s*\"([a-z_]+)\"")
+
+
+def readme_events() -> set[str]:
+    """The event names in the first column of README's events table."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Events") :]
+    section = section[: section.index("\n#", 1)]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return {name for row in rows for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+
+
+def test_every_event_the_sensor_emits_is_in_the_readme() -> None:
+    emitted = {name for path in (ROOT / "monitor").rglob("*.py") for name in EVENT_CALL.findall(path.read_text())}
+    assert {"start", "stop", "alert", "negotiate", "reload_failed", "reload_skipped", "capture_error"} <= emitted
+    assert emitted - readme_events() == set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import signal
 import ssl
@@ -117,6 +118,47 @@ def test_replay_serves_metrics_reloads_on_sighup_and_stops_on_sigterm(sniffer_fa
     )
 
 
+def test_sighup_without_a_configuration_file_is_logged_and_ignored(sniffer_factory) -> None:
+    """SIGHUP's default action killed a sensor started without --config (exit 129, no stop event)."""
+    sniffer = sniffer_factory("--replay", str(PCAPS / "recorded" / "smb3_1_1.pcap"), "--speed", "0")
+    sniffer.wait_for("replay_finished")
+    sniffer.process.send_signal(signal.SIGHUP)
+    skipped = sniffer.wait_for("reload_skipped")
+    assert "--config" in skipped["reason"] and skipped["level"] == "info"
+    sniffer.process.send_signal(signal.SIGHUP)  # and again: still running
+    sniffer.wait_for("reload_skipped")
+    assert sniffer.process.poll() is None
+    sniffer.process.send_signal(signal.SIGTERM)
+    assert sniffer.wait_for("stop", timeout=10)["error"] is None
+    assert sniffer.process.wait(timeout=10) == 0
+
+
+def test_a_configuration_that_breaks_is_a_reload_failed_error(sniffer_factory, tmp_path: Path) -> None:
+    config = tmp_path / "smbwatch.toml"
+    config.write_text("[detection]\nbruteforce_failures = 3\n")
+    sniffer = sniffer_factory(
+        "--replay", str(PCAPS / "recorded" / "smb3_1_1.pcap"), "--speed", "0", "--config", str(config)
+    )
+    sniffer.wait_for("replay_finished")
+    config.write_text("[detection]\nbruteforce_failures = 'many'\n")
+    sniffer.process.send_signal(signal.SIGHUP)
+    failed = sniffer.wait_for("reload_failed")
+    assert failed["level"] == "error" and "detection.bruteforce_failures" in failed["error"]
+    sniffer.process.send_signal(signal.SIGTERM)
+    assert sniffer.process.wait(timeout=10) == 0
+
+
+def test_a_damaged_replay_is_a_capture_error(sniffer_factory) -> None:
+    sniffer = sniffer_factory(
+        "--replay", str(PCAPS / "crafted" / "truncated.pcap"), "--speed", "0", "--exit-after-replay"
+    )
+    list(sniffer.lines())
+    assert sniffer.process.wait(timeout=30) == 1
+    [error] = [event for event in sniffer.events if event["event"] == "capture_error"]
+    assert error["level"] == "error" and "after 23 frames" in error["error"]
+    assert sniffer.events[-1]["event"] == "stop" and sniffer.events[-1]["error"] == error["error"]
+
+
 def test_exit_after_replay_and_the_event_stream(sniffer_factory) -> None:
     capture = PCAPS / "crafted" / "eternalblue_patterns.pcap"
     sniffer = sniffer_factory("--replay", str(capture), "--speed", "0", "--exit-after-replay")
@@ -167,6 +209,61 @@ def test_missing_replay_file_is_a_clear_error() -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "/nonexistent.pcap" in result.stderr + result.stdout
+
+
+def run_to_a_closed_pipe(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """`smbwatch ARGS` with standard output a pipe whose reader has gone (as `smbwatch ... | head -1` ends)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [*SMBWATCH, *args], stdout=write_end, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=60
+        )
+    finally:
+        os.close(write_end)
+
+
+def test_log_file_that_cannot_be_opened_is_a_one_line_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*SMBWATCH, "sniff", "--replay", str(PCAPS / "recorded" / "smb3_1_1.pcap"), "--exit-after-replay",
+         "--web.listen-address", "127.0.0.1:0", "--log-file", str(tmp_path / "missing" / "events.log")],
+        capture_output=True, text=True, cwd=ROOT, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"smbwatch: error: logging.file: cannot open '{tmp_path / 'missing' / 'events.log'}': No such file or directory"
+    ]
+
+
+def test_events_to_a_closed_pipe_stop_the_sensor_with_one_line() -> None:
+    result = run_to_a_closed_pipe(
+        ["sniff", "--replay", str(PCAPS / "recorded" / "control_reconnects.pcap"), "--speed", "0",
+         "--web.listen-address", "127.0.0.1:0"]
+    )  # fmt: skip
+    assert result.returncode == 1  # stopped although not asked to, and without --exit-after-replay
+    assert result.stderr.splitlines() == [
+        "smbwatch: error: cannot write events to standard output: the reader went away; stopped"
+    ]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_events_to_a_full_disk_stop_the_sensor_with_one_line() -> None:
+    result = subprocess.run(
+        [*SMBWATCH, "sniff", "--replay", str(PCAPS / "recorded" / "smb3_1_1.pcap"), "--speed", "0",
+         "--web.listen-address", "127.0.0.1:0", "--log-file", "/dev/full"],
+        capture_output=True, text=True, cwd=ROOT, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "smbwatch: error: cannot write events to /dev/full: No space left on device; stopped"
+    ]
+
+
+@pytest.mark.parametrize("output", ["table", "json"])
+def test_analyze_to_a_closed_pipe_exits_quietly(output: str) -> None:
+    captures = sorted(str(path) for path in (PCAPS / "recorded").glob("*.pcap"))  # a report of some 100 kB
+    result = run_to_a_closed_pipe(["analyze", "--format", output, *captures])
+    assert (result.returncode, result.stderr) == (0, "")
 
 
 def make_registry() -> CollectorRegistry:
