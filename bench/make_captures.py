@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the two benchmark captures (bulk.pcap, mixed.pcap) as classic pcap.
+"""Write the benchmark captures (bulk, mixed and the floods) as classic pcap.
 
 Everything is built with ``struct`` (no scapy) so that a million packets take
 seconds, and everything is drawn from a seeded ``random.Random`` so the same
@@ -12,8 +12,16 @@ arguments always give byte-identical files.
   interleaved SMB2 sessions (some starting with an SMB1 multi-protocol
   NEGOTIATE), SMB1-only negotiations, SYN scans of port 445 answered by RST,
   and 30-40 % non-SMB noise (HTTP, TLS, DNS, ARP).
+* ``synflood.pcap`` (``synflood_200k.pcap``) - 1,560,000 (200,000) spoofed SYNs to
+  port 445 of 256 servers over 156 s (20 s), 0.1 % answered by RST/ACK, with one
+  scanner (SCANNER_IP) hidden in it: 30 SYNs to 30 distinct servers, every 52,000th
+  (6,666th) SYN. ``synflood_frames`` / ``synflood_pcap`` build any size in memory.
+* ``logon_flood.pcap`` - 100,000 failed SMB logons, one connection each from 100,000
+  clients to three servers over ~100 s, the SMB2 bytes copied from
+  pcaps/recorded/auth_wrong_password.pcap; BRUTE_FORCER_IP fails 12 times among them
+  against the first server (``logon_flood_frames`` / ``logon_flood_pcap``).
 
-Usage: ``python3 bench/make_captures.py OUTDIR [--mixed-packets N] [--bulk-mb M]``
+Usage: ``python3 bench/make_captures.py OUTDIR [--only NAME] [--mixed-packets N] [--bulk-mb M]``
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_SEED = 20240611
 DEFAULT_MIXED_PACKETS = 1_000_000
@@ -1183,8 +1192,329 @@ def write_mixed(path: Path, target_packets: int, seed: int, concurrency: int = 2
 
 
 # --------------------------------------------------------------------------
+# floods (issue 15): a spoofed SYN flood hiding one slow scanner, a logon flood
+# --------------------------------------------------------------------------
+
+SYNFLOOD_SYNS = 1_560_000  # 30 scanner attempts x 52,000 SYNs: the scanner's last attempt fits in
+SYNFLOOD_RATE = 10_000  # SYNs per second on average: the 1.56 M flood lasts 156 s
+SYNFLOOD_ANSWERED = 0.001  # share of flood SYNs a server answers with RST/ACK
+SYNFLOOD_SERVERS = 256  # destination servers, 172.16.0.1-172.16.1.2
+SCANNER_IP = "10.66.66.66"  # the hidden scanner; never drawn as a random source
+SCANNER_ATTEMPTS = 30
+SCANNER_GAP = 52_000  # flood SYNs between two scanner attempts in the full flood
+SYNFLOOD_VARIANTS = {"synflood": SYNFLOOD_SYNS, "synflood_200k": 200_000}
+
+LOGON_FLOOD_CLIENTS = 100_000
+LOGON_FLOOD_RATE = 1_000  # logons started per second on average: 100,000 take ~100 s
+LOGON_FLOOD_SERVERS = ("172.16.0.1", "172.16.0.2", "172.16.0.3")
+BRUTE_FORCER_IP = "10.99.99.99"  # the client that fails BRUTE_FORCE_ATTEMPTS times against the first server
+BRUTE_FORCE_ATTEMPTS = 12
+LOGON_RECORDING = Path(__file__).resolve().parent.parent / "pcaps" / "recorded" / "auth_wrong_password.pcap"
+
+ROUTER_MAC = b"\x02\x00\x0a\x00\x00\x01"  # spoofed sources all arrive through the upstream router
+MIN_FRAME = 60  # Ethernet minimum without FCS: a mirror port delivers short frames padded
+
+
+def pcap_bytes(frames: Iterator[Timed]) -> bytes:
+    """A whole classic pcap (the format PcapFileWriter writes) in memory, for tests."""
+    out = bytearray(struct.pack("<IHHiIII", PCAP_MAGIC_USEC, 2, 4, 0, 0, SNAPLEN, LINKTYPE_ETHERNET))
+    pack = struct.Struct("<IIII").pack
+    for time_us, frame in frames:
+        sec, usec = divmod(time_us, 1_000_000)
+        out += pack(sec + CAPTURE_START_EPOCH, usec, len(frame), len(frame))
+        out += frame
+    return bytes(out)
+
+
+def write_frames(path: Path, frames: Iterator[Timed]) -> tuple[int, int]:
+    """Write ``frames`` to ``path``; return (packets, bytes)."""
+    writer = PcapFileWriter(path)
+    for time_us, frame in frames:
+        writer.write(time_us, frame)
+    writer.close()
+    return writer.packets, writer.bytes_written
+
+
+_BARE_TCP = struct.Struct("!HHIIBBHHH")
+
+
+def bare_tcp_frame(
+    src_mac: bytes,
+    dst_mac: bytes,
+    src_ip: bytes,
+    dst_ip: bytes,
+    src_port: int,
+    dst_port: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    ip_id: int,
+    ttl: int,
+    options: bytes = b"",
+) -> bytes:
+    """A payload-less TCP segment (SYN, RST) in one Ethernet frame, padded to 60 bytes."""
+    header_len = 20 + len(options)
+    header = _BARE_TCP.pack(src_port, dst_port, seq, ack, header_len << 2, flags, window, 0, 0) + options
+    pseudo = src_ip + dst_ip + struct.pack("!xBH", IPPROTO_TCP, header_len)
+    checksum = internet_checksum(pseudo + header)
+    segment = header[:16] + struct.pack("!H", checksum) + header[18:]
+    frame = ipv4_frame(src_mac, dst_mac, src_ip, dst_ip, ip_id, ttl, IPPROTO_TCP, segment)
+    return frame + b"\x00" * (MIN_FRAME - len(frame)) if len(frame) < MIN_FRAME else frame
+
+
+def synflood_servers(count: int = SYNFLOOD_SERVERS) -> list[bytes]:
+    return [bytes((172, 16, index // 254, 1 + index % 254)) for index in range(count)]
+
+
+def synflood_frames(
+    syns: int = SYNFLOOD_SYNS,
+    seed: int = DEFAULT_SEED,
+    *,
+    rate: int = SYNFLOOD_RATE,
+    answered: float = SYNFLOOD_ANSWERED,
+    servers: int = SYNFLOOD_SERVERS,
+    scanner_attempts: int = SCANNER_ATTEMPTS,
+    scanner_gap: int | None = None,
+) -> Iterator[Timed]:
+    """A spoofed SYN flood on TCP 445 with one slow scanner hidden in it, in time order.
+
+    ``syns`` SYNs in all, one every 1-199 us (mean 1/``rate`` s; at the default 10,000/s),
+    from random sources in 10.0.0.0/8 (random ports, ISNs, IP ids, TTLs, windows) to
+    ``servers`` destination servers; a share ``answered`` of them is answered by the
+    server with RST/ACK 0.1-3 ms later. ``scanner_attempts`` of the SYNs, every
+    ``scanner_gap``-th one (default ``syns // scanner_attempts``: 52,000 in the full
+    flood, so a 50,000-source LRU forgets the scanner between two attempts) and centred in
+    the flood, come from SCANNER_IP, one to each of as many distinct servers, and are all
+    answered with RST/ACK.
+    """
+    if scanner_gap is None:
+        scanner_gap = syns // scanner_attempts if scanner_attempts else syns
+    if scanner_attempts and (scanner_gap < 1 or scanner_attempts * scanner_gap > syns):
+        raise ValueError(f"{scanner_attempts} scanner attempts {scanner_gap} SYNs apart do not fit in {syns} SYNs")
+    if scanner_attempts > servers:
+        raise ValueError("the scanner needs as many distinct servers as attempts")
+    rng = random.Random(seed + 15)
+    targets = synflood_servers(servers)
+    scanner = ip_address(SCANNER_IP)
+    scanner_number = int.from_bytes(scanner, "big") & 0xFFFFFF
+    scanner_targets = rng.sample(targets, scanner_attempts)
+    # the scanner's n-th attempt comes before flood SYN number first + n * gap (centred in the flood)
+    first = (syns - (scanner_attempts - 1) * scanner_gap) // 2 if scanner_attempts else syns
+    mean_gap_us = 1_000_000 / rate
+    low, high = max(1, round(mean_gap_us / 100)), max(1, round(mean_gap_us * 2 - mean_gap_us / 100))
+    mss = b"\x02\x04\x05\xb4"
+    replies: list[tuple[int, int, bytes]] = []  # (time, serial, frame) of RSTs not yet due
+    serial = 0
+    now = 0
+    attempt = 0
+    for index in range(syns):
+        now += rng.randint(low, high)
+        while replies and replies[0][0] <= now:
+            time_us, _, frame = heapq.heappop(replies)
+            yield time_us, frame
+        if attempt < scanner_attempts and index == first + attempt * scanner_gap:
+            source, ttl, answer = scanner, 64, True
+            destination = scanner_targets[attempt]
+            attempt += 1
+        else:
+            number = rng.getrandbits(24)
+            while number == scanner_number or number in (0, 0xFFFFFF):
+                number = rng.getrandbits(24)
+            source, ttl = b"\x0a" + number.to_bytes(3, "big"), rng.randint(32, 255)
+            destination = targets[rng.randrange(servers)]
+            answer = rng.random() < answered
+        port = rng.randint(1024, 65535)
+        seq = rng.getrandbits(32)
+        server_mac = mac_for(destination)
+        window = rng.choice((512, 1024, 29200, 64240))
+        syn = bare_tcp_frame(
+            ROUTER_MAC,
+            server_mac,
+            source,
+            destination,
+            port,
+            445,
+            seq,
+            0,
+            TCP_SYN,
+            window,
+            rng.getrandbits(16),
+            ttl,
+            mss,
+        )
+        yield now, syn
+        if answer:
+            serial += 1
+            ack = (seq + 1) & 0xFFFFFFFF
+            flags = TCP_RST | TCP_ACK
+            reply = bare_tcp_frame(
+                server_mac, ROUTER_MAC, destination, source, 445, port, 0, ack, flags, 0, rng.getrandbits(16), 64
+            )
+            heapq.heappush(replies, (now + rng.randint(100, 3000), serial, reply))
+    while replies:
+        time_us, _, frame = heapq.heappop(replies)
+        yield time_us, frame
+
+
+def synflood_pcap(syns: int = SYNFLOOD_SYNS, seed: int = DEFAULT_SEED, **options: Any) -> bytes:
+    """``synflood_frames`` as a classic pcap in memory (e.g. a 50,000-SYN flood for a test)."""
+    return pcap_bytes(synflood_frames(syns, seed, **options))
+
+
+def write_synflood(path: Path, syns: int = SYNFLOOD_SYNS, seed: int = DEFAULT_SEED, **options: Any) -> tuple[int, int]:
+    return write_frames(path, synflood_frames(syns, seed, **options))
+
+
+def read_pcap_records(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(time in us, frame) of a classic Ethernet pcap in either byte order, us or ns timestamps."""
+    data = path.read_bytes()
+    magic = struct.unpack_from("<I", data)[0]
+    order = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    nanoseconds = struct.unpack_from(order + "I", data)[0] == 0xA1B23C4D
+    if struct.unpack_from(order + "I", data, 20)[0] & 0xFFFF != LINKTYPE_ETHERNET:
+        raise ValueError(f"{path}: not an Ethernet capture")
+    record = struct.Struct(order + "IIII")
+    offset = 24
+    while offset + 16 <= len(data):
+        sec, fraction, captured, _ = record.unpack_from(data, offset)
+        offset += 16
+        yield sec * 1_000_000 + (fraction // 1000 if nanoseconds else fraction), data[offset : offset + captured]
+        offset += captured
+
+
+def recorded_tcp_messages(path: Path, server_port: int = 445) -> list[tuple[bool, bytes]]:
+    """The TCP payload of the first connection to ``server_port`` in a recorded capture, as
+    (from_client, bytes) runs: consecutive segments of one direction joined, in capture order."""
+    runs: list[tuple[bool, bytes]] = []
+    connection: tuple[bytes, int] | None = None  # (client ip, client port)
+    for _, frame in read_pcap_records(path):
+        if len(frame) < 54 or frame[12:14] != b"\x08\x00" or frame[23] != IPPROTO_TCP:
+            continue
+        ip_header = (frame[14] & 0x0F) * 4
+        total_length = struct.unpack_from("!H", frame, 16)[0]
+        tcp = 14 + ip_header
+        source_port, destination_port = struct.unpack_from("!HH", frame, tcp)
+        flags = frame[tcp + 13]
+        payload = frame[tcp + (frame[tcp + 12] >> 4) * 4 : 14 + total_length]
+        source = (frame[26:30], source_port)
+        destination = (frame[30:34], destination_port)
+        if connection is None and destination_port == server_port and flags & TCP_SYN:
+            connection = source
+        if connection not in (source, destination):
+            continue
+        if flags & TCP_FIN and not payload:
+            break
+        if payload:
+            from_client = source == connection
+            if runs and runs[-1][0] == from_client:
+                runs[-1] = (from_client, runs[-1][1] + payload)
+            else:
+                runs.append((from_client, payload))
+    return runs
+
+
+def failed_logon_messages(path: Path = LOGON_RECORDING) -> list[tuple[bytes, bytes]]:
+    """(request, response) NetBIOS-framed SMB exchanges of the recorded failed logon:
+    NEGOTIATE, SESSION_SETUP (NTLMSSP NEGOTIATE/CHALLENGE), SESSION_SETUP (AUTHENTICATE,
+    STATUS_LOGON_FAILURE)."""
+    runs = recorded_tcp_messages(path)
+    if len(runs) % 2 or not all(from_client == (index % 2 == 0) for index, (from_client, _) in enumerate(runs)):
+        raise ValueError(f"{path}: the first connection is not request/response pairs")
+    pairs = [(runs[index][1], runs[index + 1][1]) for index in range(0, len(runs), 2)]
+    last_status = struct.unpack_from("<I", pairs[-1][1], 4 + 8)[0]
+    if last_status != 0xC000006D:
+        raise ValueError(f"{path}: the last response is 0x{last_status:08x}, not STATUS_LOGON_FAILURE")
+    return pairs
+
+
+def failed_logon(
+    rng: random.Random, start_us: int, client: bytes, port: int, server: bytes, messages: list[tuple[bytes, bytes]]
+) -> Iterator[Timed]:
+    """One short connection: handshake, the recorded exchanges re-addressed, client FIN."""
+    flow = TcpFlow(rng, start_us, client, port, server, 445)
+    rtt_us = rng.randint(200, 2000)
+    yield from flow.handshake(rtt_us)
+    for request, response in messages:
+        yield from flow.exchange(request, response, rtt_us, rng.randint(50, 1500))
+    yield from flow.close(rtt_us)
+
+
+def logon_flood_frames(
+    clients: int = LOGON_FLOOD_CLIENTS,
+    seed: int = DEFAULT_SEED,
+    *,
+    rate: int = LOGON_FLOOD_RATE,
+    servers: tuple[str, ...] = LOGON_FLOOD_SERVERS,
+    brute_force_attempts: int = BRUTE_FORCE_ATTEMPTS,
+    recording: Path = LOGON_RECORDING,
+) -> Iterator[Timed]:
+    """``clients`` failed SMB logons, each from its own address in 10.0.0.0/8 to one of
+    ``servers``, started every 1-1999 us (mean 1/``rate`` s), in time order. Each is a
+    whole TCP connection (12 frames) carrying the SMB2 messages of the first connection of
+    ``recording`` (SMB 3.1.1 NEGOTIATE, NTLMSSP NEGOTIATE/CHALLENGE, AUTHENTICATE as
+    SMBWLAB\\alice -> STATUS_LOGON_FAILURE) byte for byte. On top, BRUTE_FORCER_IP makes
+    ``brute_force_attempts`` such logons against the first server, spread evenly over the flood.
+    """
+    rng = random.Random(seed + 16)
+    messages = failed_logon_messages(recording)
+    brute_forcer = ip_address(BRUTE_FORCER_IP)
+    excluded = int.from_bytes(brute_forcer, "big") & 0xFFFFFF
+    numbers = [n for n in rng.sample(range(1, 0xFFFFFF), clients + 1) if n != excluded][:clients]
+    server_ips = [ip_address(server) for server in servers]
+    step = max(1, clients // brute_force_attempts) if brute_force_attempts else 0
+    mean_gap_us = 1_000_000 / rate
+    low, high = max(1, round(mean_gap_us / 1000)), max(1, round(mean_gap_us * 2 - mean_gap_us / 1000))
+    active: list[tuple[int, int, bytes, Iterator[Timed]]] = []
+    serial = 0
+    now = 0
+    brute_forced = 0
+
+    def start(flow: Iterator[Timed]) -> None:
+        nonlocal serial
+        first = next(flow)
+        serial += 1
+        heapq.heappush(active, (first[0], serial, first[1], flow))
+
+    def drain_until(limit: int | None) -> Iterator[Timed]:
+        nonlocal serial
+        while active and (limit is None or active[0][0] <= limit):
+            time_us, _, frame, flow = heapq.heappop(active)
+            yield time_us, frame
+            following = next(flow, None)
+            if following is not None:
+                serial += 1
+                heapq.heappush(active, (max(following[0], time_us), serial, following[1], flow))
+
+    for index, number in enumerate(numbers):
+        now += rng.randint(low, high)
+        yield from drain_until(now)
+        client = b"\x0a" + number.to_bytes(3, "big")
+        start(failed_logon(rng, now, client, rng.randint(49152, 65535), rng.choice(server_ips), messages))
+        if step and brute_forced < brute_force_attempts and index == step // 2 + brute_forced * step:
+            brute_forced += 1
+            port = 49152 + (brute_forced * 7919) % 16384
+            start(failed_logon(rng, now + rng.randint(1, 500), brute_forcer, port, server_ips[0], messages))
+    yield from drain_until(None)
+
+
+def logon_flood_pcap(clients: int = LOGON_FLOOD_CLIENTS, seed: int = DEFAULT_SEED, **options: Any) -> bytes:
+    """``logon_flood_frames`` as a classic pcap in memory."""
+    return pcap_bytes(logon_flood_frames(clients, seed, **options))
+
+
+def write_logon_flood(
+    path: Path, clients: int = LOGON_FLOOD_CLIENTS, seed: int = DEFAULT_SEED, **options: Any
+) -> tuple[int, int]:
+    return write_frames(path, logon_flood_frames(clients, seed, **options))
+
+
+# --------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------
+
+
+CAPTURE_NAMES = ("bulk", "mixed", *SYNFLOOD_VARIANTS, "logon_flood")
 
 
 def generate(
@@ -1194,7 +1524,7 @@ def generate(
     seed: int = DEFAULT_SEED,
     only: str | None = None,
 ) -> dict[str, dict[str, int]]:
-    """Write bulk.pcap and/or mixed.pcap into ``outdir``; return packets/bytes per file."""
+    """Write every capture of CAPTURE_NAMES (or just ``only``) into ``outdir``; return packets/bytes per file."""
     outdir.mkdir(parents=True, exist_ok=True)
     written: dict[str, dict[str, int]] = {}
     if only in (None, "bulk"):
@@ -1214,6 +1544,17 @@ def generate(
         )
         for category, count in sorted(per_category.items()):
             print(f"  {category:14} {count:>9,} packets ({100 * count / packets:4.1f} %)")
+    floods: dict[str, Callable[[Path], tuple[int, int]]] = {
+        name: (lambda path, syns=syns: write_synflood(path, syns, seed)) for name, syns in SYNFLOOD_VARIANTS.items()
+    }
+    floods["logon_flood"] = lambda path: write_logon_flood(path, LOGON_FLOOD_CLIENTS, seed)
+    for name, write in floods.items():
+        if only in (None, name):
+            started = time.perf_counter()
+            path = outdir / f"{name}.pcap"
+            packets, size = write(path)
+            written[path.name] = {"packets": packets, "bytes": size}
+            print(f"wrote {path}: {packets:,} packets, {size:,} bytes ({time.perf_counter() - started:.1f} s)")
     return written
 
 
@@ -1233,7 +1574,7 @@ def main(argv: list[str] | None = None) -> int:
         help="approximate size of bulk.pcap in MB (default %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--only", choices=("bulk", "mixed"), help="write just one of the captures")
+    parser.add_argument("--only", choices=CAPTURE_NAMES, help="write just one of the captures")
     args = parser.parse_args(argv)
     generate(args.outdir, args.mixed_packets, args.bulk_mb, args.seed, args.only)
     return 0
