@@ -168,7 +168,8 @@ class Detector:
         self.counts: Counter[str] = Counter()
         self._smb1_pairs: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.pairs_forgotten = 0
-        self._scan_sources: OrderedDict[str, _ScanSource] = OrderedDict()
+        # By raw address: a flood of SYNs must not cost a formatted address each.
+        self._scan_sources: OrderedDict[bytes, _ScanSource] = OrderedDict()
         self.scan_sources_forgotten = 0
         # One-destination sources (slot -> source address, destination address, time; see
         # scan_probation_slots) are in self._probation, sized by the settings setter.
@@ -300,10 +301,10 @@ class Detector:
     def connection_attempt(self, connection: ConnectionRef, ts: float) -> Alert | None:
         """A first-seen flow from a source to a destination on 445/139 (SYN seen or not)."""
         settings = self.settings
-        source, destination, port = connection.client_ip, connection.server_ip, connection.server[1]
+        source, destination, port = connection.client[0], connection.server[0], connection.server[1]
         tracked = self._scan_sources.get(source)
         if tracked is None:
-            earlier = self._on_probation(connection.client[0], connection.server[0], ts)
+            earlier = self._on_probation(source, destination, ts)
             if earlier is None and settings.scan_destinations > 1:
                 return None  # one destination so far: not worth a tracked entry
             tracked = self._scan_sources[source] = _ScanSource()
@@ -311,7 +312,7 @@ class Detector:
                 self._scan_sources.popitem(last=False)
                 self.scan_sources_forgotten += 1
             if earlier is not None:
-                tracked.attempt(format_ip(earlier[0]), earlier[1], settings)
+                tracked.attempt(earlier[0], earlier[1], settings)
         else:
             self._scan_sources.move_to_end(source)
         tracked.attempt(destination, ts, settings)
@@ -327,9 +328,10 @@ class Detector:
                 "attempts": tracked.attempts,
                 "failed": tracked.failed,
                 "failed_share": round(tracked.failed / tracked.closed, 3) if tracked.closed else None,
-                "sample_destinations": list(tracked.destinations)[:10],
+                "sample_destinations": [format_ip(address) for address in list(tracked.destinations)[:10]],
             }
-            return self._raise(Alert(ALERT_SCAN_445, ts, source, "*", evidence, connection, tuple(tracked.connections)))
+            alert = Alert(ALERT_SCAN_445, ts, format_ip(source), "*", evidence, connection, tuple(tracked.connections))
+            return self._raise(alert)
         return None
 
     def _on_probation(self, source: bytes, destination: bytes, ts: float) -> tuple[bytes, float] | None:
@@ -390,7 +392,7 @@ class Detector:
                 )
         return None
 
-    def attempt_ended(self, source: str, failed: bool) -> None:
+    def attempt_ended(self, source: bytes, failed: bool) -> None:
         """How an attempt ended: failed is a reset before any data, or no answer at all."""
         tracked = self._scan_sources.get(source)
         if tracked is not None:
@@ -434,14 +436,14 @@ class _ScanSource:
     __slots__ = ("alerted_at", "attempts", "closed", "connections", "destinations", "failed")
 
     def __init__(self) -> None:
-        self.destinations: OrderedDict[str, float] = OrderedDict()
+        self.destinations: OrderedDict[bytes, float] = OrderedDict()  # raw addresses
         self.connections: list[ConnectionRef] = []
         self.attempts = 0
         self.closed = 0
         self.failed = 0
         self.alerted_at: float | None = None
 
-    def attempt(self, destination: str, ts: float, settings: DetectionSettings) -> None:
+    def attempt(self, destination: bytes, ts: float, settings: DetectionSettings) -> None:
         self.attempts += 1
         destinations = self.destinations
         if destination in destinations:

@@ -15,7 +15,7 @@ a cap is counted as an anomaly.
 from __future__ import annotations
 
 import heapq
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, IntEnum
@@ -273,7 +273,9 @@ class FlowTable:
         self.wire_index: dict[bytes, tuple[Flow, Direction]] = {}
         self._flows: dict[int, Flow] = {}
         # Attempts with only a SYN seen: SYN key -> (packet time, ISN), oldest first (see max_half_open).
-        self._half_open: dict[HalfOpenKey, tuple[float, int]] = {}
+        # An OrderedDict: taking the oldest out of a plain dict walks over every entry deleted before it
+        # (measured: 1.56 M SYNs took 158 s instead of seconds).
+        self._half_open: OrderedDict[HalfOpenKey, tuple[float, int]] = OrderedDict()
         self.half_open_promoted = 0  # attempts that became flows
         self.half_open_evicted = 0  # attempts forgotten for want of room (counted as table_full too)
         # Flows holding segments behind a hole, by id: the ticks give those holes up when due.
@@ -372,8 +374,7 @@ class FlowTable:
         if self._on_open is not None:
             self._on_open((key[0], key[1]), (key[2], key[3]), ts)
         if len(half_open) > self.limits.max_half_open:
-            oldest = next(iter(half_open))
-            del half_open[oldest]
+            oldest, _ = half_open.popitem(last=False)
             self.half_open_evicted += 1
             self._attempt_ended(oldest, CloseReason.TABLE_FULL, False)
 
@@ -398,10 +399,11 @@ class FlowTable:
         half_open = self._half_open
         horizon = now - self.limits.opening_timeout
         while half_open:
-            oldest = next(iter(half_open))
-            if half_open[oldest][0] >= horizon:
+            oldest, (syn_ts, _isn) = half_open.popitem(last=False)
+            if syn_ts >= horizon:
+                half_open[oldest] = (syn_ts, _isn)
+                half_open.move_to_end(oldest, last=False)
                 return
-            del half_open[oldest]
             self._attempt_ended(oldest, CloseReason.IDLE, True)
 
     def _is_new_connection(self, flow: Flow, segment: TcpSegment) -> bool:

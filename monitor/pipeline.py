@@ -221,7 +221,7 @@ class Pipeline:
 
     def _on_attempt_end(self, client: tuple[bytes, int], server: tuple[bytes, int], failed: bool) -> None:
         """An attempt that never became a flow (no answer, or reset): no SMB crossed it."""
-        self.detector.attempt_ended(format_ip(client[0]), failed)
+        self.detector.attempt_ended(client[0], failed)
         self.connections_without_smb += 1
 
     def _on_close(self, flow: Flow, reason: CloseReason) -> None:
@@ -229,7 +229,7 @@ class Pipeline:
         failed = flow.state is FlowState.OPENING or (
             flow.state is FlowState.RESET and not any(half.bytes_delivered for half in flow.halves)
         )
-        self.detector.attempt_ended(format_ip(flow.client[0]), failed)
+        self.detector.attempt_ended(flow.client[0], failed)
         connection = flow.owner
         if not isinstance(connection, SmbConnection):
             self.connections_without_smb += 1
