@@ -58,6 +58,8 @@ class AnomalyKind(Enum):
     # per-connection state
     PENDING_REQUESTS_FULL = "pending_requests_full"
     SESSIONS_FULL = "sessions_full"
+    TREES_FULL = "trees_full"  # tree connects past the 256 kept per connection: counted, not listed
+    DETECTOR_PAIRS_FULL = "detector_pairs_full"  # a detector's per-pair memory forgot its least recent pair
 
 
 @dataclass(frozen=True, slots=True)

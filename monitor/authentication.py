@@ -87,6 +87,7 @@ class AuthenticationTracker:
         self.server_hints: dict[str, str] = {}
         self.pending_dropped = 0
         self.sessions_dropped = 0
+        self.trees_dropped = 0
         # Final SESSION_SETUP outcomes (packet time, status, the session) not yet handed on; the session's
         # auth kind is settled by the time the pipeline reads them (after the whole response).
         self.results: list[tuple[float, int, dict[str, Any]]] = []
@@ -199,7 +200,10 @@ class AuthenticationTracker:
                 session["auth"] = "anonymous"
             return
         request = self._pending.pop((2, header.message_id), None)
-        if request is None or request.get("kind") != "tree" or len(self.trees) >= MAX_TREES:
+        if request is None or request.get("kind") != "tree":
+            return
+        if len(self.trees) >= MAX_TREES:
+            self.trees_dropped += 1
             return
         tree = {
             "path": request["path"],
@@ -240,6 +244,7 @@ class AuthenticationTracker:
             return
         if (request or {}).get("kind") == "tree" or isinstance(body, Smb1TreeConnectResponse):
             if len(self.trees) >= MAX_TREES:
+                self.trees_dropped += 1
                 return
             tree: dict[str, Any] = {
                 "path": (request or {}).get("path"),
@@ -273,6 +278,8 @@ class AuthenticationTracker:
             counts[AnomalyKind.PENDING_REQUESTS_FULL] = self.pending_dropped
         if self.sessions_dropped:
             counts[AnomalyKind.SESSIONS_FULL] = self.sessions_dropped
+        if self.trees_dropped:
+            counts[AnomalyKind.TREES_FULL] = self.trees_dropped
         return counts
 
     def describe_sessions(self) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dissectors.constants import nt_status_name
+from dissectors.records import AnomalyKind
 from monitor.identity import ConnectionRef, format_ip
 from monitor.ms17_010 import ALERT_DOUBLEPULSAR, ALERT_ETERNALBLUE, ALERT_MS17_010_PROBE, FINDING_SRVNET_GROOMING
 
@@ -177,6 +178,8 @@ class Detector:
         self.scan_sources_displaced = 0
         self._logon_pairs: OrderedDict[tuple[str, str], _LogonFailures] = OrderedDict()
         self._grooming_pairs: OrderedDict[tuple[str, str], _Grooming] = OrderedDict()
+        # Pairs the brute-force and grooming memories forgot for want of room (least recent first).
+        self.pairs_evicted: Counter[str] = Counter()
         # Who attacked whom (client, server) -> alert kinds, and scanning sources: the retirement report
         # keeps their SMB1 traffic apart. Capped like the other memories.
         self.attack_pairs: OrderedDict[tuple[str, str], set[str]] = OrderedDict()
@@ -199,6 +202,11 @@ class Detector:
     def scan_sources_tracked(self) -> int:
         """Sources with two destinations or more in the scan window's tracked table."""
         return len(self._scan_sources)
+
+    def anomalies(self) -> Counter[AnomalyKind]:
+        """The detectors' caps that bit (pairs forgotten; sources have their own counters and metric)."""
+        total = sum(self.pairs_evicted.values())
+        return Counter({AnomalyKind.DETECTOR_PAIRS_FULL: total}) if total else Counter()
 
     def smb1_allowed_address(self, ip: str) -> bool:
         """The address is in `smb1_allow`: a known legacy device."""
@@ -260,6 +268,7 @@ class Detector:
         self._grooming_pairs[pair] = grooming  # most recently active last
         if len(self._grooming_pairs) > settings.max_grooming_pairs:
             self._grooming_pairs.popitem(last=False)
+            self.pairs_evicted["grooming"] += 1
         horizon = ts - settings.grooming_window
         grooming.times = [t for t in grooming.times if t >= horizon][-settings.grooming_connections :]
         grooming.times.append(ts)
@@ -296,6 +305,7 @@ class Detector:
         if len(self._smb1_pairs) > self.settings.max_tracked_pairs:
             self._smb1_pairs.popitem(last=False)
             self.pairs_forgotten += 1
+            self.pairs_evicted["smb1_negotiated"] += 1
         return self._raise(Alert(ALERT_SMB1_NEGOTIATED, ts, client, server, evidence, connection))
 
     def connection_attempt(self, connection: ConnectionRef, ts: float) -> Alert | None:
@@ -364,6 +374,7 @@ class Detector:
                 failures = self._logon_pairs[pair] = _LogonFailures()
                 if len(self._logon_pairs) > settings.max_bruteforce_pairs:
                     self._logon_pairs.popitem(last=False)
+                    self.pairs_evicted["bruteforce"] += 1
             else:
                 self._logon_pairs.move_to_end(pair)
             horizon = ts - settings.bruteforce_window

@@ -126,6 +126,7 @@ class Pipeline:
         total.update(self.decoder.anomalies)
         total.update(self.flows.anomalies)
         total.update(self.connection_anomalies)
+        total.update(self.detector.anomalies())
         return total
 
     def _on_events(self, flow: Flow, direction: Direction, events: list[StreamEvent], ts: float) -> None:

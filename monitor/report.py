@@ -84,6 +84,7 @@ def _stats(analysis: Analysis) -> dict[str, Any]:
         "hosts_not_listed": analysis.inventory.hosts_not_listed,
         "alerts": dict(sorted(pipeline.detector.counts.items())),
         "smb1_allowed_connections": pipeline.detector.smb1_allowed,
+        "detector_pairs_evicted": dict(sorted(pipeline.detector.pairs_evicted.items())),
         "scan_sources": {
             "tracked": pipeline.detector.scan_sources_tracked,
             "evicted_from_probation": pipeline.detector.scan_sources_displaced,

@@ -15,7 +15,7 @@ from dissectors.records import (
     Smb2TreeConnectResponse,
     SpnegoToken,
 )
-from monitor.authentication import MAX_PENDING_REQUESTS, MAX_SESSIONS, AuthenticationTracker
+from monitor.authentication import MAX_PENDING_REQUESTS, MAX_SESSIONS, MAX_TREES, AuthenticationTracker
 
 MORE = 0xC0000016
 LOGON_FAILURE = 0xC000006D
@@ -90,3 +90,12 @@ def test_caps_are_counted_anomalies() -> None:
         tracker.smb2_response(smb2(1, 99_999, session_id + 1, 0, True), Smb2SessionSetupResponse(0, None), True, 1.0)
     assert len(tracker.describe_sessions()) == MAX_SESSIONS
     assert tracker.cap_anomalies() == {AnomalyKind.PENDING_REQUESTS_FULL: 10, AnomalyKind.SESSIONS_FULL: 3}
+
+
+def test_tree_connects_past_the_cap_are_counted() -> None:
+    tracker = AuthenticationTracker()
+    for message_id in range(MAX_TREES + 5):
+        tracker.smb2_request(smb2(3, message_id, 77), Smb2TreeConnectRequest(0, f"\\\\fs\\share{message_id}"))
+        tracker.smb2_response(smb2(3, message_id, 77, 0, True), Smb2TreeConnectResponse(1, 0, 0, 0), False, 1.0)
+    assert len(tracker.trees) == MAX_TREES
+    assert tracker.cap_anomalies() == {AnomalyKind.TREES_FULL: 5}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dissectors.records import AnomalyKind
 from monitor.capture import CaptureFile
 from monitor.cli import analyze_files
 from monitor.detect import (
@@ -228,3 +229,12 @@ def test_with_several_files_each_connection_and_alert_names_its_file() -> None:
     assert len(set(uids)) == 2 and uids == [
         c["uid"] for c in build_document(analyze_files(files, FlowLimits(), 10))["connections"]
     ]
+
+
+def test_detector_pair_evictions_are_counted() -> None:
+    detector = Detector(DetectionSettings(max_bruteforce_pairs=10, max_grooming_pairs=10))
+    for i in range(25):
+        detector.session_result(ConnectionRef.between(f"192.0.2.{i}", "192.0.2.200"), float(i), 0xC000006D, "u")
+        detector.finding("srvnet_grooming", ConnectionRef.between(f"192.0.2.{i}", "192.0.2.200"), float(i), {})
+    assert detector.pairs_evicted == {"bruteforce": 15, "grooming": 15}
+    assert detector.anomalies()[AnomalyKind.DETECTOR_PAIRS_FULL] == 30
