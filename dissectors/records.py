@@ -26,6 +26,8 @@ class AnomalyKind(Enum):
     OUT_OF_ORDER_BUFFER_FULL = "out_of_order_buffer_full"
     OVERLAP_DATA_DIFFERS = "overlap_data_differs"
     RESYNC_SKIPPED_BYTES = "resync_skipped_bytes"
+    SEQUENCE_JUMP = "sequence_jump"  # data far outside the receive window: a gap, then resynchronised there
+    PACKET_TIME_JUMP = "packet_time_jump"  # packet time leapt forward: flows idle longer than the timeout end
     CONNECTION_RECORDS_FULL = "connection_records_full"
     HOSTS_FULL = "hosts_full"
     IMPLAUSIBLE_HOST_HINT = "implausible_host_hint"  # a version or OS string no real host sends: not kept
@@ -33,6 +35,7 @@ class AnomalyKind(Enum):
     NETBIOS_BAD_TYPE = "netbios_bad_type"
     NETBIOS_BAD_FLAGS = "netbios_bad_flags"
     NETBIOS_MALFORMED = "netbios_malformed"
+    NETBIOS_FRAME_CUT_SHORT = "netbios_frame_cut_short"  # the connection ended inside a session message
     # SMB framing
     NOT_SMB = "not_smb"
     ZEROED_MESSAGE_HEADER = "zeroed_message_header"
@@ -53,6 +56,8 @@ class AnomalyKind(Enum):
     TREE_CONNECT_MALFORMED = "tree_connect_malformed"
     SMB1_ANDX_CHAIN_INVALID = "smb1_andx_chain_invalid"
     SPNEGO_MALFORMED = "spnego_malformed"
+    SPNEGO_MECH_TYPES_FULL = "spnego_mech_types_full"  # mechTypes past the kept count: counted, not listed
+    DER_LENGTH_BEYOND_BUFFER = "der_length_beyond_buffer"  # a DER element claims more bytes than follow
     NTLMSSP_MALFORMED = "ntlmssp_malformed"
     KERBEROS_MALFORMED = "kerberos_malformed"
     # per-connection state
