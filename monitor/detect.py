@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 import zlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable
@@ -176,7 +177,8 @@ class Detector:
         # scan_probation_slots) are in self._probation, sized by the settings setter.
         self._probation_key = os.urandom(8)  # so that nobody can aim sources at a scanner's slot
         self.scan_sources_displaced = 0
-        self._logon_pairs: OrderedDict[tuple[str, str], _LogonFailures] = OrderedDict()
+        # Raw client + server address -> failures; a pair with one failure is a `_FirstFailure` tuple.
+        self._logon_pairs: OrderedDict[bytes, _LogonFailures | _FirstFailure] = OrderedDict()
         self._grooming_pairs: OrderedDict[tuple[str, str], _Grooming] = OrderedDict()
         # Pairs the brute-force and grooming memories forgot for want of room (least recent first).
         self.pairs_evicted: Counter[str] = Counter()
@@ -366,17 +368,27 @@ class Detector:
         """A SESSION_SETUP's final status: failures count towards brute force; a success after
         a brute-force alert is called out."""
         settings = self.settings
-        client, server = connection.client_ip, connection.server_ip
-        pair = (client, server)
+        # By raw addresses: a flood of clients failing once each must not cost two formatted addresses each.
+        pair = connection.client[0] + connection.server[0]
         failures = self._logon_pairs.get(pair)
         if status in LOGON_FAILURE_STATUSES:
+            if user is not None:
+                user = sys.intern(user)  # a flood repeats a handful of user names
             if failures is None:
-                failures = self._logon_pairs[pair] = _LogonFailures()
+                if settings.bruteforce_failures > 1:
+                    # One failure is what most clients ever have: a small tuple until a second one comes.
+                    self._logon_pairs[pair] = (ts, connection.packed(), connection.source_file, user)
+                else:
+                    failures = self._logon_pairs[pair] = _LogonFailures()
                 if len(self._logon_pairs) > settings.max_bruteforce_pairs:
                     self._logon_pairs.popitem(last=False)
                     self.pairs_evicted["bruteforce"] += 1
+                if failures is None:
+                    return None
             else:
                 self._logon_pairs.move_to_end(pair)
+                if isinstance(failures, tuple):
+                    failures = self._logon_pairs[pair] = _LogonFailures.from_first(*failures)
             horizon = ts - settings.bruteforce_window
             failures.times = [t for t in failures.times if t >= horizon][-2 * settings.bruteforce_failures :]
             failures.times.append(ts)
@@ -392,14 +404,30 @@ class Detector:
                     "last_status": nt_status_name(status),
                 }
                 return self._raise(
-                    Alert(ALERT_BRUTEFORCE, ts, client, server, evidence, connection, tuple(failures.connections))
+                    Alert(
+                        ALERT_BRUTEFORCE,
+                        ts,
+                        connection.client_ip,
+                        connection.server_ip,
+                        evidence,
+                        connection,
+                        tuple(failures.connections),
+                    )
                 )
         elif status == 0 and failures is not None:
             del self._logon_pairs[pair]
-            if failures.alerted:
+            if isinstance(failures, _LogonFailures) and failures.alerted:
                 evidence = {"success_after_failures": True, "user": user, "failures_before": len(failures.times)}
                 return self._raise(
-                    Alert(ALERT_BRUTEFORCE, ts, client, server, evidence, connection, tuple(failures.connections))
+                    Alert(
+                        ALERT_BRUTEFORCE,
+                        ts,
+                        connection.client_ip,
+                        connection.server_ip,
+                        evidence,
+                        connection,
+                        tuple(failures.connections),
+                    )
                 )
         return None
 
@@ -429,6 +457,10 @@ class _Grooming:
         self.alerted_at: float | None = None
 
 
+# A pair's first failed logon: time, `ConnectionRef.packed()`, input file, user.
+_FirstFailure = tuple[float, bytes, "str | None", "str | None"]
+
+
 class _LogonFailures:
     """Recent failed logons of one source against one server (times oldest first, capped)."""
 
@@ -439,6 +471,16 @@ class _LogonFailures:
         self.connections: list[ConnectionRef] = []
         self.users: dict[str, None] = {}
         self.alerted = False
+
+    @classmethod
+    def from_first(cls, ts: float, packed: bytes, source_file: str | None, user: str | None) -> _LogonFailures:
+        """The pair's second failure came: the first one, kept compactly, as the start of the record."""
+        failures = cls()
+        failures.times.append(ts)
+        failures.connections.append(ConnectionRef.unpacked(packed, source_file))
+        if user is not None:
+            failures.users[user] = None
+        return failures
 
 
 class _ScanSource:

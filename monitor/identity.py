@@ -84,6 +84,20 @@ class ConnectionRef(NamedTuple):
             source_file,
         )
 
+    def packed(self) -> bytes:
+        """The endpoints and first packet time in one small bytes object (the input file aside): what a
+        detector keeps for a connection that may never matter (a client's single failed logon)."""
+        (client, client_port), (server, server_port) = self.client, self.server
+        return bytes((len(client),)) + client + server + struct.pack("!HHd", client_port, server_port, self.first_ts)
+
+    @classmethod
+    def unpacked(cls, data: bytes, source_file: str | None) -> ConnectionRef:
+        """The reference `packed` made, with its input file."""
+        size = data[0]
+        client, server = data[1 : 1 + size], data[1 + size : 1 + 2 * size]
+        client_port, server_port, first_ts = struct.unpack_from("!HHd", data, 1 + 2 * size)
+        return cls((client, client_port), (server, server_port), first_ts, source_file)
+
     @property
     def client_ip(self) -> str:
         return format_ip(self.client[0])

@@ -430,7 +430,12 @@ class Inventory:
         return self._hosts_not_listed.estimate() if self.hosts_dropped else 0
 
     def describe_hosts(self) -> list[dict[str, Any]]:
-        return [self.hosts[ip].describe() for ip in sorted(self.hosts, key=_ip_sort_key)]
+        return list(self.iter_described_hosts())
+
+    def iter_described_hosts(self) -> Iterator[dict[str, Any]]:
+        """Each host's facts in address order, one at a time: a report streams them."""
+        for ip in sorted(self.hosts, key=_ip_sort_key):
+            yield self.hosts[ip].describe()
 
 
 def _ip_sort_key(ip: str) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from dissectors.records import AnomalyKind
 from dissectors.text import printable
 from monitor.capture import CaptureError, CaptureFile
+from monitor.detect import Alert
 from monitor.inventory import Inventory
 from monitor.pipeline import MESSAGE_PROTOCOLS, ConnectionRecord, Pipeline
 from monitor.retirement import STATUS_ORDER, offered_but_upgraded, smb1_retirement
@@ -95,17 +96,24 @@ def _stats(analysis: Analysis) -> dict[str, Any]:
     }
 
 
+def _sorted_alerts(analysis: Analysis) -> list[Alert]:
+    return sorted(analysis.pipeline.detector.alerts, key=lambda alert: alert.ts)
+
+
 def _alerts(analysis: Analysis) -> list[dict[str, Any]]:
-    return [alert.describe() for alert in sorted(analysis.pipeline.detector.alerts, key=lambda alert: alert.ts)]
+    return [alert.describe() for alert in _sorted_alerts(analysis)]
 
 
 def _hosts(analysis: Analysis) -> list[dict[str, Any]]:
     """Every host's facts; hosts that used SMB1 carry their retirement entry, the others null."""
+    return list(_iter_hosts(analysis))
+
+
+def _iter_hosts(analysis: Analysis) -> Iterator[dict[str, Any]]:
     retirement = smb1_retirement(analysis.inventory, analysis.pipeline.detector)
-    hosts = analysis.inventory.describe_hosts()
-    for host in hosts:
+    for host in analysis.inventory.iter_described_hosts():
         host["smb1_retirement"] = retirement.get(host["ip"])
-    return hosts
+        yield host
 
 
 def build_document(analysis: Analysis) -> dict[str, Any]:
@@ -129,9 +137,16 @@ def write_json(analysis: Analysis, out: TextIO) -> None:
         out.write(line.decode())
         separator = ",\n"
     out.write("\n],\n")
-    tail = {"hosts": _hosts(analysis), "alerts": _alerts(analysis), "stats": _stats(analysis)}
-    out.write(json.dumps(tail, indent=1)[1:].lstrip("\n"))
-    out.write("\n")
+    # Hosts and alerts one per line too: a flood of 100,000 clients must not become one string.
+    for key, items in (("hosts", _iter_hosts(analysis)), ("alerts", map(Alert.describe, _sorted_alerts(analysis)))):
+        out.write(f'"{key}":[')
+        separator = "\n"
+        for item in items:
+            out.write(separator)
+            out.write(json.dumps(item, separators=(",", ":")))
+            separator = ",\n"
+        out.write("\n],\n")
+    out.write(f'"stats":{json.dumps(_stats(analysis), indent=1)}\n}}\n')
 
 
 def _endpoint(endpoint: dict[str, Any]) -> str:
@@ -141,8 +156,10 @@ def _endpoint(endpoint: dict[str, Any]) -> str:
 
 # What the tables' placeholders mean, printed once above them.
 LEGEND = "(? = not seen or unknown, - = none)"
-# Distinct rows the sessions table folds identical sessions into; sessions beyond are counted, not listed.
-MAX_SESSION_ROWS = 100_000
+# Distinct rows the sessions table folds identical sessions into; sessions beyond are counted, not listed
+# (the JSON lists every one). 10,000 rows is more than a person reads and keeps a 100,000-client flood
+# under 200 MiB.
+MAX_SESSION_ROWS = 10_000
 
 
 def format_time(ts: float, local_time: bool = False) -> str:
@@ -268,9 +285,16 @@ class _ConnectionSummary:
     session_rows: dict[tuple[str, ...], int] = field(default_factory=dict)
     sessions: int = 0
     sessions_not_listed: int = 0
-    # (ip, "client" or "server") -> True while every connection in that role was picked up midstream
-    # and never showed a dialect.
-    midstream_only: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # (ip, "client" or "server") of connections that showed no dialect, picked up midstream or not: a
+    # host without a dialect in a role is "midstream" there when all its connections were. Only
+    # dialect-less connections are kept, so a flood of hosts that negotiated costs nothing here.
+    midstream_without_dialect: set[tuple[str, str]] = field(default_factory=set)
+    plain_without_dialect: set[tuple[str, str]] = field(default_factory=set)
+
+    def midstream_only(self, ip: str, role: str) -> bool:
+        """Every connection of `ip` in `role` was picked up midstream and never showed a dialect."""
+        key = (ip, role)
+        return key in self.midstream_without_dialect and key not in self.plain_without_dialect
 
     def add(self, record: ConnectionRecord) -> None:
         for session in record["sessions"]:
@@ -282,10 +306,10 @@ class _ConnectionSummary:
                 self.session_rows[row] = 1
             else:
                 self.sessions_not_listed += 1
-        midstream = bool(record.get("midstream")) and record["dialect"] is None
-        for ip, role in ((record["client"]["ip"], "client"), (record["server"]["ip"], "server")):
-            key = (ip, role)
-            self.midstream_only[key] = self.midstream_only.get(key, True) and midstream
+        if record["dialect"] is None:
+            keys = self.midstream_without_dialect if record.get("midstream") else self.plain_without_dialect
+            keys.add((record["client"]["ip"], "client"))
+            keys.add((record["server"]["ip"], "server"))
 
 
 def _host_dialects(host: dict[str, Any], role: str, summary: _ConnectionSummary) -> str:
@@ -294,7 +318,7 @@ def _host_dialects(host: dict[str, Any], role: str, summary: _ConnectionSummary)
         return ", ".join(printable(d) for d in dialects)
     if role not in host["roles"]:
         return "-"
-    return "midstream" if summary.midstream_only.get((host["ip"], role)) else "?"
+    return "midstream" if summary.midstream_only(host["ip"], role) else "?"
 
 
 def _alerts_by_source(alerts: list[dict[str, Any]]) -> list[list[str]]:
@@ -347,19 +371,20 @@ def write_table(analysis: Analysis, out: TextIO, local_time: bool = False) -> No
         for a in alerts
     ]
     _table(["KIND", "TIME", "SOURCE -> DESTINATION", "EVIDENCE"], lambda: iter(alert_rows), out)
-    hosts = analysis.inventory.describe_hosts()
-    out.write(f"\nHosts ({len(hosts)})\n")
-    host_rows = [
-        [
-            h["ip"],
-            "+".join(h["roles"]),
-            _host_dialects(h, "client", summary),
-            _host_dialects(h, "server", summary),
-            "USED" if h["smb1"] else ("offered" if h["smb1_offered"] else "-"),
-        ]
-        for h in hosts
-    ]
-    _table(["HOST", "ROLES", "AS CLIENT", "AS SERVER", "SMB1"], lambda: iter(host_rows), out)
+    out.write(f"\nHosts ({len(analysis.inventory.hosts)})\n")
+
+    def host_rows() -> Iterator[list[str]]:
+        # Described one at a time, twice (widths, then output): 100,000 hosts are never a list.
+        for h in analysis.inventory.iter_described_hosts():
+            yield [
+                h["ip"],
+                "+".join(h["roles"]),
+                _host_dialects(h, "client", summary),
+                _host_dialects(h, "server", summary),
+                "USED" if h["smb1"] else ("offered" if h["smb1_offered"] else "-"),
+            ]
+
+    _table(["HOST", "ROLES", "AS CLIENT", "AS SERVER", "SMB1"], host_rows, out)
     stats = _stats(analysis)
     messages = stats["smb_messages"]
     out.write(
