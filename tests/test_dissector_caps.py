@@ -2,9 +2,11 @@
 
 - `spnego_mech_types_full`: a NegTokenInit listing more mechTypes than are kept;
 - `der_length_beyond_buffer`: a DER element claiming more bytes than follow;
+- `netbios_frame_cut_short`: a connection ending inside a NetBIOS session message.
 
 Real clients send none of the first two, so those tokens are crafted and put into a real
 recorded session (pcaps/recorded/smb3_1_1.pcap) in place of its first SESSION_SETUP request.
+The cut frame is a real capture with its last data packet shortened.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from pathlib import Path
 import pytest
 from test_authentication_dissectors import context, kerberos_spnego_blob, oid, tlv
 from test_flows import recorded_segments, run
-from test_stream import frame
+from test_stream import frame, read_response
+from wire_samples import SMB2_NEGOTIATE_REQUEST_311
 
 from dissectors import der, kerberos, spnego
 from dissectors.message import dissect_session_message
 from dissectors.records import Anomaly, AnomalyKind, Smb2Message, Smb2SessionSetupRequest, SpnegoToken
+from dissectors.stream import SmbStream
 from monitor.cli import analyze_files
 from monitor.decode import TcpSegment
 from monitor.flows import FlowLimits
@@ -30,6 +34,7 @@ PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 THE_THREE = {
     AnomalyKind.SPNEGO_MECH_TYPES_FULL,
     AnomalyKind.DER_LENGTH_BEYOND_BUFFER,
+    AnomalyKind.NETBIOS_FRAME_CUT_SHORT,
 }
 SEQ_MASK = 0xFFFFFFFF
 SESSION = recorded_segments("smb3_1_1.pcap")
@@ -219,7 +224,111 @@ def test_strict_reads_are_unchanged_without_damage() -> None:
     assert der.read_element(b"\x30\x05", 2, None, damage) is None and damage.overruns == 2  # nothing there
 
 
-def test_complete_recorded_captures_show_none_of_these() -> None:
+# --- netbios_frame_cut_short ------------------------------------------------------------------
+
+
+def cut_short(stream: SmbStream) -> list[Anomaly]:
+    stream.eof()
+    return [e for e in stream.events() if isinstance(e, Anomaly) and e.kind is AnomalyKind.NETBIOS_FRAME_CUT_SHORT]
+
+
+def test_eof_inside_a_kept_frame() -> None:
+    stream = SmbStream(direct_tcp=True)
+    stream.feed(SMB2_NEGOTIATE_REQUEST_311[:50])
+    [note] = cut_short(stream)
+    assert note.detail == "connection ended 174 bytes short of a 220-byte frame"
+
+
+def test_eof_inside_bulk_data_passed_over() -> None:
+    """A READ response cut in its file data: those bytes are skipped, never buffered (was silent)."""
+    stream = SmbStream(direct_tcp=True)
+    data = read_response(100_000)
+    stream.feed(data[:30_000])
+    assert stream.skip_remaining > 0
+    [note] = cut_short(stream)
+    assert note.detail == f"connection ended {len(data) - 30_000} bytes short of a {len(data) - 4}-byte frame"
+
+
+def test_eof_inside_a_frame_header() -> None:
+    stream = SmbStream(direct_tcp=True)
+    stream.feed(SMB2_NEGOTIATE_REQUEST_311 + SMB2_NEGOTIATE_REQUEST_311[:2])
+    [note] = cut_short(stream)
+    assert "frame header (2 of 4 bytes)" in note.detail
+
+
+def test_eof_after_whole_frames_or_in_resync_is_not_cut_short() -> None:
+    whole = SmbStream(direct_tcp=True)
+    whole.feed(SMB2_NEGOTIATE_REQUEST_311)
+    assert cut_short(whole) == []
+    searching = SmbStream(direct_tcp=True, midstream=True)
+    searching.feed(b"\x17" * 5000)  # no frame boundary found: these bytes are resync's, not a frame's
+    assert cut_short(searching) == []
+    assert searching.resync_skipped_bytes == 5000
+
+
+def test_gap_to_the_frame_end_closes_the_frame() -> None:
+    stream = SmbStream(direct_tcp=True)
+    data = read_response(10_000)
+    stream.feed(data[:3000])
+    stream.gap(len(data) - 3000)
+    assert cut_short(stream) == []
+
+
+def test_gap_past_the_frame_end_is_resync_not_cut_short() -> None:
+    stream = SmbStream(direct_tcp=True)
+    data = read_response(10_000)
+    stream.feed(data[:3000])
+    stream.gap(len(data))  # beyond the frame: boundaries lost
+    stream.feed(b"\x17" * 100)
+    assert cut_short(stream) == []
+    assert stream.resync_skipped_bytes == 100
+
+
+def test_gap_inside_the_frame_then_close_is_cut_short() -> None:
+    """The bytes after the gap never came either: the frame really is unfinished at close."""
+    stream = SmbStream(direct_tcp=True)
+    data = read_response(10_000)
+    stream.feed(data[:3000])
+    stream.gap(1000)
+    stream.feed(data[4000:6000])
+    [note] = cut_short(stream)
+    assert f"{len(data) - 6000} bytes short" in note.detail
+
+
+def test_recorded_session_cut_at_close_counts_once_per_direction() -> None:
+    """The last data segment of the recorded session loses its last 10 bytes; FIN follows as recorded."""
+    last = max(index for index, (_, segment) in enumerate(SESSION) if segment.payload)
+    segment = SESSION[last][1]
+    segments = list(SESSION)
+    segments[last] = (SESSION[last][0], segment._replace(payload=segment.payload[:-10]))
+    pipeline, [record] = run(segments)
+    assert three(pipeline.anomalies()) == Counter({AnomalyKind.NETBIOS_FRAME_CUT_SHORT: 1})
+    assert record["anomalies"] == {"netbios_frame_cut_short": 1}
+    assert record["dialect"] == "3.1.1"
+
+
+def test_truncated_capture_file_end_to_end(tmp_path: Path) -> None:
+    """The same cut made to the pcap with scapy, then `analyze_files`: once in stats.anomalies."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.utils import rdpcap, wrpcap
+
+    packets = rdpcap(str(PCAPS / "recorded" / "smb3_1_1.pcap"))
+    last = max(index for index, packet in enumerate(packets) if TCP in packet and bytes(packet[TCP].payload))
+    packet = packets[last]
+    tcp = packet[TCP]
+    payload = bytes(tcp.payload)
+    tcp.remove_payload()
+    tcp.add_payload(payload[:-10])
+    del packet[IP].len, packet[IP].chksum, tcp.chksum  # recomputed when written
+    cut = tmp_path / "smb3_1_1_cut.pcap"
+    wrpcap(str(cut), packets)
+    document = build_document(analyze_files([str(cut)], FlowLimits(), 1000))
+    assert document["stats"]["anomalies"] == {"netbios_frame_cut_short": 1}
+    [connection] = document["connections"]
+    assert connection["anomalies"] == {"netbios_frame_cut_short": 1}
+
+
+def test_complete_recorded_captures_show_none_of_the_three() -> None:
     kinds = {kind.value for kind in THE_THREE}
     for path in sorted((PCAPS / "recorded").glob("*.pcap*")):
         document = build_document(analyze_files([str(path)], FlowLimits(), 200_000))
