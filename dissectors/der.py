@@ -6,6 +6,14 @@ strings out of untrusted bytes: every read is checked against the buffer, the
 nesting depth and element count are capped, and nothing raises (a malformed
 element is `None`). The full libraries (pyasn1, asn1crypto) decode whole
 schemas and raise on bad input, which would need wrapping everywhere.
+
+A parser that wants to keep what comes before damage passes a `Damage` (one per
+token) to `read_element`, `children`, `first_children` and `context_fields`: an
+element whose header or length runs past the bytes its parent holds is then noted
+there once, a constructed one is clipped to what is there (its complete members
+are still read), a primitive one (an OID, INTEGER or OCTET STRING cut short would
+be wrong) is `None`. The caller turns the note into one anomaly per token, however
+many nested levels the cut crossed. Without a `Damage` every such element is `None`.
 """
 
 from __future__ import annotations
@@ -43,52 +51,113 @@ class Element(NamedTuple):
         return bool(self.tag & CONSTRUCTED)
 
 
-def read_element(data: bytes, offset: int = 0, limit: int | None = None) -> Element | None:
-    """The element at `offset`, whose value must end by `limit` (default: end of data)."""
+class Damage:
+    """What one walk over one token met and worked around (see the module docstring); mutable, per token."""
+
+    __slots__ = ("elements_full", "length_beyond_buffer", "overruns")
+
+    def __init__(self) -> None:
+        # The first element that claimed more bytes than were there, described; None if none did.
+        self.length_beyond_buffer: str | None = None
+        self.overruns = 0  # how many elements did (one cut is met again at each level it crosses)
+        # A constructed element held more than MAX_ELEMENTS members (children() gave up on it).
+        self.elements_full = False
+
+    def note_length(self, tag: int, offset: int, claimed: int, available: int) -> None:
+        self.overruns += 1
+        if self.length_beyond_buffer is None:
+            self.length_beyond_buffer = f"element 0x{tag:02x} at {offset} claims {claimed} bytes, {available} follow"
+
+
+def read_element(
+    data: bytes, offset: int = 0, limit: int | None = None, damage: Damage | None = None
+) -> Element | None:
+    """The element at `offset`, whose value must end by `limit` (default: end of data).
+
+    With `damage`, an element running past `limit` is noted there and clipped (constructed) or None (primitive).
+    """
     end_limit = len(data) if limit is None else min(limit, len(data))
-    if offset + 2 > end_limit:
-        return None
+    if offset >= end_limit:
+        return None  # nothing there: absent, not damaged
     tag = data[offset]
     if tag & 0x1F == 0x1F:
         return None  # multi-octet tags are not used by the structures smbwatch reads
+    if offset + 2 > end_limit:
+        if damage is not None:
+            damage.note_length(tag, offset, 2, end_limit - offset)  # the length octet itself is missing
+        return None
     first = data[offset + 1]
     position = offset + 2
     if first < 0x80:
         length = first
     else:
         count = first & 0x7F
-        if count == 0 or count > MAX_LENGTH_OCTETS or position + count > end_limit:
+        if count == 0 or count > MAX_LENGTH_OCTETS:
             return None  # indefinite length is not DER
+        if position + count > end_limit:
+            if damage is not None:
+                damage.note_length(tag, offset, 2 + count, end_limit - offset)
+            return None
         length = int.from_bytes(data[position : position + count], "big")
         position += count
     if position + length > end_limit:
-        return None
+        if damage is None:
+            return None
+        damage.note_length(tag, offset, position + length - offset, end_limit - offset)
+        if not tag & CONSTRUCTED:
+            return None
+        return Element(tag, position, end_limit)
     return Element(tag, position, position + length)
 
 
-def children(data: bytes, parent: Element) -> list[Element] | None:
-    """The elements inside a constructed element, or None if they do not tile it exactly."""
+def children(data: bytes, parent: Element, damage: Damage | None = None) -> list[Element] | None:
+    """The elements inside a constructed element, or None if they do not tile it exactly.
+
+    With `damage`, members before one that runs past the parent's end are returned (the overrun is
+    noted), and a parent with more than MAX_ELEMENTS members is noted as `elements_full`.
+    """
     found: list[Element] = []
     position = parent.start
     while position < parent.end:
         if len(found) >= MAX_ELEMENTS:
+            if damage is not None:
+                damage.elements_full = True
             return None
-        element = read_element(data, position, parent.end)
+        overruns = damage.overruns if damage is not None else 0
+        element = read_element(data, position, parent.end, damage)
         if element is None:
-            return None
+            overran = damage is not None and damage.overruns > overruns
+            return found if overran else None
         found.append(element)
         position = element.end
     return found
 
 
-def context_fields(data: bytes, sequence: Element) -> dict[int, Element]:
+def first_children(data: bytes, parent: Element, count: int, damage: Damage | None = None) -> list[Element]:
+    """Up to `count` leading elements inside a constructed element; the rest are not read.
+
+    Ask for one more than you keep to learn whether more follow. Reading stops at the first
+    element that cannot be read (an overrun is noted in `damage`).
+    """
+    found: list[Element] = []
+    position = parent.start
+    while position < parent.end and len(found) < count:
+        element = read_element(data, position, parent.end, damage)
+        if element is None:
+            break
+        found.append(element)
+        position = element.end
+    return found
+
+
+def context_fields(data: bytes, sequence: Element, damage: Damage | None = None) -> dict[int, Element]:
     """[n]-tagged members of a SEQUENCE by n, each unwrapped to the element it holds explicitly."""
-    members = children(data, sequence)
+    members = children(data, sequence, damage)
     fields: dict[int, Element] = {}
     for member in members or ():
         if member.tag & 0xC0 != CLASS_CONTEXT or not member.constructed:
             continue
-        inner = read_element(data, member.start, member.end)
+        inner = read_element(data, member.start, member.end, damage)
         if inner is not None:
             fields[member.tag & 0x1F] = inner
     return fields

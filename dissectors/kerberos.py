@@ -12,6 +12,7 @@ from dissectors import der
 from dissectors.records import Anomaly, AnomalyKind, KerberosApReq
 
 KRB5_TOK_ID_AP_REQ = b"\x01\x00"  # RFC 4121 4.1
+GSS_APPLICATION_0 = bytes([der.CLASS_APPLICATION | der.CONSTRUCTED])  # RFC 2743 3.1 InitialContextToken
 KRB_AP_REQ = der.CLASS_APPLICATION | der.CONSTRUCTED | 14
 KRB_TICKET = der.CLASS_APPLICATION | der.CONSTRUCTED | 1
 MAX_NAME_COMPONENTS = 8
@@ -36,66 +37,73 @@ WEAK_ENCRYPTION_TYPES = frozenset(
 )
 
 
-def parse_gss_token(token: bytes) -> KerberosApReq | Anomaly | None:
-    """A GSS-API Kerberos token: [APPLICATION 0] { krb5 OID, TOK_ID, AP-REQ }; None if it is another token."""
-    outer = der.read_element(token)
-    if outer is None or outer.tag != der.CLASS_APPLICATION | der.CONSTRUCTED:
+def parse_gss_token(token: bytes, damage: der.Damage | None = None) -> KerberosApReq | Anomaly | None:
+    """A GSS-API Kerberos token: [APPLICATION 0] { krb5 OID, TOK_ID, AP-REQ }; None if it is another token.
+
+    `damage` (see `dissectors.der`) notes lengths past the token's end; it is consulted only once the
+    token starts as a GSS-API token, so another mechanism's bytes (NegoEx) are never taken for a cut one.
+    """
+    if token[:1] != GSS_APPLICATION_0:
         return None
-    oid = der.read_element(token, outer.start, outer.end)
+    outer = der.read_element(token, 0, None, damage)
+    if outer is None:
+        return None
+    oid = der.read_element(token, outer.start, outer.end, damage)
     if oid is None or oid.tag != der.TAG_OID:
         return None
     if token[oid.end : oid.end + 2] != KRB5_TOK_ID_AP_REQ:
         return None  # e.g. a KRB_ERROR or AP-REP token, or NegoEx
-    return parse_ap_req(token, oid.end + 2, outer.end)
+    return parse_ap_req(token, oid.end + 2, outer.end, damage)
 
 
-def parse_ap_req(data: bytes, offset: int, limit: int) -> KerberosApReq | Anomaly:
+def parse_ap_req(data: bytes, offset: int, limit: int, damage: der.Damage | None = None) -> KerberosApReq | Anomaly:
     """AP-REQ ::= [APPLICATION 14] SEQUENCE { pvno, msg-type, ap-options, ticket [3], authenticator [4] }
 
     (RFC 4120 5.5.1), read between `offset` and `limit`.
     """
-    wrapper = der.read_element(data, offset, limit)
+    wrapper = der.read_element(data, offset, limit, damage)
     if wrapper is None or wrapper.tag != KRB_AP_REQ:
         return Anomaly(AnomalyKind.KERBEROS_MALFORMED, "no AP-REQ after the token id")
-    sequence = der.read_element(data, wrapper.start, wrapper.end)
+    sequence = der.read_element(data, wrapper.start, wrapper.end, damage)
     if sequence is None or sequence.tag != der.TAG_SEQUENCE:
         return Anomaly(AnomalyKind.KERBEROS_MALFORMED, "AP-REQ is not a SEQUENCE")
-    fields = der.context_fields(data, sequence)
+    fields = der.context_fields(data, sequence, damage)
     ticket = fields.get(3)
     if ticket is None or ticket.tag != KRB_TICKET:
         return Anomaly(AnomalyKind.KERBEROS_MALFORMED, "AP-REQ without a ticket")
-    ticket_sequence = der.read_element(data, ticket.start, ticket.end)
+    ticket_sequence = der.read_element(data, ticket.start, ticket.end, damage)
     if ticket_sequence is None or ticket_sequence.tag != der.TAG_SEQUENCE:
         return Anomaly(AnomalyKind.KERBEROS_MALFORMED, "ticket is not a SEQUENCE")
-    ticket_fields = der.context_fields(data, ticket_sequence)
+    ticket_fields = der.context_fields(data, ticket_sequence, damage)
     realm = der.read_string(data, ticket_fields.get(1))
-    service = _principal_name(data, ticket_fields.get(2))
-    ticket_etype = _etype(data, ticket_fields.get(3))
+    service = _principal_name(data, ticket_fields.get(2), damage)
+    ticket_etype = _etype(data, ticket_fields.get(3), damage)
     if realm is None or service is None or ticket_etype is None:
         return Anomaly(AnomalyKind.KERBEROS_MALFORMED, "ticket without realm, sname or enc-part etype")
     return KerberosApReq(
         realm=realm,
         service_principal=service,
         ticket_etype=ticket_etype,
-        authenticator_etype=_etype(data, fields.get(4)),
+        authenticator_etype=_etype(data, fields.get(4), damage),
     )
 
 
-def _principal_name(data: bytes, element: der.Element | None) -> str | None:
+def _principal_name(data: bytes, element: der.Element | None, damage: der.Damage | None) -> str | None:
     """PrincipalName ::= SEQUENCE { name-type [0], name-string [1] SEQUENCE OF KerberosString }, joined by '/'."""
     if element is None or element.tag != der.TAG_SEQUENCE:
         return None
-    names = der.context_fields(data, element).get(1)
+    names = der.context_fields(data, element, damage).get(1)
     if names is None or names.tag != der.TAG_SEQUENCE:
         return None
-    parts = [der.read_string(data, part) for part in (der.children(data, names) or ())[:MAX_NAME_COMPONENTS]]
+    components = der.children(data, names, damage) or ()
+    parts = [der.read_string(data, part) for part in components[:MAX_NAME_COMPONENTS]]
     if not parts or any(part is None for part in parts):
         return None
     return "/".join(part for part in parts if part is not None)
 
 
-def _etype(data: bytes, element: der.Element | None) -> int | None:
+def _etype(data: bytes, element: der.Element | None, damage: der.Damage | None) -> int | None:
     """EncryptedData ::= SEQUENCE { etype [0] Int32, kvno [1] OPTIONAL, cipher [2] }."""
     if element is None or element.tag != der.TAG_SEQUENCE:
         return None
-    return der.read_integer(data, der.context_fields(data, element).get(0))
+    return der.read_integer(data, der.context_fields(data, element, damage).get(0))

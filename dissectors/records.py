@@ -585,7 +585,11 @@ class KerberosApReq:
 
 @dataclass(frozen=True, slots=True)
 class SpnegoToken:
-    """RFC 4178 NegTokenInit / NegTokenResp (and raw NTLMSSP blobs), reduced to what smbwatch reports."""
+    """RFC 4178 NegTokenInit / NegTokenResp (and raw NTLMSSP blobs), reduced to what smbwatch reports.
+
+    `anomalies` are what the token was decoded despite (a cap, a cut: `spnego.parse_security_blob`);
+    the SMB1/SMB2 framing emits them as events after the message that carried the token.
+    """
 
     kind: str  # "init", "response" or "raw"
     mech_types: tuple[str, ...]
@@ -593,3 +597,4 @@ class SpnegoToken:
     supported_mech: str | None
     ntlmssp: NtlmsspMessage | None
     kerberos: KerberosApReq | None
+    anomalies: tuple[Anomaly, ...] = ()

@@ -10,7 +10,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from dissectors import smb1_echo, smb1_open, smb1_session_setup, smb1_transaction, smb1_tree_connect
+from dissectors import smb1_echo, smb1_open, smb1_session_setup, smb1_transaction, smb1_tree_connect, spnego
 from dissectors.constants import Smb1Capabilities, Smb1Command
 from dissectors.records import (
     Anomaly,
@@ -32,6 +32,7 @@ _NEGOTIATE_RESPONSE_NT: Final = struct.Struct("<HBHHIIIIQhB")
 _NEGOTIATE_RESPONSE_LANMAN: Final = struct.Struct("<HHHH")
 SMB1_DIALECT_BUFFER_FORMAT: Final = 0x02  # [MS-CIFS] 2.2.4.52.1 BufferFormat of each dialect string
 _SERVER_GUID_SIZE: Final = 16
+_SESSION_SETUP_ANDX: Final = int(Smb1Command.SMB_COM_SESSION_SETUP_ANDX)
 
 
 def parse_header(message: bytes) -> Smb1Header | Anomaly:
@@ -198,6 +199,8 @@ def parse_message(message: bytes, frame_length: int | None = None) -> list[Strea
             events.append(body)
         else:
             events.append(Smb1Message(command_header, body, index > 0))
+            if body is not None and command == _SESSION_SETUP_ANDX:
+                events.extend(spnego.token_anomalies(body))  # a token decoded despite a cap or a cut
         if command not in ANDX_COMMANDS or len(block.words) < 4:
             return events
         command = block.words[0]

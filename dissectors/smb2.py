@@ -6,7 +6,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from dissectors import smb2_negotiate, smb2_session_setup, smb2_tree_connect
+from dissectors import smb2_negotiate, smb2_session_setup, smb2_tree_connect, spnego
 from dissectors.constants import SMB2_FLAGS_ASYNC_COMMAND, SMB2_FLAGS_SERVER_TO_REDIR, Smb2Command
 from dissectors.records import (
     Anomaly,
@@ -27,6 +27,8 @@ SMB2_TRANSFORM_HEADER_SIZE: Final = 52
 SMB2_COMPRESSION_HEADER_SIZE: Final = 16
 # [MS-SMB2] 3.3.5.2.7 lets a chain be as long as the frame; real ones hold a few. Cap the walk.
 MAX_COMPOUND_MESSAGES: Final = 32
+
+_SESSION_SETUP: Final = int(Smb2Command.SESSION_SETUP)
 
 _HEADER: Final = struct.Struct("<4sHHIHHIIQQQ16s")
 _TRANSFORM: Final = struct.Struct("<4s16s16sIHHQ")
@@ -122,6 +124,8 @@ def parse_compound(frame: bytes, frame_length: int) -> list[StreamEvent]:
             events.append(body)
         else:
             events.append(Smb2Message(header, body))
+            if body is not None and header.command == _SESSION_SETUP:
+                events.extend(spnego.token_anomalies(body))  # a token decoded despite a cap or a cut
         if not next_command:
             return events
         if next_command < SMB2_HEADER_SIZE or next_command % 8 or offset + next_command >= frame_length:

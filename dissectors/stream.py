@@ -162,20 +162,40 @@ class SmbStream:
         self._lose_sync()
 
     def eof(self) -> None:
-        """The direction ended (FIN, RST, eviction or end of capture)."""
-        if self._state == _BODY or (self._state == _HEADER and self._buffer):
+        """The direction ended (FIN, RST, eviction or end of capture).
+
+        A frame the connection ended inside is one `netbios_frame_cut_short`: its header arrived
+        (or part of it) but not all the bytes it announced, whether they were being kept (BODY) or
+        passed over (`_skip`, also after a gap inside the frame: the bytes after the gap never came
+        either). In RESYNC no frame is open (what was passed over counts as resync skipped bytes),
+        and a gap that reached the frame's end closed it: neither is cut short.
+        """
+        state = self._state
+        if state == _BODY:
+            self._cut_short(self._frame_length - len(self._buffer))
+        elif state == _HEADER and self._skip:
+            self._cut_short(self._skip)
+        elif state == _HEADER and self._buffer:
             self._events.append(
                 Anomaly(
-                    AnomalyKind.NETBIOS_MALFORMED,
-                    f"stream ended inside a frame ({len(self._buffer)} bytes buffered)",
+                    AnomalyKind.NETBIOS_FRAME_CUT_SHORT,
+                    f"connection ended inside a frame header ({len(self._buffer)} of {_HEADER_SIZE} bytes)",
                 )
             )
-        elif self._state == _RESYNC:
+        elif state == _RESYNC:
             self.resync_skipped_bytes += self._resync_run + len(self._buffer)
             self._resync_run = 0
         self._buffer.clear()
         self._skip = 0
         self._state = _HEADER
+
+    def _cut_short(self, missing: int) -> None:
+        self._events.append(
+            Anomaly(
+                AnomalyKind.NETBIOS_FRAME_CUT_SHORT,
+                f"connection ended {missing} bytes short of a {self._frame_length}-byte frame",
+            )
+        )
 
     def _lose_sync(self) -> None:
         self._buffer.clear()
