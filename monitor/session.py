@@ -226,6 +226,8 @@ class SmbConnection:
         body = message.body
         if not header.flags & SMB1_FLAGS_REPLY:
             self.uses.smb1_request(header, body)
+        else:
+            self.uses.smb1_response(header)
         if isinstance(body, Smb1NegotiateRequest):
             self._smb1_negotiate_request(body, ts)
         elif isinstance(body, Smb1NegotiateResponse):

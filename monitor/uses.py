@@ -15,6 +15,9 @@ called over ``\\PIPE\\LANMAN``:
 - ``refused``: the server refused every dialect the client offered.
 
 `attack` is added by the retirement report, from the alerts, not here.
+A pipe open the server answered with an error (smbclient's ``\\srvsvc`` on a
+server without DCE/RPC, before it falls back to RAP) used no pipe: it is not a
+``named_pipe`` use. An open whose answer was not seen still counts.
 Per-connection memory is capped like everything else.
 """
 
@@ -45,6 +48,7 @@ USE_ORDER = (
 
 MAX_TREES_TRACKED = 64
 MAX_NAMES_KEPT = 16
+MAX_OPENS_PENDING = 16  # opens by name waiting for their answer; past it an open counts unanswered
 
 # Activity seen on one tree, as bits.
 _ACTIVITY_COMMANDS = 1  # any command on the tree but the tree's own connect/disconnect
@@ -75,6 +79,10 @@ _SMB1_PRINT_COMMANDS = frozenset(
         Smb1Command.SMB_COM_GET_PRINT_QUEUE,
     )
 )
+# [MS-CIFS] 2.2.4.64 NT_CREATE_ANDX, 2.2.4.41 OPEN_ANDX: opens by name, answered with a FID or an error.
+_SMB1_OPEN_COMMANDS = frozenset(
+    int(command) for command in (Smb1Command.SMB_COM_NT_CREATE_ANDX, Smb1Command.SMB_COM_OPEN_ANDX)
+)
 # Every SMB2 use of a tree starts with a CREATE (of a file, a directory or a pipe).
 _SMB2_CREATE = int(Smb2Command.CREATE)
 _PIPE_PREFIX = "\\PIPE\\"
@@ -87,11 +95,12 @@ def rap_function_name(opcode: int) -> str:
 class UseTracker:
     """The per-tree activity of one connection; `describe` classifies it."""
 
-    __slots__ = ("_activity", "_pipes", "rap_functions")
+    __slots__ = ("_activity", "_opens", "_pipes", "rap_functions")
 
     def __init__(self) -> None:
         self._activity: dict[tuple[int, int], int] = {}  # (protocol 1 or 2, tree id) -> activity bits
         self._pipes: dict[tuple[int, str], None] = {}  # (SMB1 tree id, name) of names opened
+        self._opens: dict[tuple[int, int, int], str] = {}  # (tid, pid, mid) of an open by name -> the name
         self.rap_functions: dict[str, None] = {}
 
     def _mark(self, protocol: int, tree_id: int, bits: int) -> None:
@@ -111,8 +120,13 @@ class UseTracker:
         if command in _SMB1_PRINT_COMMANDS:
             bits |= _ACTIVITY_PRINT
         elif isinstance(body, Smb1OpenRequest):
-            bits |= _ACTIVITY_PIPE  # a pipe only if the tree turns out to be IPC$
-            name = body.name
+            # A pipe only if the tree turns out to be IPC$, and only once the server answers with a FID.
+            key = (header.tid, header.pid, header.mid)
+            if len(self._opens) < MAX_OPENS_PENDING or key in self._opens:
+                self._opens[key] = body.name
+            else:
+                bits |= _ACTIVITY_PIPE
+                name = body.name
         elif isinstance(body, Smb1TransactionRequest) and body.name:
             upper = body.name.upper()
             if upper == RAP_PIPE_NAME:
@@ -122,9 +136,19 @@ class UseTracker:
             elif upper.startswith(_PIPE_PREFIX):
                 bits |= _ACTIVITY_PIPE
                 name = body.name[len(_PIPE_PREFIX) - 1 :]  # "\\PIPE\\srvsvc" names the pipe "\\srvsvc"
+        self._record(header.tid, name, bits)
+
+    def smb1_response(self, header: Smb1Header) -> None:
+        """The answer to an open by name: a FID (status 0) opens the pipe; an error opens nothing."""
+        if header.command in _SMB1_OPEN_COMMANDS:
+            name = self._opens.pop((header.tid, header.pid, header.mid), None)
+            if name is not None and header.status == 0:
+                self._record(header.tid, name, _ACTIVITY_COMMANDS | _ACTIVITY_PIPE)
+
+    def _record(self, tid: int, name: str | None, bits: int) -> None:
         if name and len(name) > 1 and len(self._pipes) < MAX_NAMES_KEPT:
-            self._pipes.setdefault((header.tid, name))
-        self._mark(1, header.tid, bits)
+            self._pipes.setdefault((tid, name))
+        self._mark(1, tid, bits)
 
     def smb2_request(self, command: int, tree_id: int | None) -> None:
         if command == _SMB2_CREATE and tree_id is not None:
@@ -152,7 +176,14 @@ class UseTracker:
             elif share_type == "print":
                 uses.add(USE_PRINTING)
         pipe_trees = set()
-        for key, bits in self._activity.items():
+        activity = dict(self._activity)
+        pipes = dict(self._pipes)
+        for (tid, _pid, _mid), name in self._opens.items():  # opens whose answer was not (yet) seen count
+            if (1, tid) in activity:
+                activity[1, tid] |= _ACTIVITY_PIPE
+            if len(name) > 1 and len(pipes) < MAX_NAMES_KEPT:
+                pipes.setdefault((tid, name))
+        for key, bits in activity.items():
             share_type = share_types.get(key, "unknown")
             if bits & _ACTIVITY_RAP:
                 uses.add(USE_BROWSING)
@@ -166,12 +197,12 @@ class UseTracker:
                     uses.add(USE_NAMED_PIPE)
             elif not bits & _ACTIVITY_RAP:
                 uses.add(USE_FILE_ACCESS)
-        pipes = sorted({name for tree_id, name in self._pipes if tree_id in pipe_trees})
+        pipe_names = sorted({name for tree_id, name in pipes if tree_id in pipe_trees})
         if not uses and not midstream:
             uses.add(USE_SESSION_ONLY if logged_in else USE_NEGOTIATE_ONLY)
         return {
             "uses": [use for use in USE_ORDER if use in uses],
-            "named_pipes": pipes,
+            "named_pipes": pipe_names,
             "rap_functions": list(self.rap_functions),
         }
 

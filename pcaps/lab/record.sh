@@ -92,6 +92,7 @@ ALL_SCENARIOS=(
   auth_wrong_password auth_unknown_user auth_kerberos
   nmap_smb_protocols nmap_security_mode nmap_ms17_010 nmap_double_pulsar scan_445_sweep
   control_reconnects control_large_copy control_three_servers
+  smb1_browsing_139 smb1_printing smb1_named_pipe
 )
 
 log() { printf '[record] %s\n' "$*" >&2; }
@@ -865,6 +866,92 @@ run_scanner_scenario() {
   esac
 }
 
+# ---------------------------------------------------------------- SMB1 uses
+# What an SMB1 connection is used for, as the retirement report classifies it:
+# RAP browsing over \PIPE\LANMAN on port 139 beside an SMB3 file session,
+# printing to a printable share, DCE/RPC over a named pipe.
+
+# rpcc MIN MAX RPCCLIENT_ARGS...: rpcclient in the client namespace, bounded in
+# time. rpcclient connects to IPC$ with the "client ipc min/max protocol"
+# settings: "client max protocol" (and -m) alone leave it at SMB3 (it offers
+# SMB1 + SMB2 and upgrades).
+rpcc() {
+  local min=$1 max=$2; shift 2
+  log "  rpcclient min=$min max=$max $*"
+  local rc=0
+  timeout 60 ip netns exec "$NS_CLI" rpcclient -s "$CLI/smb.conf" \
+    --option="client min protocol=$min" --option="client max protocol=$max" \
+    --option="client ipc min protocol=$min" --option="client ipc max protocol=$max" "$@" \
+    </dev/null >"$WORK/client.out" 2>&1 || rc=$?
+  sed 's/^/    | /' "$WORK/client.out" >&2
+  return "$rc"
+}
+
+run_smb1_use_scenario() {
+  local s=$1
+  local -a srv_nt1=("server min protocol = NT1" "server max protocol = SMB3")
+  case $s in
+    smb1_browsing_139)
+      # One smbd on 445 and 139. First an SMB3 file session on 445 (ls, get),
+      # then `smbclient -L` forced to NT1 on port 139. smbclient 4.17 lists
+      # shares over DCE/RPC (srvsvc) first and falls back to RAP NetShareEnum
+      # over \PIPE\LANMAN when the pipe cannot be opened: with "rpc start on
+      # demand helpers = no" and no samba-dcerpcd running, smbd has no srvsvc.
+      # On port 139 with SMB1 it then lists the workgroup on the same
+      # connection: RAP NetServerEnum2 (smbd answers from its browse list,
+      # which is empty without nmbd).
+      local -a srv_browse=("${srv_nt1[@]}" "rpc start on demand helpers = no")
+      local conf
+      conf=$(write_server_conf "$s" "445 139" no "${srv_browse[@]}")
+      start_smbd "$conf" 139
+      start_capture eth "$WORK/$s.pcap"
+      smbc SMB2_02 SMB3 -- "$SESSION_CMDS" || log "  (client exit status $?)"
+      smbc_auth NT1 NT1 -p 139 -U "$LAB_USER%$LAB_PASS" -L "$SRV4" || log "  (client exit status $?)"
+      finish_capture
+      stop_smbd
+      check_pcap "$WORK/$s.pcap" 'tcp.port == 445 && smb2.cmd == 8 && smb2.flags.response == 1'
+      check_pcap "$WORK/$s.pcap" 'nbss.type == 0x81 && tcp.dstport == 139'
+      check_pcap "$WORK/$s.pcap" 'tcp.dstport == 139 && smb.cmd == 0x25 && lanman.function_code == 0'
+      check_pcap "$WORK/$s.pcap" 'tcp.dstport == 139 && smb.cmd == 0x25 && lanman.function_code == 104'
+      publish "$s" "$WORK/$s.pcap" ;;
+    smb1_printing)
+      # A printable share [lp] (printing = bsd, print command = /bin/true:
+      # the job is spooled and dropped) and smbclient's `print`, which creates
+      # the job on the print share and writes it (NT_CREATE_ANDX, WRITE_ANDX,
+      # CLOSE in SMB1). smbd opens the job through spoolss (rpcd_spoolss, which
+      # starts samba-bgqd): started on demand, samba-dcerpcd would detach and
+      # outlive the scenario, so it runs next to smbd as in auth_anonymous.
+      mkdir -p "$SRV/spool"
+      chmod 1777 "$SRV/spool"
+      printf 'smbwatch lab print job\n' >"$CLI/printjob.txt"
+      local SRV_EXTRA_SECTIONS="[lp]
+    path = $SRV/spool
+    printable = yes
+    printing = bsd
+    printer name = lp
+    print command = /bin/true %s
+    lpq command = /bin/true
+    lprm command = /bin/true
+    lppause command = /bin/true
+    lpresume command = /bin/true
+    browseable = yes"
+      local -a srv_print=("${srv_nt1[@]}" "rpc start on demand helpers = no")
+      auth_start "$s" srv_print 1
+      smbc_auth NT1 NT1 -U "$LAB_USER%$LAB_PASS" "//$SRV4/lp" -c "print $CLI/printjob.txt" || log "  (client exit status $?)"
+      auth_finish "$s" 'smb.cmd == 0x75 && smb.flags.response == 1 && smb.service == "LPT1:"' ;;
+    smb1_named_pipe)
+      # rpcclient srvinfo forced to NT1: IPC$, NT_CREATE_ANDX \srvsvc, DCE/RPC
+      # bind and NetSrvGetInfo (opnum 21) in SMB1 TRANSACTIONs on the pipe
+      # (samba-dcerpcd started next to smbd, as in auth_anonymous).
+      local -a srv_rpc=("${srv_nt1[@]}" "rpc start on demand helpers = no")
+      auth_start "$s" srv_rpc 1
+      rpcc NT1 NT1 -U "$LAB_USER%$LAB_PASS" -c 'srvinfo' "$SRV4" || log "  (client exit status $?)"
+      auth_finish "$s" 'smb.cmd == 0xa2 && smb.flags.response == 1 && smb.nt_status == 0' \
+        'srvsvc.opnum == 21 && dcerpc.pkt_type == 2' ;;
+    *) die "no recipe for $s" ;;
+  esac
+}
+
 run_scenario() {
   local s=$1
   log "scenario $s"
@@ -1038,6 +1125,7 @@ run_scenario() {
       SMBC_CONF=""
       SMBC_ENV=() ;;
     nmap_*|scan_*|control_*) run_scanner_scenario "$s" || die "no recipe for $s" ;;
+    smb1_browsing_139|smb1_printing|smb1_named_pipe) run_smb1_use_scenario "$s" ;;
     *) die "no recipe for $s" ;;
   esac
 }
