@@ -77,7 +77,8 @@ class Anomaly:
 
 @dataclass(frozen=True, slots=True)
 class ReassemblyGap:
-    """`size` bytes of one direction were never seen; framing restarts after them."""
+    """`size` bytes of one direction were never seen (0: how many is unknown, the TCP sequence
+    jumped); framing restarts after them."""
 
     size: int
 

@@ -161,6 +161,13 @@ class SmbStream:
                 return
         self._lose_sync()
 
+    def lost_position(self) -> None:
+        """Bytes of unknown number were lost (the sequence jumped): a gap of size 0, and framing
+        resynchronises on the next plausible header."""
+        self._events.append(ReassemblyGap(0))
+        self._skip = 0
+        self._lose_sync()
+
     def eof(self) -> None:
         """The direction ended (FIN, RST, eviction or end of capture).
 

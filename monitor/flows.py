@@ -28,6 +28,10 @@ from monitor.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpSegment
 
 SEQ_MASK: Final = 0xFFFFFFFF
 SEQ_HALF: Final = 0x80000000
+# The most a TCP sender can have in flight: a 65,535-byte window scaled by 2^14 (RFC 7323 2.3). A segment
+# further ahead of or behind what was delivered is no retransmission and no hole a retransmission can
+# fill: the sequence jumped (a capture spliced from two, a middlebox, a crafted stream).
+MAX_TCP_WINDOW: Final = 1 << 30
 # How far (bytes of sequence space) a new SYN's ISN must be from the flow's position to mean port reuse.
 PORT_REUSE_DISTANCE: Final = 1 << 20
 
@@ -283,6 +287,7 @@ class FlowTable:
         # Packet time of the next housekeeping (a tick, and the sweep when that is due too).
         self.next_housekeeping = 0.0
         self._next_sweep = 0.0
+        self._last_housekeeping = float("inf")  # no jump before the first packet
         self.created = 0
         self.closed: Counter[CloseReason] = Counter()
         self.anomalies: Counter[AnomalyKind] = Counter()
@@ -504,6 +509,9 @@ class FlowTable:
                 flow.midstream = True
             half.stream = SmbStream(direct_tcp=flow.transport == "tcp445", midstream=midstream)
         offset = seq_diff(seq, half.next_seq)  # type: ignore[arg-type]
+        if offset > MAX_TCP_WINDOW or offset < -MAX_TCP_WINDOW:
+            self._sequence_jump(flow, half, direction, seq, ts)
+            offset = 0
         if offset < 0:
             trimmed = _trim_seen(half, payload, missing, -offset)
             if trimmed is None:
@@ -530,6 +538,23 @@ class FlowTable:
             self._count_gap(flow, half, missing)
             stream.gap(missing)
         half.next_seq = (half.next_seq + len(payload) + missing) & SEQ_MASK  # type: ignore[operator]
+        events = stream.events()
+        if events:
+            self._on_events(flow, direction, events, ts)
+
+    def _sequence_jump(self, flow: Flow, half: HalfConnection, direction: Direction, seq: int, ts: float) -> None:
+        """Data far outside any window: what waited behind holes goes out first (its holes counted),
+        then one gap of unknown size, and the stream resynchronises on the data at `seq`."""
+        flow.count_anomaly(AnomalyKind.SEQUENCE_JUMP)
+        self.anomalies[AnomalyKind.SEQUENCE_JUMP] += 1
+        while half.pending:
+            self._skip_to_pending(flow, half, direction, ts)
+        half.hole_acked_since = None
+        self._count_gap(flow, half, 0)  # how many bytes the jump skipped is unknown: none are counted
+        stream = half.stream
+        assert stream is not None
+        stream.lost_position()
+        half.next_seq = seq
         events = stream.events()
         if events:
             self._on_events(flow, direction, events, ts)
@@ -642,6 +667,11 @@ class FlowTable:
         Called for the first packet past `next_housekeeping`, and by a live sensor with its
         estimate of packet time while the link is quiet, so nothing due waits for more traffic."""
         limits = self.limits
+        if now - self._last_housekeeping > limits.established_timeout and (self._flows or self._half_open):
+            # Packet time leapt past the idle timeout with connections open: the sweep below ends
+            # them as idle, and their later packets start new connections (picked up midstream).
+            self.anomalies[AnomalyKind.PACKET_TIME_JUMP] += 1
+        self._last_housekeeping = now
         if now >= self._next_sweep:
             self.sweep(now)
         if self._holes:

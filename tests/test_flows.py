@@ -263,3 +263,44 @@ def test_a_reset_answer_ends_the_attempt_as_failed() -> None:
     pipeline.flows.process(0.001, reset)
     assert pipeline.flows.half_open == 0 and len(pipeline.flows) == 0
     assert pipeline.flows.closed[CloseReason.CLOSED] == 1 and pipeline.connections_without_smb == 1
+
+
+def jumped(jump: int, from_client_data: int) -> list[tuple[float, TcpSegment]]:
+    """The session with the client's sequence numbers moved by `jump` from its n-th data segment on
+    (the server's acknowledgements with them), as a capture spliced from two connections looks."""
+    start = data_indexes(CLIENT)[from_client_data]
+    moved = []
+    for index, (ts, segment) in enumerate(SESSION):
+        if index >= start:
+            if segment.src == CLIENT:
+                segment = segment._replace(seq=(segment.seq + jump) & 0xFFFFFFFF)
+            elif segment.ack:
+                segment = segment._replace(ack=(segment.ack + jump) & 0xFFFFFFFF)
+        moved.append((ts, segment))
+    return moved
+
+
+def test_a_sequence_jump_is_a_counted_gap_then_resynchronised_never_retransmission() -> None:
+    # More than 2^31 ahead reads as "behind" in modular arithmetic: before, every later byte was
+    # counted as retransmitted and the NEGOTIATE after the jump was lost without a gap or anomaly.
+    for jump in (2**31 + 12_345, 2**30 + 4_096, -(2**30) - 4_096):
+        pipeline, [record] = run(jumped(jump, 0))  # between the handshake and the NEGOTIATE
+        assert record["tcp"]["gaps"] == 1 and record["tcp"]["gap_bytes"] == 0, jump
+        assert record["tcp"]["retransmitted_bytes"] == 0, jump
+        assert pipeline.anomalies()[AnomalyKind.SEQUENCE_JUMP] == 1, jump
+        assert facts(record) == facts(CLEAN), jump  # resynchronised on the NEGOTIATE: nothing lost
+    pipeline, [record] = run(jumped(2**31 + 12_345, 2))  # mid-session, between two requests
+    assert pipeline.anomalies()[AnomalyKind.SEQUENCE_JUMP] == 1 and record["tcp"]["retransmitted_bytes"] == 0
+    assert record["dialect"] == "3.1.1" and record["messages"] == CLEAN["messages"]
+    # Within any window a sender can have, a jump is a hole as before, not a sequence jump.
+    pipeline, _ = run(jumped(2**20, 2))
+    assert AnomalyKind.SEQUENCE_JUMP not in pipeline.anomalies()
+
+
+def test_a_forward_jump_in_packet_time_is_counted_once() -> None:
+    midpoint = len(SESSION) // 2
+    later = [(ts + 3600.0, segment) for ts, segment in SESSION[midpoint:]]
+    pipeline, records = run(SESSION[:midpoint] + later)
+    assert pipeline.anomalies()[AnomalyKind.PACKET_TIME_JUMP] == 1
+    assert len(records) == 2 and records[1]["midstream"]  # the split the jump causes (README)
+    assert AnomalyKind.PACKET_TIME_JUMP not in CLEAN_PIPELINE.anomalies()
