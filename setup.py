@@ -30,6 +30,7 @@ COMPILED_MODULES = [
     "monitor/decode.py",
     "monitor/flows.py",
     "monitor/fastpath.py",
+    "monitor/scan.py",
     "dissectors/stream.py",
     "dissectors/netbios.py",
     "dissectors/smb2.py",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -335,8 +336,16 @@ def _discard_stdout() -> None:
         pass
 
 
+# The cyclic garbage collector's first generation threshold. The pipeline makes almost no reference
+# cycles, yet at the default (700 allocations) a SYN flood runs a collection every few hundred packets,
+# and the older generations walk the flood's 100,000 waiting attempts again and again: 17 % of the time
+# on 1.56 M SYNs (bench/). Memory is bounded by the caps, not by the collector.
+GC_THRESHOLD = (10_000, 10, 10)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    gc.set_threshold(*GC_THRESHOLD)
     if args.command == "sniff":
         return run_sniff(args)
     if args.command == "analyze":

@@ -13,9 +13,7 @@ alerts kept for a report; what the caps drop is counted.
 from __future__ import annotations
 
 import ipaddress
-import os
 import sys
-import zlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from dissectors.constants import nt_status_name
 from dissectors.records import AnomalyKind
 from monitor.identity import ConnectionRef, format_ip
 from monitor.ms17_010 import ALERT_DOUBLEPULSAR, ALERT_ETERNALBLUE, ALERT_MS17_010_PROBE, FINDING_SRVNET_GROOMING
+from monitor.scan import ScanProbation
 
 ALERT_SMB1_NEGOTIATED = "smb1_negotiated"
 ALERT_SCAN_445 = "scan_445"
@@ -161,6 +160,10 @@ class Detector:
     def __init__(
         self, settings: DetectionSettings | None = None, sinks: list[AlertSink] | None = None, keep_alerts: bool = True
     ) -> None:
+        # By raw address: a flood of SYNs must not cost a formatted address each.
+        self._scan_sources: OrderedDict[bytes, _ScanSource] = OrderedDict()
+        # One-destination sources wait in `scan` (monitor/scan.py; made by the settings setter), which
+        # the flow table calls directly for every SYN: this detector sees only the sources it tracks.
         self.settings = settings or DetectionSettings()
         self.sinks = list(sinks or [])
         # An offline report lists the alerts at the end; a live sensor hands each to its sinks and keeps none.
@@ -170,13 +173,7 @@ class Detector:
         self.counts: Counter[str] = Counter()
         self._smb1_pairs: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.pairs_forgotten = 0
-        # By raw address: a flood of SYNs must not cost a formatted address each.
-        self._scan_sources: OrderedDict[bytes, _ScanSource] = OrderedDict()
         self.scan_sources_forgotten = 0
-        # One-destination sources (slot -> source address, destination address, time; see
-        # scan_probation_slots) are in self._probation, sized by the settings setter.
-        self._probation_key = os.urandom(8)  # so that nobody can aim sources at a scanner's slot
-        self.scan_sources_displaced = 0
         # Raw client + server address -> failures; a pair with one failure is a `_FirstFailure` tuple.
         self._logon_pairs: OrderedDict[bytes, _LogonFailures | _FirstFailure] = OrderedDict()
         self._grooming_pairs: OrderedDict[tuple[str, str], _Grooming] = OrderedDict()
@@ -197,8 +194,22 @@ class Detector:
     def settings(self, settings: DetectionSettings) -> None:
         self._settings = settings
         self._smb1_allow = parse_networks(settings.smb1_allow)
-        if len(getattr(self, "_probation", ())) != settings.scan_probation_slots:
-            self._probation: list[tuple[bytes, bytes, float] | None] = [None] * settings.scan_probation_slots
+        scan: ScanProbation | None = getattr(self, "scan", None)
+        if scan is None:
+            self.scan = ScanProbation(
+                settings.scan_probation_slots, settings.scan_window, settings.scan_destinations, self._scan_sources
+            )
+            return
+        # The flow table holds this object: a reload changes it in place (a resize forgets who waits).
+        if len(scan.slots) != settings.scan_probation_slots:
+            scan.slots = [None] * settings.scan_probation_slots
+        scan.window = settings.scan_window
+        scan.one_destination_is_enough = settings.scan_destinations <= 1
+
+    @property
+    def scan_sources_displaced(self) -> int:
+        """One-destination sources overwritten in their probation slot by another source."""
+        return self.scan.displaced
 
     @property
     def scan_sources_tracked(self) -> int:
@@ -312,19 +323,24 @@ class Detector:
 
     def connection_attempt(self, connection: ConnectionRef, ts: float) -> Alert | None:
         """A first-seen flow from a source to a destination on 445/139 (SYN seen or not)."""
+        if not self.scan.attempt(connection.client[0], connection.server[0], ts):
+            return None  # one destination so far: it waits on probation
+        return self.scan_candidate(connection, ts)
+
+    def scan_candidate(self, connection: ConnectionRef, ts: float) -> Alert | None:
+        """An attempt `scan.attempt` said needs a look (a tracked source, or a source's second
+        destination): the flow table calls this directly after its own call to `scan.attempt`."""
         settings = self.settings
         source, destination, port = connection.client[0], connection.server[0], connection.server[1]
         tracked = self._scan_sources.get(source)
         if tracked is None:
-            earlier = self._on_probation(source, destination, ts)
-            if earlier is None and settings.scan_destinations > 1:
-                return None  # one destination so far: not worth a tracked entry
+            earlier = self.scan.earlier_destination
             tracked = self._scan_sources[source] = _ScanSource()
             if len(self._scan_sources) > settings.max_scan_sources:
                 self._scan_sources.popitem(last=False)
                 self.scan_sources_forgotten += 1
             if earlier is not None:
-                tracked.attempt(earlier[0], earlier[1], settings)
+                tracked.attempt(earlier, self.scan.earlier_ts, settings)
         else:
             self._scan_sources.move_to_end(source)
         tracked.attempt(destination, ts, settings)
@@ -344,24 +360,6 @@ class Detector:
             }
             alert = Alert(ALERT_SCAN_445, ts, format_ip(source), "*", evidence, connection, tuple(tracked.connections))
             return self._raise(alert)
-        return None
-
-    def _on_probation(self, source: bytes, destination: bytes, ts: float) -> tuple[bytes, float] | None:
-        """Put a one-destination source in its slot; if the slot already holds it with another
-        destination within the scan window, take it out and return that (destination, time)."""
-        slots = self._probation
-        if not slots:
-            return None
-        slot = zlib.crc32(source, zlib.crc32(self._probation_key)) % len(slots)
-        entry = slots[slot]
-        if entry is not None and entry[0] == source and ts - entry[2] <= self.settings.scan_window:
-            if entry[1] != destination:
-                slots[slot] = None
-                return entry[1], entry[2]
-            return None  # the same destination again: the first time stays
-        if entry is not None and entry[0] != source:
-            self.scan_sources_displaced += 1
-        slots[slot] = (source, destination, ts)
         return None
 
     def session_result(self, connection: ConnectionRef, ts: float, status: int, user: str | None) -> Alert | None:

@@ -9,7 +9,12 @@ the few fields that matter straight from the frame and:
 
 - a pure ACK: only refreshes the flow's activity time;
 - in-order data that lies wholly inside the part of a frame the stream skips:
-  advances the sequence and the stream's skip counter.
+  advances the sequence and the stream's skip counter;
+
+and, for a 4-tuple not in the index, a bare SYN to 445/139 (no payload, not a
+fragment, the frame not cut): hands the 12 key bytes straight to
+`FlowTable.syn`, so each SYN of a flood costs a slice and a few table operations
+instead of a decoded `TcpSegment` and the general path.
 
 Anything else (SYN/FIN/RST, a hole or stored out-of-order data on either side,
 data the stream must see, a cut or padded frame, housekeeping due) returns False
@@ -26,7 +31,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from monitor.decode import IPV4_NO_OPTIONS, LINKTYPE_ETHERNET, TCP_FIN, TCP_RST, TCP_SYN, Decoder
+from dissectors.constants import NETBIOS_SESSION_PORT, SMB_DIRECT_TCP_PORT
+from monitor.decode import IPPROTO_TCP, IPV4_NO_OPTIONS, LINKTYPE_ETHERNET, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder
 from monitor.flows import SEQ_MASK, FlowTable
 
 _IPV4: Final = 14  # IPv4 header offset in an untagged Ethernet frame
@@ -35,6 +41,9 @@ _KEY_START: Final = _IPV4 + 12  # source address, destination address, then the 
 _KEY_END: Final = _TCP + 4
 _CONTROL_FLAGS: Final = TCP_SYN | TCP_FIN | TCP_RST
 _MIN_FRAME: Final = _TCP + 20
+_SYN_ACK_RST: Final = TCP_SYN | TCP_ACK | TCP_RST
+_DIRECT_TCP: Final[int] = SMB_DIRECT_TCP_PORT
+_NETBIOS: Final[int] = NETBIOS_SESSION_PORT
 
 
 class FastPath:
@@ -81,9 +90,12 @@ class FastPath:
         ):
             return False
         flows = self.flows
-        entry = flows.wire_index.get(frame[_KEY_START:_KEY_END])
-        if entry is None or ts >= flows.next_housekeeping:
+        if ts >= flows.next_housekeeping:
             return False
+        key = frame[_KEY_START:_KEY_END]
+        entry = flows.wire_index.get(key)
+        if entry is None:
+            return self._waiting_syn(frame, key, ts)
         flow, direction = entry
         if frame[_TCP + 13] & _CONTROL_FLAGS or flow.finished or frame[_IPV4 + 6] & 0x3F or frame[_IPV4 + 7]:
             return False
@@ -114,5 +126,33 @@ class FastPath:
         half.next_seq = (seq + payload_length) & SEQ_MASK
         half.bytes_delivered += payload_length
         flow.last_ts = ts
+        self.packets += 1
+        return True
+
+    def _waiting_syn(self, frame: bytes, key: bytes, ts: float) -> bool:
+        """A bare client SYN to 445/139 for no known flow goes to the half-open table from the bytes."""
+        if (
+            frame[_TCP + 13] & _SYN_ACK_RST != TCP_SYN
+            or frame[_IPV4 + 9] != IPPROTO_TCP
+            or frame[_IPV4 + 6] & 0x3F
+            or frame[_IPV4 + 7]
+        ):
+            return False
+        data_offset = frame[_TCP + 12]
+        total_length = frame[_IPV4 + 2] << 8 | frame[_IPV4 + 3]
+        if data_offset < 0x50 or total_length != 20 + (data_offset >> 4) * 4 or len(frame) < _IPV4 + total_length:
+            return False  # payload, a bad header or a cut frame: the decoder says what
+        destination_port = frame[_TCP + 2] << 8 | frame[_TCP + 3]
+        source_port = frame[_TCP] << 8 | frame[_TCP + 1]
+        flows = self.flows
+        if (
+            (destination_port != _DIRECT_TCP and destination_port != _NETBIOS)
+            or source_port == _DIRECT_TCP
+            or source_port == _NETBIOS
+            or flows.syn_from_smb_port_seen  # this SYN may answer a waiting one: the general path checks
+        ):
+            return False
+        seq = frame[_TCP + 4] << 24 | frame[_TCP + 5] << 16 | frame[_TCP + 6] << 8 | frame[_TCP + 7]
+        flows.syn(ts, key, seq)
         self.packets += 1
         return True

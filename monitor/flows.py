@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum
 from typing import Final
 
-from dissectors.constants import NETBIOS_SESSION_PORT, SMB_PORTS
+from dissectors.constants import NETBIOS_SESSION_PORT, SMB_DIRECT_TCP_PORT, SMB_PORTS
 from dissectors.records import AnomalyKind, StreamEvent
 from dissectors.stream import SmbStream
 from monitor.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpSegment
+from monitor.scan import ScanProbation
 
 SEQ_MASK: Final = 0xFFFFFFFF
 SEQ_HALF: Final = 0x80000000
@@ -102,6 +103,10 @@ def _trim_seen(half: HalfConnection, payload: bytes, missing: int, overlap: int)
     if overlap >= len(payload):
         return b"", missing - (overlap - len(payload))
     return payload[overlap:], missing
+
+
+def _port_bytes(source_port: int, destination_port: int) -> bytes:
+    return bytes((source_port >> 8, source_port & 0xFF, destination_port >> 8, destination_port & 0xFF))
 
 
 def wire_key(source: tuple[bytes, int], destination: tuple[bytes, int]) -> bytes:
@@ -236,6 +241,16 @@ class Flow:
         self.anomalies[kind] += 1
 
 
+_DIRECT_TCP: Final[int] = SMB_DIRECT_TCP_PORT
+_NETBIOS: Final[int] = NETBIOS_SESSION_PORT
+
+# How a waiting attempt ended (FlowTable._attempt_ended): reset (failed), forgotten for want of room,
+# never answered within the opening timeout (failed), or the input ended (failed: no answer seen).
+_ATTEMPT_RESET: Final = 0
+_ATTEMPT_TABLE_FULL: Final = 1
+_ATTEMPT_UNANSWERED: Final = 2
+_ATTEMPT_END_OF_INPUT: Final = 3
+
 _C2S: Final = Direction.CLIENT_TO_SERVER
 _S2C: Final = Direction.SERVER_TO_CLIENT
 
@@ -251,7 +266,16 @@ OpenSink = Callable[[tuple[bytes, int], tuple[bytes, int], float], None]
 # (reset or no answer) rather than being forgotten for want of room.
 AttemptEndSink = Callable[[tuple[bytes, int], tuple[bytes, int], bool], None]
 TickSink = Callable[[float], None]
-HalfOpenKey = tuple[bytes, int, bytes, int]  # the SYN's source address and port, destination address and port
+# A waiting attempt's key: the SYN's `wire_key` (source and destination address, then the ports), the
+# bytes a fast path slices out of a frame in one go.
+HalfOpenKey = bytes
+
+
+def split_wire_key(key: bytes) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+    """The (address, port) endpoints of a `wire_key`: source, destination."""
+    size = (len(key) - 4) >> 1
+    ports = 2 * size
+    return (key[:size], key[ports] << 8 | key[ports + 1]), (key[size:ports], key[ports + 2] << 8 | key[ports + 3])
 
 
 class FlowTable:
@@ -265,8 +289,19 @@ class FlowTable:
         on_open: OpenSink | None = None,
         on_tick: TickSink | None = None,
         on_attempt_end: AttemptEndSink | None = None,
+        scan: ScanProbation | None = None,
+        on_scan_candidate: OpenSink | None = None,
     ) -> None:
         self.limits = limits
+        # With `scan`, a waiting attempt to 445/139 goes to the scan probation table directly (a C call
+        # when compiled), and on to `on_scan_candidate` only when that says the source needs a look; an
+        # attempt ending reaches `on_attempt_end` only for sources the detector tracks. Without it, every
+        # attempt reaches `on_open` and `on_attempt_end`.
+        self.scan = scan
+        self._on_scan_candidate = on_scan_candidate
+        # Some waiting SYN came from port 445/139: a SYN to such a port may answer it (simultaneous
+        # open), so the fast path leaves SYNs to the general path from then on.
+        self.syn_from_smb_port_seen = False
         self._on_open = on_open
         self._on_tick = on_tick
         self._on_attempt_end = on_attempt_end
@@ -282,6 +317,13 @@ class FlowTable:
         self._half_open: OrderedDict[HalfOpenKey, tuple[float, int]] = OrderedDict()
         self.half_open_promoted = 0  # attempts that became flows
         self.half_open_evicted = 0  # attempts forgotten for want of room (counted as table_full too)
+        # How waiting attempts ended without becoming flows, by reason: plain counters, since hashing
+        # an Enum member runs Python code and a flood ends an attempt for every SYN (see `closed`).
+        self.attempts_ended = 0
+        self._attempts_reset = 0
+        self._attempts_table_full = 0
+        self._attempts_unanswered = 0
+        self._attempts_end_of_input = 0
         # Flows holding segments behind a hole, by id: the ticks give those holes up when due.
         self._holes: dict[int, Flow] = {}
         # Packet time of the next housekeeping (a tick, and the sweep when that is due too).
@@ -289,13 +331,27 @@ class FlowTable:
         self._next_sweep = 0.0
         self._last_housekeeping = float("inf")  # no jump before the first packet
         self.created = 0
-        self.closed: Counter[CloseReason] = Counter()
+        self._flows_closed: Counter[CloseReason] = Counter()
         self.anomalies: Counter[AnomalyKind] = Counter()
         self.gaps = 0
         self.gap_bytes = 0
 
     def __len__(self) -> int:
         return len(self._flows)
+
+    @property
+    def closed(self) -> Counter[CloseReason]:
+        """Flows and attempts that ended, by reason."""
+        closed = Counter(self._flows_closed)
+        for reason, count in (
+            (CloseReason.CLOSED, self._attempts_reset),
+            (CloseReason.TABLE_FULL, self._attempts_table_full),
+            (CloseReason.IDLE, self._attempts_unanswered),
+            (CloseReason.END_OF_INPUT, self._attempts_end_of_input),
+        ):
+            if count:
+                closed[reason] += count
+        return closed
 
     @property
     def half_open(self) -> int:
@@ -313,22 +369,18 @@ class FlowTable:
         flags = segment.flags
         if entry is None:
             half_open = self._half_open
-            if (
-                flags & TCP_SYN
-                and not flags & (TCP_ACK | TCP_RST)
-                and not segment.payload
-                and (segment.dst, segment.dport, segment.src, segment.sport) not in half_open
-            ):
-                self._syn(ts, key, segment.seq)
+            forward = segment.src + segment.dst + _port_bytes(segment.sport, segment.dport)
+            reverse = segment.dst + segment.src + _port_bytes(segment.dport, segment.sport)
+            if flags & TCP_SYN and not flags & (TCP_ACK | TCP_RST) and not segment.payload and reverse not in half_open:
+                self.syn(ts, forward, segment.seq)
                 return
             if half_open:
                 # The answer to a waiting SYN (SYN+ACK, RST), or the client going on after it.
-                reverse = (segment.dst, segment.dport, segment.src, segment.sport)
-                syn_key = reverse if reverse in half_open else key if key in half_open else None
+                syn_key = reverse if reverse in half_open else forward if forward in half_open else None
                 if syn_key is not None:
                     syn_ts, isn = half_open.pop(syn_key)
                     if flags & TCP_RST:
-                        self._attempt_ended(syn_key, CloseReason.CLOSED, True)
+                        self._attempt_ended(syn_key, _ATTEMPT_RESET)
                         return
                     entry = self._promote(syn_key, syn_ts, isn, key)
             if entry is None:
@@ -369,30 +421,63 @@ class FlowTable:
             return
         self._data(flow, half, direction, segment.seq, payload, segment.missing, ts)
 
-    def _syn(self, ts: float, key: HalfOpenKey, seq: int) -> None:
-        """A client SYN for no known flow: an attempt, kept compactly until answered."""
+    def syn(self, ts: float, key: HalfOpenKey, seq: int) -> None:
+        """A client SYN for no known flow (`key`: its `wire_key`): an attempt, kept compactly until
+        answered. The fast path calls this straight from the frame's bytes."""
         half_open = self._half_open
         if key in half_open:
             return  # a retransmitted SYN: the first one's time stays
         half_open[key] = (ts, seq)
         self.created += 1
-        if self._on_open is not None:
-            self._on_open((key[0], key[1]), (key[2], key[3]), ts)
+        size = (len(key) - 4) >> 1
+        source_port = key[2 * size] << 8 | key[2 * size + 1]
+        if source_port in (_DIRECT_TCP, _NETBIOS):
+            self.syn_from_smb_port_seen = True
+        scan = self.scan
+        if scan is None:
+            if self._on_open is not None:
+                client, server = split_wire_key(key)
+                self._on_open(client, server, ts)
+        else:
+            destination_port = key[2 * size + 2] << 8 | key[2 * size + 3]
+            if (
+                destination_port in (_DIRECT_TCP, _NETBIOS)
+                and scan.attempt(key[:size], key[size : 2 * size], ts)
+                and self._on_scan_candidate is not None
+            ):
+                client, server = split_wire_key(key)
+                self._on_scan_candidate(client, server, ts)
         if len(half_open) > self.limits.max_half_open:
             oldest, _ = half_open.popitem(last=False)
             self.half_open_evicted += 1
-            self._attempt_ended(oldest, CloseReason.TABLE_FULL, False)
+            self._attempt_ended(oldest, _ATTEMPT_TABLE_FULL)
 
-    def _attempt_ended(self, key: HalfOpenKey, reason: CloseReason, failed: bool) -> None:
-        self.closed[reason] += 1
-        if self._on_attempt_end is not None:
-            self._on_attempt_end((key[0], key[1]), (key[2], key[3]), failed)
+    def _attempt_ended(self, key: HalfOpenKey, how: int) -> None:
+        """A waiting attempt ended without becoming a flow: reset, forgotten, unanswered, or input ended."""
+        self.attempts_ended += 1
+        if how == _ATTEMPT_RESET:
+            self._attempts_reset += 1
+        elif how == _ATTEMPT_TABLE_FULL:
+            self._attempts_table_full += 1
+        elif how == _ATTEMPT_UNANSWERED:
+            self._attempts_unanswered += 1
+        else:
+            self._attempts_end_of_input += 1
+        if self._on_attempt_end is None:
+            return
+        scan = self.scan
+        if scan is not None and not scan.is_tracked(key[: (len(key) - 4) >> 1]):
+            return  # only tracked sources keep counts of how their attempts ended
+        client, server = split_wire_key(key)
+        self._on_attempt_end(client, server, how != _ATTEMPT_TABLE_FULL)
 
-    def _promote(self, syn_key: HalfOpenKey, syn_ts: float, isn: int, key: HalfOpenKey) -> tuple[Flow, Direction]:
+    def _promote(
+        self, syn_key: HalfOpenKey, syn_ts: float, isn: int, key: tuple[bytes, int, bytes, int]
+    ) -> tuple[Flow, Direction]:
         """An answered (or continued) attempt becomes a flow, as if it had been one since its SYN."""
         if len(self._flows) >= self.limits.max_flows:
             self._make_room(syn_ts)
-        client, server = (syn_key[0], syn_key[1]), (syn_key[2], syn_key[3])
+        client, server = split_wire_key(syn_key)
         flow = Flow(client, server, syn_ts, True)
         flow.halves[0].next_seq = (isn + 1) & SEQ_MASK
         self.half_open_promoted += 1
@@ -409,7 +494,7 @@ class FlowTable:
                 half_open[oldest] = (syn_ts, _isn)
                 half_open.move_to_end(oldest, last=False)
                 return
-            self._attempt_ended(oldest, CloseReason.IDLE, True)
+            self._attempt_ended(oldest, _ATTEMPT_UNANSWERED)
 
     def _is_new_connection(self, flow: Flow, segment: TcpSegment) -> bool:
         """A client SYN on a known flow: a new connection reusing the ports, or the same one's SYN again?"""
@@ -644,7 +729,7 @@ class FlowTable:
         for direction in (_C2S, _S2C):
             self._end_direction(flow, direction, ts)
         flow.finished = True
-        self.closed[reason] += 1
+        self._flows_closed[reason] += 1
         self._on_close(flow, reason)
         # Nothing reads a finished flow's halves again: drop them (and the streams) for the shared pair.
         flow.halves = _FINISHED_HALVES
@@ -743,7 +828,7 @@ class FlowTable:
     def close_all(self) -> None:
         """End of input: every flow is finished with what was seen; waiting attempts got no answer."""
         for key in list(self._half_open):
-            self._attempt_ended(key, CloseReason.END_OF_INPUT, True)
+            self._attempt_ended(key, _ATTEMPT_END_OF_INPUT)
         self._half_open.clear()
         for flow in list(self._flows.values()):
             reason = (

@@ -78,17 +78,24 @@ class Pipeline:
         observers: Iterable[PipelineObserver] = (),
     ) -> None:
         self.decoder = Decoder()
+        self.detector = detector or Detector()
         self.flows = FlowTable(
-            limits or FlowLimits(), self._on_events, self._on_close, self._on_open, self._on_tick, self._on_attempt_end
+            limits or FlowLimits(),
+            self._on_events,
+            self._on_close,
+            self._on_open,
+            self._on_tick,
+            self._on_attempt_end,
+            scan=self.detector.scan,
+            on_scan_candidate=self._on_scan_candidate,
         )
         # Off only to check that it changes nothing (tests/test_fastpath.py).
         self.fastpath = FastPath(self.flows, enabled=fast_path)
         self.sinks = list(sinks)
-        self.detector = detector or Detector()
         self.observers = list(observers)
         self.packets = 0
         self.smb_segments = 0
-        self.connections_without_smb = 0
+        self._flows_without_smb = 0
         self.smb_messages: Counter[str] = Counter()
         self.connection_anomalies: Counter[AnomalyKind] = Counter()
         # The input file being read (set by whoever feeds several files), named in records and alerts.
@@ -220,10 +227,18 @@ class Pipeline:
         if server[1] in SMB_PORTS:
             self.detector.connection_attempt(ConnectionRef(client, server, ts, self.source_file), ts)
 
+    def _on_scan_candidate(self, client: tuple[bytes, int], server: tuple[bytes, int], ts: float) -> None:
+        """A waiting attempt whose source the scan probation table says needs a look."""
+        self.detector.scan_candidate(ConnectionRef(client, server, ts, self.source_file), ts)
+
     def _on_attempt_end(self, client: tuple[bytes, int], server: tuple[bytes, int], failed: bool) -> None:
-        """An attempt that never became a flow (no answer, or reset): no SMB crossed it."""
+        """An attempt of a tracked source that never became a flow (no answer, or reset)."""
         self.detector.attempt_ended(client[0], failed)
-        self.connections_without_smb += 1
+
+    @property
+    def connections_without_smb(self) -> int:
+        """Connections no SMB crossed: flows, and attempts that never became one."""
+        return self._flows_without_smb + self.flows.attempts_ended
 
     def _on_close(self, flow: Flow, reason: CloseReason) -> None:
         # A failed attempt: no answer (never established) or a reset before any data.
@@ -233,7 +248,7 @@ class Pipeline:
         self.detector.attempt_ended(flow.client[0], failed)
         connection = flow.owner
         if not isinstance(connection, SmbConnection):
-            self.connections_without_smb += 1
+            self._flows_without_smb += 1
             return
         self._awaiting.pop(id(flow), None)
         connection.unanswered_findings()
@@ -255,7 +270,7 @@ class Pipeline:
         }
         self.smb_messages.update(messages)
         if not (any(messages.values()) or connection.netbios_called_name):
-            self.connections_without_smb += 1
+            self._flows_without_smb += 1
             return
         record = describe_connection(flow, connection, reason, messages)
         client_ip, server_ip = record["client"]["ip"], record["server"]["ip"]
