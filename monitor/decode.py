@@ -118,7 +118,9 @@ class Decoder:
                 )
                 offset = 4
             else:
+                # By link type in `stats.unsupported_linktypes`; the anomaly puts them in the metric too.
                 self.unsupported_linktypes[linktype] += 1
+                self.anomalies[AnomalyKind.LINKTYPE_UNSUPPORTED] += 1
                 return None
             if ethertype == ETHERTYPE_IPV4:
                 return self._ipv4(frame, offset)

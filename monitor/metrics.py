@@ -207,7 +207,11 @@ class SensorMetrics:
         snapshot = Snapshot(
             interfaces={name: replace(counts) for name, counts in interfaces.items()},
             messages={protocol: messages[protocol] for protocol in MESSAGE_PROTOCOLS},
-            anomalies={kind.value: count for kind, count in pipeline.anomalies().items()},
+            # The host inventory's caps and dropped hints count too (hosts_full, implausible_host_hint).
+            anomalies={
+                kind.value: count
+                for kind, count in (pipeline.anomalies() + (inventory.anomalies() if inventory else Counter())).items()
+            },
             gaps=flows.gaps,
             gap_bytes=flows.gap_bytes,
             flows_active=len(flows),

@@ -177,3 +177,18 @@ def test_promtool_accepts_a_scrape(tmp_path: Path) -> None:
     path.write_bytes(generate_latest(registry))
     result = subprocess.run(["promtool", "check", "metrics"], stdin=path.open("rb"), capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_host_cap_is_counted_on_a_sensor() -> None:
+    """Past `[limits] max_hosts` a sensor lists no more hosts; `hosts_full` says so in the metric."""
+    config = SensorConfig()
+    config.limits.max_hosts = 1
+    registry = CollectorRegistry()
+    parts = build_parts(config, registry, NullLogger(), "test")
+    for path in CAPTURES:
+        parts.pipeline.feed(CaptureFile(path))
+    parts.pipeline.finish()
+    parts.metrics.refresh(parts.pipeline, parts.inventory, {}, 0.0)
+    assert parts.inventory.hosts_dropped > 0
+    scraped = parse_samples(generate_latest(registry).decode())
+    assert scraped[("smbwatch_anomalies_total", (("kind", "hosts_full"),))] == parts.inventory.hosts_dropped
