@@ -31,6 +31,7 @@ COMPILED_MODULES = [
     "monitor/flows.py",
     "monitor/fastpath.py",
     "monitor/scan.py",
+    "monitor/pcap_records.py",
     "dissectors/stream.py",
     "dissectors/netbios.py",
     "dissectors/smb2.py",

@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
+from monitor.pcap_records import PcapRecords
+
 Frame = tuple[float, int, bytes]
 
 PCAP_MAGIC_MICROSECONDS = 0xA1B2C3D4
@@ -354,10 +356,16 @@ class CaptureFile:
         self.name = "<stdin>" if path == "-" else path
         self.interrupt = interrupt
         self.format = ""
-        self.frames = 0
+        self._frames = 0  # pcapng frames; a classic pcap's are counted by its compiled reader
+        self._pcap: PcapRecords | None = None
         self.linktypes: set[int] = set()
         # Drops the capturing host reported (pcapng interface statistics), by interface.
         self.interface_drops: dict[int, int] = {}
+
+    @property
+    def frames(self) -> int:
+        """Frames read so far (counted as they are read, so an error or interruption reports them)."""
+        return self._frames + (self._pcap.frames if self._pcap is not None else 0)
 
     def __iter__(self) -> Iterator[Frame]:
         """The frame reader for this file's format. Opening and format errors raise here."""
@@ -395,42 +403,9 @@ class CaptureFile:
         return chunks.error(f"{what} cut short after {self.frames} frames (file truncated)", position)
 
     def _read_pcap(self, chunks: _Chunks, endian: str, nanoseconds: bool) -> Iterator[Frame]:
-        try:
-            position = chunks.fill(0, 24)
-            if len(chunks.buf) < 24:
-                raise self._truncated(chunks, 0, "pcap file header")
-            network = struct.unpack_from(endian + "I", chunks.buf, 20)[0]
-            linktype = network & 0xFFFF  # upper bits may carry the FCS length
-            self.linktypes.add(linktype)
-            scale = 1e-9 if nanoseconds else 1e-6
-            record = struct.Struct(endian + "IIII")
-            unpack = record.unpack_from
-            position = 24
-            buf = chunks.buf
-            while True:
-                if len(buf) - position < 16:
-                    position = chunks.fill(position, 16)
-                    buf = chunks.buf
-                    if len(buf) < 16:
-                        if buf:
-                            raise self._truncated(chunks, position, "record header")
-                        return
-                seconds, fraction, captured, _original = unpack(buf, position)
-                if captured > MAX_RECORD_BYTES:
-                    raise chunks.error(f"corrupt record {self.frames + 1}: claims {captured} bytes", position)
-                end = position + 16 + captured
-                if end > len(buf):
-                    position = chunks.fill(position, 16 + captured)
-                    buf = chunks.buf
-                    end = 16 + captured
-                    if end > len(buf):
-                        raise self._truncated(chunks, position, f"record {self.frames + 1}")
-                # Counted as it is read, so an error or an interruption reports the frames actually read.
-                self.frames += 1
-                yield seconds + fraction * scale, linktype, buf[position + 16 : end]
-                position = end
-        finally:
-            chunks.close()
+        """The records of a classic pcap stream: a compiled loop (monitor/pcap_records.py)."""
+        self._pcap = PcapRecords(chunks, endian == "<", nanoseconds, MAX_RECORD_BYTES, self.linktypes)
+        return self._pcap.read()
 
     def _read_pcapng(self, chunks: _Chunks) -> Iterator[Frame]:
         try:
@@ -490,7 +465,7 @@ class CaptureFile:
                 if 28 + captured > block_length - 4:
                     raise chunks.error("corrupt pcapng packet: data past its block", position - block_length)
                 linktype, tick, offset_seconds, _ = interfaces[interface]
-                self.frames += 1
+                self._frames += 1
                 yield ((high << 32) | low) * tick + offset_seconds, linktype, block[28 : 28 + captured]
             elif block_type == PCAPNG_SIMPLE_PACKET:
                 if not interfaces:
@@ -498,7 +473,7 @@ class CaptureFile:
                 linktype, _tick, _offset, snaplen = interfaces[0]
                 original = struct.unpack_from(endian + "I", block, 8)[0]
                 captured = min(original, block_length - 16, snaplen or original)
-                self.frames += 1
+                self._frames += 1
                 yield 0.0, linktype, block[12 : 12 + captured]
             elif block_type == PCAPNG_INTERFACE_DESCRIPTION:
                 interfaces.append(self._interface(block, endian))
