@@ -65,6 +65,7 @@ class AnomalyKind(Enum):
     SESSIONS_FULL = "sessions_full"
     TREES_FULL = "trees_full"  # tree connects past the 256 kept per connection: counted, not listed
     DETECTOR_PAIRS_FULL = "detector_pairs_full"  # a detector's per-pair memory forgot its least recent pair
+    MS17_010_WATCH_FULL = "ms17_010_watch_full"  # an SMB1 request the MS17-010 watch lists turned away or forgot
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,7 +127,8 @@ class SmbConnection:
         self.smb1_reported = False  # the detector was told about this connection's SMB1 use
         # Patterns for the detector: (kind, packet time, evidence), drained by the pipeline.
         self.findings: list[tuple[str, float, dict[str, object]]] = []
-        self.ms17_010 = Ms17010Watch(self.findings, trusted=not midstream)
+        self.anomalies: Counter[AnomalyKind] = Counter()  # counted once, into the totals, when the connection ends
+        self.ms17_010 = Ms17010Watch(self.findings, trusted=not midstream, anomalies=self.anomalies)
         # Finished NEGOTIATE exchanges (a multi-protocol wildcard answer does not finish one), and how many
         # of them and of the tree connects the pipeline has passed on to its observers.
         self.negotiations = 0
@@ -146,7 +147,6 @@ class SmbConnection:
         self.signed_messages = 0
         # (1 or 2 for SMB1/SMB2, command code, 1 for a response else 0) -> count; named when reported
         self.commands: Counter[tuple[int, int, int]] = Counter()
-        self.anomalies: Counter[AnomalyKind] = Counter()
         self.anomaly_samples: list[str] = []
         self.netbios_called_name: str | None = None
         self.netbios_calling_name: str | None = None
