@@ -64,6 +64,7 @@ class AnomalyKind(Enum):
     PENDING_REQUESTS_FULL = "pending_requests_full"
     SESSIONS_FULL = "sessions_full"
     TREES_FULL = "trees_full"  # tree connects past the 256 kept per connection: counted, not listed
+    SESSION_RESULTS_FULL = "session_results_full"  # a SESSION_SETUP outcome past 1,024 in one delivery: not handed on
     DETECTOR_PAIRS_FULL = "detector_pairs_full"  # a detector's per-pair memory forgot its least recent pair
     MS17_010_WATCH_FULL = "ms17_010_watch_full"  # an SMB1 request the MS17-010 watch lists turned away or forgot
 
