@@ -31,6 +31,8 @@ class AnomalyKind(Enum):
     CONNECTION_RECORDS_FULL = "connection_records_full"
     HOSTS_FULL = "hosts_full"
     IMPLAUSIBLE_HOST_HINT = "implausible_host_hint"  # a version or OS string no real host sends: not kept
+    SMB1_PAIRS_FULL = "smb1_pairs_full"  # an SMB1 connection of a pair past the retirement report's cap: left out
+    UPGRADED_CLIENTS_FULL = "upgraded_clients_full"  # an upgraded connection of a client past the cap: left out
     # NetBIOS session service
     NETBIOS_BAD_TYPE = "netbios_bad_type"
     NETBIOS_BAD_FLAGS = "netbios_bad_flags"
