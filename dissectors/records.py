@@ -69,6 +69,7 @@ class AnomalyKind(Enum):
     SESSION_RESULTS_FULL = "session_results_full"  # a SESSION_SETUP outcome past 1,024 in one delivery: not handed on
     DETECTOR_PAIRS_FULL = "detector_pairs_full"  # a detector's per-pair memory forgot its least recent pair
     MS17_010_WATCH_FULL = "ms17_010_watch_full"  # an SMB1 request the MS17-010 watch lists turned away or forgot
+    USE_TRACKING_FULL = "use_tracking_full"  # a request on a tree past those tracked, or an open not awaited
 
 
 @dataclass(frozen=True, slots=True)

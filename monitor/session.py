@@ -120,14 +120,14 @@ class SmbConnection:
         self.last_ts = ts
         self.source_file = source_file  # the input file the connection's first SMB bytes came from
         self.alert_kinds: Counter[str] = Counter()  # alerts raised about this connection
-        self.uses = UseTracker()
+        self.anomalies: Counter[AnomalyKind] = Counter()  # counted once, into the totals, when the connection ends
+        self.uses = UseTracker(self.anomalies)
         self.dialects_offered: list[str] = []
         self.smb1_offered = False
         self.smb1_used = False
         self.smb1_reported = False  # the detector was told about this connection's SMB1 use
         # Patterns for the detector: (kind, packet time, evidence), drained by the pipeline.
         self.findings: list[tuple[str, float, dict[str, object]]] = []
-        self.anomalies: Counter[AnomalyKind] = Counter()  # counted once, into the totals, when the connection ends
         self.ms17_010 = Ms17010Watch(self.findings, trusted=not midstream, anomalies=self.anomalies)
         # Finished NEGOTIATE exchanges (a multi-protocol wildcard answer does not finish one), and how many
         # of them and of the tree connects the pipeline has passed on to its observers.

@@ -14,6 +14,7 @@ from monitor.cli import analyze_files
 from monitor.flows import FlowLimits
 from monitor.ms17_010 import MAX_ANSWERED_REQUESTS, MAX_OPEN_EXCHANGES, MAX_OUTSTANDING_REQUESTS, Ms17010Watch
 from monitor.report import build_document
+from monitor.uses import MAX_TREES_TRACKED
 from tests.test_ms17_010 import ECHO, NT_TRANSACT, TRANS2, nt_transact, request, response, trans2
 
 CLIENT, SERVER = b"\xc0\x00\x02\x0a", b"\xc0\x00\x02\x14"
@@ -22,16 +23,17 @@ SYN, ACK, PSH, FIN = 0x02, 0x10, 0x08, 0x01
 TRANS2_FIXED = struct.Struct("<HHHHBxHIxxHHHHBx")
 
 
-def smb1(command: int, mid: int, words: bytes = b"", *, pid: int = 100, reply: bool = False) -> bytes:
+def smb1(command: int, mid: int, words: bytes = b"", *, tid: int = 7, pid: int = 100, reply: bool = False) -> bytes:
     """[MS-CIFS] 2.2.3.1 header, then WordCount, the words and an empty ByteCount."""
     header = struct.pack(
-        "<4sBIBHH8sHHHHH", b"\xffSMB", command, 0, 0x98 if reply else 0x18, 0xC807, 0, b"", 0, 7, pid, 9, mid
+        "<4sBIBHH8sHHHHH", b"\xffSMB", command, 0, 0x98 if reply else 0x18, 0xC807, 0, b"", 0, tid, pid, 9, mid
     )
     return header + bytes([len(words) // 2]) + words + b"\x00\x00"
 
 
-def trans2_request(subcommand: int, mid: int) -> bytes:
-    return smb1(TRANS2, mid, TRANS2_FIXED.pack(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1) + struct.pack("<H", subcommand))
+def trans2_request(subcommand: int, mid: int, tid: int = 7) -> bytes:
+    words = TRANS2_FIXED.pack(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1) + struct.pack("<H", subcommand)
+    return smb1(TRANS2, mid, words, tid=tid)
 
 
 def ip_tcp(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes) -> bytes:
@@ -108,3 +110,15 @@ def test_ms17_010_watch_full_reaches_the_totals_once(tmp_path: Path) -> None:
     document = analyze(connection_pcap(tmp_path / "flood.pcap", pings + fillers))
     forgotten = len(pings) + len(fillers) - MAX_OUTSTANDING_REQUESTS
     assert counted(document, "ms17_010_watch_full") == (4 + forgotten, 4 + forgotten)
+
+
+# --- 5. use tracking ---------------------------------------------------------------------
+
+
+def test_requests_on_trees_past_those_tracked_reach_the_totals_once(tmp_path: Path) -> None:
+    extra = 6
+    requests = [trans2_request(0x0001, mid, tid=100 + mid) for mid in range(MAX_TREES_TRACKED + extra)]
+    requests += [trans2_request(0x0001, 1000 + mid, tid=100 + mid) for mid in range(MAX_TREES_TRACKED + extra)]
+    document = analyze(connection_pcap(tmp_path / "trees.pcap", requests))
+    assert counted(document, "use_tracking_full") == (2 * extra, 2 * extra)  # two requests on each untracked tree
+    assert "ms17_010_watch_full" not in document["stats"]["anomalies"]
