@@ -244,12 +244,17 @@ class SmbConnection:
         self.ms17_010.close()
 
     def _offer(self, dialect: str) -> None:
-        if dialect not in self.dialects_offered and len(self.dialects_offered) < MAX_DIALECTS_KEPT:
+        """One distinct dialect of a NEGOTIATE request: kept, or counted as `dialects_full`."""
+        if dialect in self.dialects_offered:
+            return
+        if len(self.dialects_offered) < MAX_DIALECTS_KEPT:
             self.dialects_offered.append(dialect)
+        else:
+            self.anomalies[AnomalyKind.DIALECTS_FULL] += 1
 
     def _smb1_negotiate_request(self, request: Smb1NegotiateRequest, ts: float) -> None:
         self.smb1_dialects_requested = request.dialects
-        for dialect in request.dialects:
+        for dialect in dict.fromkeys(request.dialects):  # a dialect listed twice is one offer
             self._offer(dialect)
             if dialect not in SMB2_DIALECTS_IN_SMB1_NEGOTIATE:
                 self.smb1_offered = True
@@ -319,7 +324,7 @@ class SmbConnection:
             self._smb2_negotiate_response(body, ts)
 
     def _smb2_negotiate_request(self, request: Smb2NegotiateRequest) -> None:
-        for revision in request.dialects:
+        for revision in dict.fromkeys(request.dialects):
             self._offer(smb2_dialect_name(revision))
         self.client_signing_required = bool(request.security_mode & Smb2SecurityMode.SMB2_NEGOTIATE_SIGNING_REQUIRED)
         self.client_negotiate = {

@@ -14,6 +14,7 @@ from monitor.cli import analyze_files
 from monitor.flows import FlowLimits
 from monitor.ms17_010 import MAX_ANSWERED_REQUESTS, MAX_OPEN_EXCHANGES, MAX_OUTSTANDING_REQUESTS, Ms17010Watch
 from monitor.report import build_document
+from monitor.session import MAX_DIALECTS_KEPT
 from monitor.uses import MAX_TREES_TRACKED
 from tests.test_ms17_010 import ECHO, NT_TRANSACT, TRANS2, nt_transact, request, response, trans2
 
@@ -122,3 +123,22 @@ def test_requests_on_trees_past_those_tracked_reach_the_totals_once(tmp_path: Pa
     document = analyze(connection_pcap(tmp_path / "trees.pcap", requests))
     assert counted(document, "use_tracking_full") == (2 * extra, 2 * extra)  # two requests on each untracked tree
     assert "ms17_010_watch_full" not in document["stats"]["anomalies"]
+
+
+# --- 6. dialects offered -----------------------------------------------------------------
+
+
+def smb1_negotiate(dialects: Sequence[str]) -> bytes:
+    """An SMB1 NEGOTIATE request: WordCount 0, then the 0x02-prefixed dialect strings."""
+    data = b"".join(b"\x02" + dialect.encode() + b"\x00" for dialect in dialects)
+    return smb1(0x72, 1)[:-2] + struct.pack("<H", len(data)) + data
+
+
+def test_dialects_past_those_kept_reach_the_totals_once(tmp_path: Path) -> None:
+    extra = 6
+    offered = [f"DIALECT {i}" for i in range(MAX_DIALECTS_KEPT + extra)]
+    offered += [offered[0], offered[-1]]  # listed twice: one offer each
+    document = analyze(connection_pcap(tmp_path / "dialects.pcap", [smb1_negotiate(offered)]))
+    assert counted(document, "dialects_full") == (extra, extra)
+    [record] = document["connections"]
+    assert record["dialects_offered"] == offered[:MAX_DIALECTS_KEPT]
