@@ -31,6 +31,8 @@ class AnomalyKind(Enum):
     CONNECTION_RECORDS_FULL = "connection_records_full"
     HOSTS_FULL = "hosts_full"
     IMPLAUSIBLE_HOST_HINT = "implausible_host_hint"  # a version or OS string no real host sends: not kept
+    SMB1_PAIRS_FULL = "smb1_pairs_full"  # an SMB1 connection of a pair past the retirement report's cap: left out
+    UPGRADED_CLIENTS_FULL = "upgraded_clients_full"  # an upgraded connection of a client past the cap: left out
     # NetBIOS session service
     NETBIOS_BAD_TYPE = "netbios_bad_type"
     NETBIOS_BAD_FLAGS = "netbios_bad_flags"
@@ -64,7 +66,11 @@ class AnomalyKind(Enum):
     PENDING_REQUESTS_FULL = "pending_requests_full"
     SESSIONS_FULL = "sessions_full"
     TREES_FULL = "trees_full"  # tree connects past the 256 kept per connection: counted, not listed
+    SESSION_RESULTS_FULL = "session_results_full"  # a SESSION_SETUP outcome past 1,024 in one delivery: not handed on
     DETECTOR_PAIRS_FULL = "detector_pairs_full"  # a detector's per-pair memory forgot its least recent pair
+    MS17_010_WATCH_FULL = "ms17_010_watch_full"  # an SMB1 request the MS17-010 watch lists turned away or forgot
+    USE_TRACKING_FULL = "use_tracking_full"  # a request on a tree past those tracked, or an open not awaited
+    DIALECTS_FULL = "dialects_full"  # a dialect offered past the 64 kept in `dialects_offered`: not listed
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,8 +88,11 @@ class AuthenticationTracker:
         self.pending_dropped = 0
         self.sessions_dropped = 0
         self.trees_dropped = 0
+        self.results_dropped = 0
         # Final SESSION_SETUP outcomes (packet time, status, the session) not yet handed on; the session's
-        # auth kind is settled by the time the pipeline reads them (after the whole response).
+        # auth kind is settled by the time the pipeline reads them (after the whole response). The pipeline
+        # drains them after each delivery of reassembled bytes; past MAX_PENDING_REQUESTS in one delivery
+        # an outcome is left out (the session itself still shows it) and counted in `results_dropped`.
         self.results: list[tuple[float, int, dict[str, Any]]] = []
 
     # --- shared ----------------------------------------------------------------------------
@@ -164,6 +167,8 @@ class AuthenticationTracker:
             session["status"] = nt_status_name(status)
             if len(self.results) < MAX_PENDING_REQUESTS:
                 self.results.append((ts, status, session))
+            else:
+                self.results_dropped += 1
 
     # --- SMB2 ------------------------------------------------------------------------------
 
@@ -272,7 +277,8 @@ class AuthenticationTracker:
             session["auth"] = "guest"
 
     def cap_anomalies(self) -> Counter[AnomalyKind]:
-        """How often this connection's caps bit (requests forgotten unanswered, sessions not tracked)."""
+        """How often this connection's caps bit (requests forgotten unanswered, sessions not tracked,
+        trees not listed, SESSION_SETUP outcomes not handed on)."""
         counts: Counter[AnomalyKind] = Counter()
         if self.pending_dropped:
             counts[AnomalyKind.PENDING_REQUESTS_FULL] = self.pending_dropped
@@ -280,6 +286,8 @@ class AuthenticationTracker:
             counts[AnomalyKind.SESSIONS_FULL] = self.sessions_dropped
         if self.trees_dropped:
             counts[AnomalyKind.TREES_FULL] = self.trees_dropped
+        if self.results_dropped:
+            counts[AnomalyKind.SESSION_RESULTS_FULL] = self.results_dropped
         return counts
 
     def describe_sessions(self) -> list[dict[str, Any]]:

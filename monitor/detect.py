@@ -177,7 +177,8 @@ class Detector:
         # Raw client + server address -> failures; a pair with one failure is a `_FirstFailure` tuple.
         self._logon_pairs: OrderedDict[bytes, _LogonFailures | _FirstFailure] = OrderedDict()
         self._grooming_pairs: OrderedDict[tuple[str, str], _Grooming] = OrderedDict()
-        # Pairs the brute-force and grooming memories forgot for want of room (least recent first).
+        # Pairs (and scanning sources) a memory forgot for want of room (least recent first), by memory:
+        # bruteforce, grooming, smb1_negotiated, attack_pairs, scanners.
         self.pairs_evicted: Counter[str] = Counter()
         # Who attacked whom (client, server) -> alert kinds, and scanning sources: the retirement report
         # keeps their SMB1 traffic apart. Capped like the other memories.
@@ -242,6 +243,7 @@ class Detector:
             self.scanners.move_to_end(alert.src)
             if len(self.scanners) > limit:
                 self.scanners.popitem(last=False)
+                self.pairs_evicted["scanners"] += 1
             return
         pair = (alert.src, alert.dst)
         kinds = self.attack_pairs.get(pair)
@@ -249,6 +251,7 @@ class Detector:
             kinds = self.attack_pairs[pair] = set()
             if len(self.attack_pairs) > limit:
                 self.attack_pairs.popitem(last=False)
+                self.pairs_evicted["attack_pairs"] += 1
         kinds.add(alert.kind)
 
     def _raise(self, alert: Alert) -> Alert:

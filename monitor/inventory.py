@@ -300,9 +300,9 @@ class Inventory:
         self.records_dropped = 0
         self.hosts: dict[str, HostFacts] = {}
         self.smb1_pairs: dict[tuple[str, str], Smb1Pair] = {}
-        self.smb1_pairs_dropped = 0
+        self.smb1_pairs_dropped = 0  # SMB1 connections of a pair past MAX_SMB1_PAIRS: `smb1_pairs_full`
         self.upgraded_clients: dict[str, UpgradedClient] = {}
-        self.upgraded_clients_dropped = 0
+        self.upgraded_clients_dropped = 0  # upgraded connections of a client past the cap: `upgraded_clients_full`
 
     def __call__(self, record: ConnectionRecord) -> None:
         if len(self.connections) < self.max_records:
@@ -422,6 +422,10 @@ class Inventory:
         implausible = sum(facts.implausible_hints for facts in self.hosts.values())
         if implausible:
             counts[AnomalyKind.IMPLAUSIBLE_HOST_HINT] = implausible
+        if self.smb1_pairs_dropped:
+            counts[AnomalyKind.SMB1_PAIRS_FULL] = self.smb1_pairs_dropped
+        if self.upgraded_clients_dropped:
+            counts[AnomalyKind.UPGRADED_CLIENTS_FULL] = self.upgraded_clients_dropped
         return counts
 
     @property

@@ -27,8 +27,12 @@ weak signals in the evidence: they add confidence, but no alert rests on them.
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 from dissectors.constants import SMB1_FLAGS_REPLY, Smb1Command, nt_status_name
 from dissectors.records import (
+    AnomalyKind,
     Smb1EchoRequest,
     Smb1Header,
     Smb1Message,
@@ -65,6 +69,10 @@ WEAK_SIGNAL_MIDS = frozenset((64, 65))
 
 # Caps on what one connection may make smbwatch remember. Servers allow a few dozen requests
 # in flight (MaxMpxCount, 50 on Windows); the rest keeps answered ids for multi-part answers.
+# A probe, DoublePulsar request or large NT_TRANSACT a full list turns away, and an unanswered
+# request forgotten, is one `ms17_010_watch_full` each. The answered window moves on uncounted:
+# an SMB1 file copy does that thousands of times, and a forgotten answered id can only make a
+# late part of an answer look unsolicited, never hide anything.
 MAX_OPEN_EXCHANGES = 16
 MAX_OUTSTANDING_REQUESTS = 1024
 MAX_ANSWERED_REQUESTS = 256
@@ -121,6 +129,8 @@ class Ms17010Watch:
 
     `trusted` says the connection was seen from its start: only then can a response be
     told to answer no request (a capture that began midstream, or lost bytes, hides requests).
+    A request a full watch list turns away, or an unanswered one it forgets, is one
+    `ms17_010_watch_full` in `anomalies` (the connection's counter, summed when it ends).
     """
 
     __slots__ = (
@@ -129,13 +139,15 @@ class Ms17010Watch:
         "_outstanding",
         "_pulsar_requests",
         "_reported",
+        "anomalies",
         "findings",
         "probes",
         "trusted",
     )
 
-    def __init__(self, findings: list[Finding], trusted: bool) -> None:
+    def __init__(self, findings: list[Finding], trusted: bool, anomalies: Counter[AnomalyKind] | None = None) -> None:
         self.findings = findings
+        self.anomalies: Counter[AnomalyKind] = Counter() if anomalies is None else anomalies
         self.trusted = trusted
         self.probes: dict[tuple[int, int], float] = {}  # (PID, MID) of unanswered probes
         self._big_nt_transacts: dict[tuple[int, int, int, int], int] = {}  # (TID, UID, PID, MID) -> TotalDataCount
@@ -194,28 +206,27 @@ class Ms17010Watch:
         outstanding[key] = None
         if len(outstanding) > MAX_OUTSTANDING_REQUESTS:
             del outstanding[next(iter(outstanding))]  # requests that get no answer (NT_CANCEL, ...) age out
+            self.anomalies[AnomalyKind.MS17_010_WATCH_FULL] += 1
         command = header.command
         if command == _TRANSACTION:
             if (
                 isinstance(body, Smb1TransactionRequest)
                 and is_ms17_010_probe(body.setup, body.name)
-                and len(self.probes) < MAX_OPEN_EXCHANGES
+                and self._room(self.probes, key)
             ):
                 self.probes[key] = ts
         elif command == _TRANSACTION2:
             if (
                 isinstance(body, Smb1TransactionRequest)
                 and body.setup[:1] == (TRANS2_SESSION_SETUP,)
-                and len(self._pulsar_requests) < MAX_OPEN_EXCHANGES
+                and self._room(self._pulsar_requests, key)
             ):
                 self._pulsar_requests[key] = (ts, body.data_count, weak_signals(header))
         elif command == _NT_TRANSACT:
-            if (
-                isinstance(body, Smb1NtTransactRequest)
-                and body.total_data_count >= ETERNALBLUE_TOTAL_DATA
-                and len(self._big_nt_transacts) < MAX_OPEN_EXCHANGES
-            ):
-                self._big_nt_transacts[header.tid, header.uid, header.pid, header.mid] = body.total_data_count
+            if isinstance(body, Smb1NtTransactRequest) and body.total_data_count >= ETERNALBLUE_TOTAL_DATA:
+                big_key = (header.tid, header.uid, header.pid, header.mid)
+                if self._room(self._big_nt_transacts, big_key):
+                    self._big_nt_transacts[big_key] = body.total_data_count
         elif command == _TRANSACTION2_SECONDARY:
             total_data = self._big_nt_transacts.get((header.tid, header.uid, header.pid, header.mid))
             if total_data is not None:
@@ -250,6 +261,14 @@ class Ms17010Watch:
                     "weak_signals": weak_signals(header),
                 },
             )
+
+    def _room(self, exchanges: dict[Any, Any], key: object) -> bool:
+        """`key` may be watched in `exchanges`: it already is, or the list has room; a request
+        turned away is counted."""
+        if key in exchanges or len(exchanges) < MAX_OPEN_EXCHANGES:
+            return True
+        self.anomalies[AnomalyKind.MS17_010_WATCH_FULL] += 1
+        return False
 
     def _response(self, header: Smb1Header, ts: float) -> None:
         key = (header.pid, header.mid)

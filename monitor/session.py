@@ -120,14 +120,15 @@ class SmbConnection:
         self.last_ts = ts
         self.source_file = source_file  # the input file the connection's first SMB bytes came from
         self.alert_kinds: Counter[str] = Counter()  # alerts raised about this connection
-        self.uses = UseTracker()
+        self.anomalies: Counter[AnomalyKind] = Counter()  # counted once, into the totals, when the connection ends
+        self.uses = UseTracker(self.anomalies)
         self.dialects_offered: list[str] = []
         self.smb1_offered = False
         self.smb1_used = False
         self.smb1_reported = False  # the detector was told about this connection's SMB1 use
         # Patterns for the detector: (kind, packet time, evidence), drained by the pipeline.
         self.findings: list[tuple[str, float, dict[str, object]]] = []
-        self.ms17_010 = Ms17010Watch(self.findings, trusted=not midstream)
+        self.ms17_010 = Ms17010Watch(self.findings, trusted=not midstream, anomalies=self.anomalies)
         # Finished NEGOTIATE exchanges (a multi-protocol wildcard answer does not finish one), and how many
         # of them and of the tree connects the pipeline has passed on to its observers.
         self.negotiations = 0
@@ -146,7 +147,6 @@ class SmbConnection:
         self.signed_messages = 0
         # (1 or 2 for SMB1/SMB2, command code, 1 for a response else 0) -> count; named when reported
         self.commands: Counter[tuple[int, int, int]] = Counter()
-        self.anomalies: Counter[AnomalyKind] = Counter()
         self.anomaly_samples: list[str] = []
         self.netbios_called_name: str | None = None
         self.netbios_calling_name: str | None = None
@@ -244,12 +244,17 @@ class SmbConnection:
         self.ms17_010.close()
 
     def _offer(self, dialect: str) -> None:
-        if dialect not in self.dialects_offered and len(self.dialects_offered) < MAX_DIALECTS_KEPT:
+        """One distinct dialect of a NEGOTIATE request: kept, or counted as `dialects_full`."""
+        if dialect in self.dialects_offered:
+            return
+        if len(self.dialects_offered) < MAX_DIALECTS_KEPT:
             self.dialects_offered.append(dialect)
+        else:
+            self.anomalies[AnomalyKind.DIALECTS_FULL] += 1
 
     def _smb1_negotiate_request(self, request: Smb1NegotiateRequest, ts: float) -> None:
         self.smb1_dialects_requested = request.dialects
-        for dialect in request.dialects:
+        for dialect in dict.fromkeys(request.dialects):  # a dialect listed twice is one offer
             self._offer(dialect)
             if dialect not in SMB2_DIALECTS_IN_SMB1_NEGOTIATE:
                 self.smb1_offered = True
@@ -319,7 +324,7 @@ class SmbConnection:
             self._smb2_negotiate_response(body, ts)
 
     def _smb2_negotiate_request(self, request: Smb2NegotiateRequest) -> None:
-        for revision in request.dialects:
+        for revision in dict.fromkeys(request.dialects):
             self._offer(smb2_dialect_name(revision))
         self.client_signing_required = bool(request.security_mode & Smb2SecurityMode.SMB2_NEGOTIATE_SIGNING_REQUIRED)
         self.client_negotiate = {

@@ -18,13 +18,18 @@ called over ``\\PIPE\\LANMAN``:
 A pipe open the server answered with an error (smbclient's ``\\srvsvc`` on a
 server without DCE/RPC, before it falls back to RAP) used no pipe: it is not a
 ``named_pipe`` use. An open whose answer was not seen still counts.
-Per-connection memory is capped like everything else.
+Per-connection memory is capped like everything else: a request on a tree past the
+`MAX_TREES_TRACKED` tracked (its activity not recorded), and an open past the
+`MAX_OPENS_PENDING` waiting (counted opened without its answer), are one
+`use_tracking_full` each in the connection's anomalies.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
 from dissectors.constants import RAP_PIPE_NAME, RapOpcode, Smb1Command, Smb2Command, enum_name
-from dissectors.records import Smb1Header, Smb1OpenRequest, Smb1TransactionRequest
+from dissectors.records import AnomalyKind, Smb1Header, Smb1OpenRequest, Smb1TransactionRequest
 
 USE_FILE_ACCESS = "file_access"
 USE_PRINTING = "printing"
@@ -95,9 +100,11 @@ def rap_function_name(opcode: int) -> str:
 class UseTracker:
     """The per-tree activity of one connection; `describe` classifies it."""
 
-    __slots__ = ("_activity", "_opens", "_pipes", "rap_functions")
+    __slots__ = ("_activity", "_opens", "_pipes", "anomalies", "rap_functions")
 
-    def __init__(self) -> None:
+    def __init__(self, anomalies: Counter[AnomalyKind] | None = None) -> None:
+        # The connection's anomaly counter (summed into the totals when the connection ends).
+        self.anomalies: Counter[AnomalyKind] = Counter() if anomalies is None else anomalies
         self._activity: dict[tuple[int, int], int] = {}  # (protocol 1 or 2, tree id) -> activity bits
         self._pipes: dict[tuple[int, str], None] = {}  # (SMB1 tree id, name) of names opened
         self._opens: dict[tuple[int, int, int], str] = {}  # (tid, pid, mid) of an open by name -> the name
@@ -110,6 +117,8 @@ class UseTracker:
             activity[key] |= bits
         elif len(activity) < MAX_TREES_TRACKED:
             activity[key] = bits
+        else:
+            self.anomalies[AnomalyKind.USE_TRACKING_FULL] += 1  # this request's activity is not recorded
 
     def smb1_request(self, header: Smb1Header, body: object) -> None:
         command = header.command
@@ -127,6 +136,7 @@ class UseTracker:
             else:
                 bits |= _ACTIVITY_PIPE
                 name = body.name
+                self.anomalies[AnomalyKind.USE_TRACKING_FULL] += 1  # counted opened, its answer not awaited
         elif isinstance(body, Smb1TransactionRequest) and body.name:
             upper = body.name.upper()
             if upper == RAP_PIPE_NAME:

@@ -99,3 +99,17 @@ def test_tree_connects_past_the_cap_are_counted() -> None:
         tracker.smb2_response(smb2(3, message_id, 77, 0, True), Smb2TreeConnectResponse(1, 0, 0, 0), False, 1.0)
     assert len(tracker.trees) == MAX_TREES
     assert tracker.cap_anomalies() == {AnomalyKind.TREES_FULL: 5}
+
+
+def test_session_setup_outcomes_past_the_cap_of_one_delivery_are_counted() -> None:
+    tracker = AuthenticationTracker()
+    extra = 6
+    for message_id in range(MAX_PENDING_REQUESTS + extra):  # one delivery: nothing drains the results
+        header = smb2(1, message_id, 0x77, 0xC000006D, True)  # STATUS_LOGON_FAILURE, again and again
+        tracker.smb2_response(header, Smb2SessionSetupResponse(0, None), True, 1.0)
+    assert len(tracker.results) == MAX_PENDING_REQUESTS
+    assert tracker.cap_anomalies() == {AnomalyKind.SESSION_RESULTS_FULL: extra}
+    tracker.results.clear()  # the pipeline hands them on; the next delivery has room again
+    tracker.smb2_response(smb2(1, 1, 0x77, 0xC000006D, True), Smb2SessionSetupResponse(0, None), True, 2.0)
+    assert len(tracker.results) == 1
+    assert tracker.cap_anomalies() == {AnomalyKind.SESSION_RESULTS_FULL: extra}

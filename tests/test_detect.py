@@ -238,3 +238,20 @@ def test_detector_pair_evictions_are_counted() -> None:
         detector.finding("srvnet_grooming", ConnectionRef.between(f"192.0.2.{i}", "192.0.2.200"), float(i), {})
     assert detector.pairs_evicted == {"bruteforce": 15, "grooming": 15}
     assert detector.anomalies()[AnomalyKind.DETECTOR_PAIRS_FULL] == 30
+
+
+def test_attack_pairs_and_scanners_past_max_tracked_pairs_are_counted() -> None:
+    detector = Detector(DetectionSettings(max_tracked_pairs=10, scan_destinations=2))
+    probe = {"status": None, "verdict": "no answer"}
+    for i in range(13):  # 13 attacked pairs, each probed twice: the second probe remembers nothing new
+        for ts in (float(i), i + 0.5):
+            detector.finding(ALERT_MS17_010_PROBE, ConnectionRef.between(f"192.0.2.{i}", "192.0.2.200"), ts, probe)
+    for i in range(15):  # 15 scanning sources, each alerting once
+        for destination in (1, 2):
+            detector.connection_attempt(ConnectionRef.between(f"198.51.100.{i}", f"203.0.113.{destination}", 445), 20.0)
+    assert [a.kind for a in detector.alerts].count(ALERT_SCAN_445) == 15
+    assert len(detector.attack_pairs) == len(detector.scanners) == 10
+    assert detector.pairs_evicted == {"attack_pairs": 3, "scanners": 5}
+    assert detector.anomalies() == {AnomalyKind.DETECTOR_PAIRS_FULL: 8}
+    assert detector.attacks_between("192.0.2.0", "192.0.2.200") == []  # forgotten, as counted
+    assert detector.attacks_between("192.0.2.12", "192.0.2.200") == [ALERT_MS17_010_PROBE]

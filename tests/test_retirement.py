@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from dissectors.records import AnomalyKind
+from monitor import inventory as inventory_module
+from monitor.capture import CaptureFile
 from monitor.cli import analyze_files, main
 from monitor.flows import FlowLimits
 from monitor.inventory import HostFacts, Inventory, Smb1Pair
+from monitor.pipeline import Pipeline
 from monitor.report import SMB1_REPORT_SCHEMA, build_document, build_smb1_report
 from monitor.retirement import VERDICT_BREAKS, os_hint, pair_status, pair_verdict
 
@@ -286,3 +289,29 @@ def test_implausible_hints_are_dropped_and_counted() -> None:
     inventory = Inventory()
     inventory.hosts["10.0.0.7"] = host
     assert inventory.anomalies()[AnomalyKind.IMPLAUSIBLE_HOST_HINT] == 3
+
+
+def records_of(name: str) -> list[dict]:
+    """The connection records of a capture, as the inventory receives them."""
+    records: list[dict] = []
+    pipeline = Pipeline(sinks=[records.append])
+    pipeline.feed(CaptureFile(str(PCAPS / name)))
+    pipeline.finish()
+    return records
+
+
+def test_smb1_pairs_and_upgraded_clients_past_their_caps_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inventory_module, "MAX_SMB1_PAIRS", 2)
+    monkeypatch.setattr(inventory_module, "MAX_UPGRADED_CLIENTS", 2)
+    [smb1] = records_of("recorded/smb1_nt1.pcap")
+    [upgraded] = records_of("recorded/smb1_offered_upgraded.pcap")
+    inventory = Inventory()
+    for i in range(5):  # five clients, each with two SMB1 connections and one upgraded one
+        for record, times in ((smb1, 2), (upgraded, 1)):
+            copy = json.loads(json.dumps(record))
+            copy["client"]["ip"] = f"10.0.{0 if record is smb1 else 1}.{i}"
+            for _ in range(times):
+                inventory(copy)
+    assert len(inventory.smb1_pairs) == len(inventory.upgraded_clients) == 2
+    # Counted per connection left out: three pairs of two connections, three clients of one.
+    assert inventory.anomalies() == {AnomalyKind.SMB1_PAIRS_FULL: 6, AnomalyKind.UPGRADED_CLIENTS_FULL: 3}

@@ -7,15 +7,16 @@ each use has a positive test on its capture and a negative one on another connec
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from dissectors.constants import Smb1Command
-from dissectors.records import Smb1Header, Smb1OpenRequest
+from dissectors.constants import Smb1Command, Smb2Command
+from dissectors.records import AnomalyKind, Smb1Header, Smb1OpenRequest
 from monitor.cli import analyze_files
 from monitor.flows import FlowLimits
 from monitor.report import build_document
-from monitor.uses import MAX_OPENS_PENDING, UseTracker
+from monitor.uses import MAX_OPENS_PENDING, MAX_TREES_TRACKED, UseTracker
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 BROWSING = "recorded/smb1_browsing_139.pcap"
@@ -179,3 +180,19 @@ def test_pending_opens_are_capped_and_past_the_cap_count_unanswered() -> None:
     for mid in range(MAX_OPENS_PENDING + 1):  # every open refused; the one past the cap was counted already
         tracker.smb1_response(header(create, STATUS_OBJECT_NAME_NOT_FOUND, mid=mid, response=True))
     assert tracker.describe(IPC, 1, True, False, False)["named_pipes"] == [f"\\pipe{MAX_OPENS_PENDING}"]
+    assert tracker.anomalies == {AnomalyKind.USE_TRACKING_FULL: 1}  # the one open not awaited
+
+
+def test_opens_and_trees_past_the_caps_are_counted_in_the_connection_s_anomalies() -> None:
+    create = int(Smb1Command.SMB_COM_NT_CREATE_ANDX)
+    anomalies: Counter[AnomalyKind] = Counter()
+    tracker = UseTracker(anomalies)
+    for mid in range(MAX_OPENS_PENDING + 3):
+        tracker.smb1_request(header(create, mid=mid), Smb1OpenRequest(f"\\pipe{mid}"))
+    tracker.smb1_request(header(create, mid=0), Smb1OpenRequest("\\pipe0"))  # one already waiting: not counted
+    assert anomalies == {AnomalyKind.USE_TRACKING_FULL: 3}
+    for tree_id in range(MAX_TREES_TRACKED + 4):  # the opens' SMB1 tree holds one of the 64: 5 of these past the cap
+        tracker.smb2_request(int(Smb2Command.CREATE), 1000 + tree_id)
+        tracker.smb2_request(int(Smb2Command.CREATE), 1000 + tree_id)
+        tracker.smb2_request(int(Smb2Command.READ), 1000 + tree_id)  # marks no tree
+    assert anomalies == {AnomalyKind.USE_TRACKING_FULL: 3 + 2 * 5}

@@ -1,0 +1,144 @@
+"""Issue 15: a cap that drops data is counted, once per item dropped, in the connection's record
+and in `stats.anomalies` (what `smbwatch_anomalies_total` reads too). The captures here are built
+byte by byte: one TCP connection, seen from its SYN, carrying SMB1 requests."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dissectors.records import AnomalyKind
+from monitor.cli import analyze_files
+from monitor.flows import FlowLimits
+from monitor.ms17_010 import MAX_ANSWERED_REQUESTS, MAX_OPEN_EXCHANGES, MAX_OUTSTANDING_REQUESTS, Ms17010Watch
+from monitor.report import build_document
+from monitor.session import MAX_DIALECTS_KEPT
+from monitor.uses import MAX_TREES_TRACKED
+from tests.test_ms17_010 import ECHO, NT_TRANSACT, TRANS2, nt_transact, request, response, trans2
+
+CLIENT, SERVER = b"\xc0\x00\x02\x0a", b"\xc0\x00\x02\x14"
+SYN, ACK, PSH, FIN = 0x02, 0x10, 0x08, 0x01
+# TotalParameterCount .. Reserved3 of a TRANSACTION2 request (dissectors/smb1_transaction.py).
+TRANS2_FIXED = struct.Struct("<HHHHBxHIxxHHHHBx")
+
+
+def smb1(command: int, mid: int, words: bytes = b"", *, tid: int = 7, pid: int = 100, reply: bool = False) -> bytes:
+    """[MS-CIFS] 2.2.3.1 header, then WordCount, the words and an empty ByteCount."""
+    header = struct.pack(
+        "<4sBIBHH8sHHHHH", b"\xffSMB", command, 0, 0x98 if reply else 0x18, 0xC807, 0, b"", 0, tid, pid, 9, mid
+    )
+    return header + bytes([len(words) // 2]) + words + b"\x00\x00"
+
+
+def trans2_request(subcommand: int, mid: int, tid: int = 7) -> bytes:
+    words = TRANS2_FIXED.pack(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1) + struct.pack("<H", subcommand)
+    return smb1(TRANS2, mid, words, tid=tid)
+
+
+def ip_tcp(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes) -> bytes:
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 1, 0x4000, 64, 6, 0, src, dst)
+    return ip + struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 0x50, flags, 65535, 0, 0) + payload
+
+
+def connection_pcap(path: Path, to_server: Sequence[bytes], to_client: Sequence[bytes] = ()) -> str:
+    """A raw-IP pcap: handshake, the client's SMB messages, the server's, FIN both ways."""
+    client_seq, server_seq = 1000, 5000
+    packets = [
+        ip_tcp(CLIENT, SERVER, 50000, 445, client_seq, 0, SYN, b""),
+        ip_tcp(SERVER, CLIENT, 445, 50000, server_seq, client_seq + 1, SYN | ACK, b""),
+    ]
+    client_seq, server_seq = client_seq + 1, server_seq + 1
+    packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq, server_seq, ACK, b""))
+    for message in to_server:
+        data = struct.pack("!I", len(message)) + message  # NetBIOS SESSION MESSAGE
+        packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq, server_seq, ACK | PSH, data))
+        client_seq += len(data)
+    for message in to_client:
+        data = struct.pack("!I", len(message)) + message
+        packets.append(ip_tcp(SERVER, CLIENT, 445, 50000, server_seq, client_seq, ACK | PSH, data))
+        server_seq += len(data)
+    packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq, server_seq, FIN | ACK, b""))
+    packets.append(ip_tcp(SERVER, CLIENT, 445, 50000, server_seq, client_seq + 1, FIN | ACK, b""))
+    packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq + 1, server_seq + 1, ACK, b""))
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101))
+    for index, packet in enumerate(packets):
+        out += struct.pack("<IIII", 1_700_000_000, index, len(packet), len(packet)) + packet
+    path.write_bytes(bytes(out))
+    return str(path)
+
+
+def analyze(path: str) -> dict[str, Any]:
+    return build_document(analyze_files([path], FlowLimits(), 1000))
+
+
+def counted(document: dict[str, Any], kind: str) -> tuple[int, int]:
+    """(the count in stats.anomalies, the count in the one connection's record)."""
+    [record] = document["connections"]
+    return document["stats"]["anomalies"].get(kind, 0), record["anomalies"].get(kind, 0)
+
+
+# --- 1. the MS17-010 watch lists ---------------------------------------------------------
+
+
+def test_ms17_010_watch_counts_each_request_it_turns_away_or_forgets() -> None:
+    rules = Ms17010Watch([], trusted=True)
+    extra = 5
+    for mid in range(MAX_OPEN_EXCHANGES + extra):
+        rules.message(request(TRANS2, trans2(0x000E), mid=mid), 0.0)  # DoublePulsar pings
+        rules.message(request(NT_TRANSACT, nt_transact(0x20000), mid=1000 + mid), 0.0)
+    assert rules.anomalies == {AnomalyKind.MS17_010_WATCH_FULL: 2 * extra}
+    rules.message(request(TRANS2, trans2(0x000E), mid=0), 0.0)  # one already watched: nothing turned away
+    assert rules.anomalies == {AnomalyKind.MS17_010_WATCH_FULL: 2 * extra}
+    for mid in range(2000, 2000 + MAX_OUTSTANDING_REQUESTS):  # requests never answered push the first out
+        rules.message(request(ECHO, mid=mid), 0.0)
+    forgotten = 2 * (MAX_OPEN_EXCHANGES + extra)  # the pings and NT_TRANSACTs, oldest first
+    assert rules.anomalies == {AnomalyKind.MS17_010_WATCH_FULL: 2 * extra + forgotten}
+
+
+def test_ms17_010_answered_window_moving_on_is_not_counted() -> None:
+    rules = Ms17010Watch([], trusted=True)
+    for mid in range(4 * MAX_ANSWERED_REQUESTS):  # an ordinary long SMB1 connection
+        rules.message(request(ECHO, mid=mid), 0.0)
+        rules.message(response(ECHO, mid=mid), 0.0)
+    assert not rules.anomalies and not rules.findings
+
+
+def test_ms17_010_watch_full_reaches_the_totals_once(tmp_path: Path) -> None:
+    pings = [trans2_request(0x000E, mid) for mid in range(MAX_OPEN_EXCHANGES + 4)]  # 4 not watched
+    fillers = [trans2_request(0x0001, 10_000 + mid) for mid in range(MAX_OUTSTANDING_REQUESTS)]  # never answered
+    document = analyze(connection_pcap(tmp_path / "flood.pcap", pings + fillers))
+    forgotten = len(pings) + len(fillers) - MAX_OUTSTANDING_REQUESTS
+    assert counted(document, "ms17_010_watch_full") == (4 + forgotten, 4 + forgotten)
+
+
+# --- 5. use tracking ---------------------------------------------------------------------
+
+
+def test_requests_on_trees_past_those_tracked_reach_the_totals_once(tmp_path: Path) -> None:
+    extra = 6
+    requests = [trans2_request(0x0001, mid, tid=100 + mid) for mid in range(MAX_TREES_TRACKED + extra)]
+    requests += [trans2_request(0x0001, 1000 + mid, tid=100 + mid) for mid in range(MAX_TREES_TRACKED + extra)]
+    document = analyze(connection_pcap(tmp_path / "trees.pcap", requests))
+    assert counted(document, "use_tracking_full") == (2 * extra, 2 * extra)  # two requests on each untracked tree
+    assert "ms17_010_watch_full" not in document["stats"]["anomalies"]
+
+
+# --- 6. dialects offered -----------------------------------------------------------------
+
+
+def smb1_negotiate(dialects: Sequence[str]) -> bytes:
+    """An SMB1 NEGOTIATE request: WordCount 0, then the 0x02-prefixed dialect strings."""
+    data = b"".join(b"\x02" + dialect.encode() + b"\x00" for dialect in dialects)
+    return smb1(0x72, 1)[:-2] + struct.pack("<H", len(data)) + data
+
+
+def test_dialects_past_those_kept_reach_the_totals_once(tmp_path: Path) -> None:
+    extra = 6
+    offered = [f"DIALECT {i}" for i in range(MAX_DIALECTS_KEPT + extra)]
+    offered += [offered[0], offered[-1]]  # listed twice: one offer each
+    document = analyze(connection_pcap(tmp_path / "dialects.pcap", [smb1_negotiate(offered)]))
+    assert counted(document, "dialects_full") == (extra, extra)
+    [record] = document["connections"]
+    assert record["dialects_offered"] == offered[:MAX_DIALECTS_KEPT]
