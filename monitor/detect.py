@@ -202,8 +202,8 @@ class Detector:
             )
             return
         # The flow table holds this object: a reload changes it in place (a resize forgets who waits).
-        if len(scan.slots) != settings.scan_probation_slots:
-            scan.slots = [None] * settings.scan_probation_slots
+        if scan.size != settings.scan_probation_slots:
+            scan.resize(settings.scan_probation_slots)
         scan.window = settings.scan_window
         scan.one_destination_is_enough = settings.scan_destinations <= 1
 

@@ -21,8 +21,13 @@ class ScanProbation:
     """One-destination sources in `slots` keyed slots; `tracked` is the detector's table of the others."""
 
     def __init__(self, slots: int, window: float, destinations_needed: int, tracked: dict[bytes, Any]) -> None:
-        # Source, destination, packet time of its first attempt.
-        self.slots: list[tuple[bytes, bytes, float] | None] = [None] * max(slots, 0)
+        # Per slot: the source, the destination and packet time of its first attempt, in three lists
+        # rather than a tuple each: a flood writes a slot for every SYN, and a tuple is an object the
+        # garbage collector must walk (bytes and floats are not).
+        self.sources: list[bytes | None] = []
+        self.destinations: list[bytes] = []
+        self.times: list[float] = []
+        self.resize(slots)
         self.window = window
         # With a threshold of one destination every source is tracked at once: probation is skipped.
         self.one_destination_is_enough = destinations_needed <= 1
@@ -32,6 +37,17 @@ class ScanProbation:
         self.earlier_destination: bytes | None = None
         self.earlier_ts = 0.0
 
+    @property
+    def size(self) -> int:
+        return len(self.sources)
+
+    def resize(self, slots: int) -> None:
+        """`slots` empty slots (a resize forgets who waits)."""
+        slots = max(slots, 0)
+        self.sources = [None] * slots
+        self.destinations = [b""] * slots
+        self.times = [0.0] * slots
+
     def attempt(self, source: bytes, destination: bytes, ts: float) -> bool:
         """A first-seen attempt from `source` to `destination`. False when nothing more is to be done
         (the source has tried one destination so far: it waits in its slot); True when the detector
@@ -40,22 +56,25 @@ class ScanProbation:
         self.earlier_destination = None
         if source in self.tracked:
             return True
-        slots = self.slots
-        if not slots:
+        sources = self.sources
+        if not sources:
             return True
-        slot = hash(source) % len(slots)
-        entry = slots[slot]
-        if entry is not None:
-            if entry[0] == source and ts - entry[2] <= self.window:
-                if entry[1] == destination:
+        slot = hash(source) % len(sources)
+        waiting = sources[slot]
+        if waiting is not None:
+            if waiting == source and ts - self.times[slot] <= self.window:
+                first_destination = self.destinations[slot]
+                if first_destination == destination:
                     return self.one_destination_is_enough  # the same destination again: the first time stays
-                slots[slot] = None
-                self.earlier_destination = entry[1]
-                self.earlier_ts = entry[2]
+                sources[slot] = None
+                self.earlier_destination = first_destination
+                self.earlier_ts = self.times[slot]
                 return True
-            if entry[0] != source:
+            if waiting != source:
                 self.displaced += 1
-        slots[slot] = (source, destination, ts)
+        sources[slot] = source
+        self.destinations[slot] = destination
+        self.times[slot] = ts
         return self.one_destination_is_enough
 
     def is_tracked(self, source: bytes) -> bool:
