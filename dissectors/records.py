@@ -71,6 +71,7 @@ class AnomalyKind(Enum):
     MS17_010_WATCH_FULL = "ms17_010_watch_full"  # an SMB1 request the MS17-010 watch lists turned away or forgot
     USE_TRACKING_FULL = "use_tracking_full"  # a request on a tree past those tracked, or an open not awaited
     DIALECTS_FULL = "dialects_full"  # a dialect offered past the 64 kept in `dialects_offered`: not listed
+    NAMES_KEPT_FULL = "names_kept_full"  # a name, dialect, hint or user past a per-object list's cap: not listed
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,8 +141,14 @@ class UseTracker:
             upper = body.name.upper()
             if upper == RAP_PIPE_NAME:
                 bits |= _ACTIVITY_RAP
-                if body.rap_opcode is not None and len(self.rap_functions) < MAX_NAMES_KEPT:
-                    self.rap_functions.setdefault(rap_function_name(body.rap_opcode))
+                if body.rap_opcode is not None:
+                    function = rap_function_name(body.rap_opcode)
+                    if function in self.rap_functions:
+                        pass
+                    elif len(self.rap_functions) < MAX_NAMES_KEPT:
+                        self.rap_functions[function] = None
+                    else:
+                        self.anomalies[AnomalyKind.NAMES_KEPT_FULL] += 1  # each request naming one not kept
             elif upper.startswith(_PIPE_PREFIX):
                 bits |= _ACTIVITY_PIPE
                 name = body.name[len(_PIPE_PREFIX) - 1 :]  # "\\PIPE\\srvsvc" names the pipe "\\srvsvc"
@@ -156,8 +162,14 @@ class UseTracker:
                 self._record(header.tid, name, _ACTIVITY_COMMANDS | _ACTIVITY_PIPE)
 
     def _record(self, tid: int, name: str | None, bits: int) -> None:
-        if name and len(name) > 1 and len(self._pipes) < MAX_NAMES_KEPT:
-            self._pipes.setdefault((tid, name))
+        if name and len(name) > 1:
+            key = (tid, name)
+            if key in self._pipes:
+                pass
+            elif len(self._pipes) < MAX_NAMES_KEPT:
+                self._pipes[key] = None
+            else:
+                self.anomalies[AnomalyKind.NAMES_KEPT_FULL] += 1  # each request naming one not kept
         self._mark(1, tid, bits)
 
     def smb2_request(self, command: int, tree_id: int | None) -> None:

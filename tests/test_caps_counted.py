@@ -142,3 +142,64 @@ def test_dialects_past_those_kept_reach_the_totals_once(tmp_path: Path) -> None:
     assert counted(document, "dialects_full") == (extra, extra)
     [record] = document["connections"]
     assert record["dialects_offered"] == offered[:MAX_DIALECTS_KEPT]
+
+
+# --- 7. lists of names kept per object: names_kept_full ------------------------------------
+
+
+def test_names_past_a_connections_lists_are_counted_per_request() -> None:
+    from dissectors.records import Smb1Header, Smb1TransactionRequest
+    from monitor.uses import MAX_NAMES_KEPT, UseTracker
+
+    tracker = UseTracker()
+    header = Smb1Header(0x25, 0, 0x18, 0xC807, 7, 100, 9, 1)
+    extra = 3
+    for index in range(MAX_NAMES_KEPT + extra):
+        tracker.smb1_request(header, Smb1TransactionRequest(0, 0, 0, 0, (0x26, 1), f"\\PIPE\\pipe{index}"))
+    tracker.smb1_request(header, Smb1TransactionRequest(0, 0, 0, 0, (0x26, 1), "\\PIPE\\pipe0"))  # kept: not counted
+    for opcode in range(MAX_NAMES_KEPT + extra):
+        tracker.smb1_request(header, Smb1TransactionRequest(0, 0, 0, 0, (), "\\PIPE\\LANMAN", rap_opcode=opcode))
+    tracker.smb1_request(header, Smb1TransactionRequest(0, 0, 0, 0, (), "\\PIPE\\LANMAN", rap_opcode=0))
+    assert tracker.anomalies == {AnomalyKind.NAMES_KEPT_FULL: 2 * extra}
+    assert len(tracker.rap_functions) == MAX_NAMES_KEPT
+
+
+def test_names_past_a_brute_force_pairs_users_are_counted() -> None:
+    from monitor.detect import MAX_USERS_PER_PAIR, ConnectionRef, DetectionSettings, Detector
+
+    detector = Detector(DetectionSettings(bruteforce_failures=1000))
+    pair = ConnectionRef.between("192.0.2.66", "192.0.2.20")
+    extra = 4
+    for index in range(MAX_USERS_PER_PAIR + extra):
+        detector.session_result(pair, float(index), 0xC000006D, f"user{index}")
+    detector.session_result(pair, 100.0, 0xC000006D, "user0")  # listed already
+    assert detector.anomalies() == {AnomalyKind.NAMES_KEPT_FULL: extra}
+
+
+def test_names_dialects_and_hints_past_an_inventorys_lists_reach_the_totals_once(tmp_path: Path) -> None:
+    from monitor.inventory import MAX_DIALECTS_PER_PAIR, MAX_HINTS_PER_HOST, MAX_NAMES_PER_PAIR, Inventory
+
+    pings = [trans2_request(0x0001, mid) for mid in range(2)]
+    [record] = analyze(connection_pcap(tmp_path / "one.pcap", pings))["connections"]
+    assert record["smb1_used"]
+    inventory = Inventory()
+    extra = 2
+    for index in range(MAX_NAMES_PER_PAIR + extra):
+        inventory(
+            {
+                **record,
+                "attack_alerts": [],
+                "uses": ["named_pipe"],
+                "dialects_offered": ["NT LM 0.12"],
+                "named_pipes": [f"\\p{index}", "\\p0"],  # \p0 again: kept, not counted
+                "rap_functions": [],
+                "dialect": f"D{index}" if index < MAX_NAMES_PER_PAIR else "D0",  # D0 again: kept
+                "client_hints": {"native_os": f"Windows {index}", "workstation": f"HOST{index}"},
+                "server_hints": {},
+            }
+        )
+    names_left_out = extra
+    dialects_left_out = MAX_NAMES_PER_PAIR - MAX_DIALECTS_PER_PAIR  # D8 .. D15
+    hints_left_out = 2 * (MAX_NAMES_PER_PAIR + extra - MAX_HINTS_PER_HOST)  # an OS hint and a name each
+    total = names_left_out + dialects_left_out + hints_left_out
+    assert inventory.anomalies()[AnomalyKind.NAMES_KEPT_FULL] == total
