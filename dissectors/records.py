@@ -62,6 +62,7 @@ class AnomalyKind(Enum):
     DER_LENGTH_BEYOND_BUFFER = "der_length_beyond_buffer"  # a DER element claims more bytes than follow
     NTLMSSP_MALFORMED = "ntlmssp_malformed"
     KERBEROS_MALFORMED = "kerberos_malformed"
+    KERBEROS_NAME_COMPONENTS_FULL = "kerberos_name_components_full"  # sname past 8 components: the first 8 kept
     # per-connection state
     PENDING_REQUESTS_FULL = "pending_requests_full"
     SESSIONS_FULL = "sessions_full"
@@ -589,6 +590,8 @@ class KerberosApReq:
     service_principal: str
     ticket_etype: int
     authenticator_etype: int | None
+    # What the AP-REQ was decoded despite (`kerberos_name_components_full`); SPNEGO carries them on.
+    anomalies: tuple[Anomaly, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
