@@ -46,6 +46,9 @@ class AnomalyKind(Enum):
     SMB2_NEXT_COMMAND_INVALID = "smb2_next_command_invalid"
     SMB2_COMPOUND_TOO_LONG = "smb2_compound_too_long"
     SMB2_COMPOUND_BEYOND_KEPT_BYTES = "smb2_compound_beyond_kept_bytes"
+    # An SMB1 message past the 128 KiB kept, or a NetBIOS packet other than a SESSION MESSAGE past
+    # its 1,024: decoded from the bytes kept, the rest passed over (READ/WRITE data is never a cut).
+    MESSAGE_CUT_AT_KEPT_BYTES = "message_cut_at_kept_bytes"
     TRANSFORM_MALFORMED = "transform_malformed"
     COMPRESSION_MALFORMED = "compression_malformed"
     # NEGOTIATE

@@ -20,6 +20,7 @@ from tests.test_ms17_010 import ECHO, NT_TRANSACT, TRANS2, nt_transact, request,
 
 CLIENT, SERVER = b"\xc0\x00\x02\x0a", b"\xc0\x00\x02\x14"
 SYN, ACK, PSH, FIN = 0x02, 0x10, 0x08, 0x01
+SEGMENT = 32768  # TCP payload per packet (an IPv4 packet holds at most 65,535 bytes)
 # TotalParameterCount .. Reserved3 of a TRANSACTION2 request (dissectors/smb1_transaction.py).
 TRANS2_FIXED = struct.Struct("<HHHHBxHIxxHHHHBx")
 
@@ -53,12 +54,16 @@ def connection_pcap(path: Path, to_server: Sequence[bytes], to_client: Sequence[
     packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq, server_seq, ACK, b""))
     for message in to_server:
         data = struct.pack("!I", len(message)) + message  # NetBIOS SESSION MESSAGE
-        packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq, server_seq, ACK | PSH, data))
-        client_seq += len(data)
+        for start in range(0, len(data), SEGMENT):
+            chunk = data[start : start + SEGMENT]
+            packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq, server_seq, ACK | PSH, chunk))
+            client_seq += len(chunk)
     for message in to_client:
         data = struct.pack("!I", len(message)) + message
-        packets.append(ip_tcp(SERVER, CLIENT, 445, 50000, server_seq, client_seq, ACK | PSH, data))
-        server_seq += len(data)
+        for start in range(0, len(data), SEGMENT):
+            chunk = data[start : start + SEGMENT]
+            packets.append(ip_tcp(SERVER, CLIENT, 445, 50000, server_seq, client_seq, ACK | PSH, chunk))
+            server_seq += len(chunk)
     packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq, server_seq, FIN | ACK, b""))
     packets.append(ip_tcp(SERVER, CLIENT, 445, 50000, server_seq, client_seq + 1, FIN | ACK, b""))
     packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq + 1, server_seq + 1, ACK, b""))
@@ -203,3 +208,46 @@ def test_names_dialects_and_hints_past_an_inventorys_lists_reach_the_totals_once
     hints_left_out = 2 * (MAX_NAMES_PER_PAIR + extra - MAX_HINTS_PER_HOST)  # an OS hint and a name each
     total = names_left_out + dialects_left_out + hints_left_out
     assert inventory.anomalies()[AnomalyKind.NAMES_KEPT_FULL] == total
+
+
+# --- 8. bytes kept of a message: message_cut_at_kept_bytes -------------------------------
+
+
+def test_smb1_messages_and_netbios_packets_past_the_bytes_kept_count_once_each() -> None:
+    from dissectors.message import MAX_KEPT_MESSAGE
+    from dissectors.stream import MAX_KEPT_CONTROL_PACKET, SmbStream
+    from tests.test_smb2 import smb2_header
+
+    def session_message(body: bytes) -> bytes:
+        return struct.pack("!I", len(body)) + body
+
+    big_smb1 = trans2_request(0x0001, 1) + bytes(MAX_KEPT_MESSAGE)  # one byte-for-byte cut each
+    read_andx = smb1(0x2E, 2, reply=True) + bytes(2 * MAX_KEPT_MESSAGE)  # bulk: kept 256 by design
+    ioctl = smb2_header(0x0B) + bytes(2 * MAX_KEPT_MESSAGE)  # SMB2: what it cuts counts by what it breaks
+    exact = trans2_request(0x0001, 3)
+    exact += bytes(MAX_KEPT_MESSAGE - len(exact))  # exactly the bytes kept: not cut
+    stream = SmbStream(direct_tcp=True)
+    cuts = 3
+    for data in [big_smb1] * cuts + [read_andx, ioctl, exact]:
+        stream.feed(session_message(data))
+    events = stream.events()
+    found = [e for e in events if getattr(e, "kind", None) is AnomalyKind.MESSAGE_CUT_AT_KEPT_BYTES]
+    assert len(found) == cuts
+
+    on_139 = SmbStream(direct_tcp=False)
+    for length in (MAX_KEPT_CONTROL_PACKET + 1, MAX_KEPT_CONTROL_PACKET, 10, 5000):
+        on_139.feed(bytes([0x85, 0x01 if length > 0xFFFF else 0]) + (length & 0xFFFF).to_bytes(2, "big"))
+        on_139.feed(bytes(length))
+    events = on_139.events()
+    assert [type(e).__name__ for e in events].count("NetbiosSessionPacket") == 4
+    found = [e for e in events if getattr(e, "kind", None) is AnomalyKind.MESSAGE_CUT_AT_KEPT_BYTES]
+    assert len(found) == 2
+
+
+def test_smb1_messages_cut_at_the_bytes_kept_reach_the_totals_once(tmp_path: Path) -> None:
+    from dissectors.message import MAX_KEPT_MESSAGE
+
+    cuts = 3
+    big = [trans2_request(0x0001, mid) + bytes(MAX_KEPT_MESSAGE) for mid in range(cuts)]
+    document = analyze(connection_pcap(tmp_path / "big.pcap", big))
+    assert counted(document, "message_cut_at_kept_bytes") == (cuts, cuts)
