@@ -97,9 +97,7 @@ def parse_ap_req(data: bytes, offset: int, limit: int, damage: der.Damage | None
     )
 
 
-def _principal_name(
-    data: bytes, element: der.Element | None, damage: der.Damage | None
-) -> tuple[str | None, int]:
+def _principal_name(data: bytes, element: der.Element | None, damage: der.Damage | None) -> tuple[str | None, int]:
     """PrincipalName ::= SEQUENCE { name-type [0], name-string [1] SEQUENCE OF KerberosString }, its
     first MAX_NAME_COMPONENTS components joined by '/'; and how many components it has."""
     if element is None or element.tag != der.TAG_SEQUENCE:

@@ -76,6 +76,8 @@ class AnomalyKind(Enum):
     USE_TRACKING_FULL = "use_tracking_full"  # a request on a tree past those tracked, or an open not awaited
     DIALECTS_FULL = "dialects_full"  # a dialect offered past the 64 kept in `dialects_offered`: not listed
     NAMES_KEPT_FULL = "names_kept_full"  # a name, dialect, hint or user past a per-object list's cap: not listed
+    # Sensor only: smbwatch_smb1_host_info series past `max_host_series` (the most ever left out at once).
+    HOST_SERIES_FULL = "host_series_full"
 
 
 @dataclass(frozen=True, slots=True)
