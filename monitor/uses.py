@@ -172,6 +172,20 @@ class UseTracker:
                 self.anomalies[AnomalyKind.NAMES_KEPT_FULL] += 1  # each request naming one not kept
         self._mark(1, tid, bits)
 
+    def end(self) -> None:
+        """The connection ended (before its anomalies are summed): `describe` lists the opens by name
+        still unanswered as `_record` would, while there is room; those it has none for are
+        `names_kept_full`, counted here once."""
+        pipes = dict(self._pipes)
+        for (tid, _pid, _mid), name in self._opens.items():
+            key = (tid, name)
+            if len(name) <= 1 or key in pipes:
+                continue
+            if len(pipes) < MAX_NAMES_KEPT:
+                pipes[key] = None
+            else:
+                self.anomalies[AnomalyKind.NAMES_KEPT_FULL] += 1
+
     def smb2_request(self, command: int, tree_id: int | None) -> None:
         if command == _SMB2_CREATE and tree_id is not None:
             self._mark(2, tree_id, _ACTIVITY_COMMANDS)

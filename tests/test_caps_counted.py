@@ -167,6 +167,14 @@ def test_names_past_a_connections_lists_are_counted_per_request() -> None:
     tracker.smb1_request(header, Smb1TransactionRequest(0, 0, 0, 0, (), "\\PIPE\\LANMAN", rap_opcode=0))
     assert tracker.anomalies == {AnomalyKind.NAMES_KEPT_FULL: 2 * extra}
     assert len(tracker.rap_functions) == MAX_NAMES_KEPT
+    from dissectors.records import Smb1OpenRequest
+
+    for mid in range(extra):  # opens never answered: listed at the end if there is room, and there is none
+        tracker.smb1_request(header._replace(command=0xA2, mid=100 + mid), Smb1OpenRequest(f"\\late{mid}"))
+    tracker.smb1_request(header._replace(command=0xA2, mid=200), Smb1OpenRequest("\\pipe0"))  # listed already
+    assert tracker.anomalies == {AnomalyKind.NAMES_KEPT_FULL: 2 * extra}
+    tracker.end()
+    assert tracker.anomalies == {AnomalyKind.NAMES_KEPT_FULL: 3 * extra}
 
 
 def test_names_past_a_brute_force_pairs_users_are_counted() -> None:
