@@ -87,6 +87,7 @@ METRICS: dict[str, Metric] = {
     ),
     "smbwatch_last_packet_timestamp_seconds": Metric("gauge"),
     "smbwatch_smb1_host_info": Metric("gauge", ("ip", "role"), {"role": ("client", "server")}, opt_in=True),
+    "smbwatch_smb1_host_series_dropped": Metric("gauge", opt_in=True),
     "process_resident_memory_bytes": Metric("gauge", source="process"),
     "process_cpu_seconds_total": Metric("counter", source="process"),
     "process_start_time_seconds": Metric("gauge", source="process"),
@@ -697,8 +698,18 @@ def overview() -> dict[str, Any]:
                             table=True,
                         )
                     ],
-                    width=24,
+                    width=18,
                     min_zero=False,
+                ),
+                Panel(
+                    "stat",
+                    "SMBv1 hosts left out of the table (opt-in)",
+                    "SMB1 (ip, role) series the opt-in per-address metric left out past its cap "
+                    "(`[exporter] max_host_series`): raise the cap to see them all.",
+                    "short",
+                    [Target(gauge_sum("smbwatch_smb1_host_series_dropped"))],
+                    width=6,
+                    thresholds=red_when_positive(),
                 ),
             ],
         ),

@@ -76,30 +76,40 @@ def parse_ap_req(data: bytes, offset: int, limit: int, damage: der.Damage | None
         return Anomaly(AnomalyKind.KERBEROS_MALFORMED, "ticket is not a SEQUENCE")
     ticket_fields = der.context_fields(data, ticket_sequence, damage)
     realm = der.read_string(data, ticket_fields.get(1))
-    service = _principal_name(data, ticket_fields.get(2), damage)
+    service, components = _principal_name(data, ticket_fields.get(2), damage)
     ticket_etype = _etype(data, ticket_fields.get(3), damage)
     if realm is None or service is None or ticket_etype is None:
         return Anomaly(AnomalyKind.KERBEROS_MALFORMED, "ticket without realm, sname or enc-part etype")
+    notes: tuple[Anomaly, ...] = ()
+    if components > MAX_NAME_COMPONENTS:
+        notes = (
+            Anomaly(
+                AnomalyKind.KERBEROS_NAME_COMPONENTS_FULL,
+                f"service name of {components} components: the first {MAX_NAME_COMPONENTS} kept",
+            ),
+        )
     return KerberosApReq(
         realm=realm,
         service_principal=service,
         ticket_etype=ticket_etype,
         authenticator_etype=_etype(data, fields.get(4), damage),
+        anomalies=notes,
     )
 
 
-def _principal_name(data: bytes, element: der.Element | None, damage: der.Damage | None) -> str | None:
-    """PrincipalName ::= SEQUENCE { name-type [0], name-string [1] SEQUENCE OF KerberosString }, joined by '/'."""
+def _principal_name(data: bytes, element: der.Element | None, damage: der.Damage | None) -> tuple[str | None, int]:
+    """PrincipalName ::= SEQUENCE { name-type [0], name-string [1] SEQUENCE OF KerberosString }, its
+    first MAX_NAME_COMPONENTS components joined by '/'; and how many components it has."""
     if element is None or element.tag != der.TAG_SEQUENCE:
-        return None
+        return None, 0
     names = der.context_fields(data, element, damage).get(1)
     if names is None or names.tag != der.TAG_SEQUENCE:
-        return None
+        return None, 0
     components = der.children(data, names, damage) or ()
     parts = [der.read_string(data, part) for part in components[:MAX_NAME_COMPONENTS]]
     if not parts or any(part is None for part in parts):
-        return None
-    return "/".join(part for part in parts if part is not None)
+        return None, len(components)
+    return "/".join(part for part in parts if part is not None), len(components)
 
 
 def _etype(data: bytes, element: der.Element | None, damage: der.Damage | None) -> int | None:

@@ -86,7 +86,15 @@ def dissect_session_message(kept: bytes, frame_length: int) -> list[StreamEvent]
             return [ZeroedMessageHeader(protocol, frame_length)]
         return smb2.parse_compound(kept, frame_length)
     if protocol == SMB1_PROTOCOL_ID:
-        return smb1.parse_message(kept, frame_length)
+        events = smb1.parse_message(kept, frame_length)
+        if len(kept) == MAX_KEPT_MESSAGE < frame_length:  # a bulk command keeps BULK_MESSAGE_PREFIX: no cut
+            events.append(
+                Anomaly(
+                    AnomalyKind.MESSAGE_CUT_AT_KEPT_BYTES,
+                    f"SMB1 message of {frame_length} bytes: the first {MAX_KEPT_MESSAGE} decoded",
+                )
+            )
+        return events
     if protocol == SMB2_TRANSFORM_PROTOCOL_ID:
         return [smb2.parse_transform_header(kept)]
     if protocol == SMB2_COMPRESSION_PROTOCOL_ID:

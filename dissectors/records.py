@@ -46,6 +46,9 @@ class AnomalyKind(Enum):
     SMB2_NEXT_COMMAND_INVALID = "smb2_next_command_invalid"
     SMB2_COMPOUND_TOO_LONG = "smb2_compound_too_long"
     SMB2_COMPOUND_BEYOND_KEPT_BYTES = "smb2_compound_beyond_kept_bytes"
+    # An SMB1 message past the 128 KiB kept, or a NetBIOS packet other than a SESSION MESSAGE past
+    # its 1,024: decoded from the bytes kept, the rest passed over (READ/WRITE data is never a cut).
+    MESSAGE_CUT_AT_KEPT_BYTES = "message_cut_at_kept_bytes"
     TRANSFORM_MALFORMED = "transform_malformed"
     COMPRESSION_MALFORMED = "compression_malformed"
     # NEGOTIATE
@@ -62,6 +65,7 @@ class AnomalyKind(Enum):
     DER_LENGTH_BEYOND_BUFFER = "der_length_beyond_buffer"  # a DER element claims more bytes than follow
     NTLMSSP_MALFORMED = "ntlmssp_malformed"
     KERBEROS_MALFORMED = "kerberos_malformed"
+    KERBEROS_NAME_COMPONENTS_FULL = "kerberos_name_components_full"  # sname past 8 components: the first 8 kept
     # per-connection state
     PENDING_REQUESTS_FULL = "pending_requests_full"
     SESSIONS_FULL = "sessions_full"
@@ -71,6 +75,9 @@ class AnomalyKind(Enum):
     MS17_010_WATCH_FULL = "ms17_010_watch_full"  # an SMB1 request the MS17-010 watch lists turned away or forgot
     USE_TRACKING_FULL = "use_tracking_full"  # a request on a tree past those tracked, or an open not awaited
     DIALECTS_FULL = "dialects_full"  # a dialect offered past the 64 kept in `dialects_offered`: not listed
+    NAMES_KEPT_FULL = "names_kept_full"  # a name, dialect, hint or user past a per-object list's cap: not listed
+    # Sensor only: smbwatch_smb1_host_info series past `max_host_series` (the most ever left out at once).
+    HOST_SERIES_FULL = "host_series_full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -588,6 +595,8 @@ class KerberosApReq:
     service_principal: str
     ticket_etype: int
     authenticator_etype: int | None
+    # What the AP-REQ was decoded despite (`kerberos_name_components_full`); SPNEGO carries them on.
+    anomalies: tuple[Anomaly, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

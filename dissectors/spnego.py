@@ -62,6 +62,8 @@ def parse_security_blob(blob: bytes) -> SpnegoToken | Anomaly:
       encloses it, so it is one anomaly for the token, not one per level; what was complete
       before the cut is kept. If the token does not decode at all, the cut is still its one
       anomaly (returned instead of the token; the detail names what failed after it).
+    - `kerberos_name_components_full`: the Kerberos ticket's service name had more than
+      kerberos.MAX_NAME_COMPONENTS components; the first are kept.
     - `spnego_malformed`: a NegTokenInit/NegTokenResp with more than der.MAX_ELEMENTS members
       (RFC 4178 defines five): its members are not read.
     """
@@ -78,6 +80,8 @@ def parse_security_blob(blob: bytes) -> SpnegoToken | Anomaly:
             return Anomaly(AnomalyKind.DER_LENGTH_BEYOND_BUFFER, f"{cut} (then {result.kind.value}: {result.detail})")
         return result
     notes = list(result.anomalies)
+    if result.kerberos is not None:
+        notes.extend(result.kerberos.anomalies)  # once per token: the token has one AP-REQ
     if cut is not None:
         notes.append(Anomaly(AnomalyKind.DER_LENGTH_BEYOND_BUFFER, cut))
     if damage.elements_full:

@@ -305,3 +305,10 @@ class SmbStream:
             self._events.append(netbios.parse_session_request(kept))
         else:
             self._events.append(NetbiosSessionPacket(frame_type, self._frame_length))
+        if frame_type != _SESSION_MESSAGE and len(kept) < self._frame_length:
+            self._events.append(
+                Anomaly(
+                    AnomalyKind.MESSAGE_CUT_AT_KEPT_BYTES,
+                    f"NetBIOS packet type 0x{frame_type:02x} of {self._frame_length} bytes: {len(kept)} kept",
+                )
+            )

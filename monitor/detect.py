@@ -180,6 +180,7 @@ class Detector:
         # Pairs (and scanning sources) a memory forgot for want of room (least recent first), by memory:
         # bruteforce, grooming, smb1_negotiated, attack_pairs, scanners.
         self.pairs_evicted: Counter[str] = Counter()
+        self.users_dropped = 0  # brute-force failures naming a user past MAX_USERS_PER_PAIR
         # Who attacked whom (client, server) -> alert kinds, and scanning sources: the retirement report
         # keeps their SMB1 traffic apart. Capped like the other memories.
         self.attack_pairs: OrderedDict[tuple[str, str], set[str]] = OrderedDict()
@@ -219,8 +220,13 @@ class Detector:
 
     def anomalies(self) -> Counter[AnomalyKind]:
         """The detectors' caps that bit (pairs forgotten; sources have their own counters and metric)."""
+        counts: Counter[AnomalyKind] = Counter()
         total = sum(self.pairs_evicted.values())
-        return Counter({AnomalyKind.DETECTOR_PAIRS_FULL: total}) if total else Counter()
+        if total:
+            counts[AnomalyKind.DETECTOR_PAIRS_FULL] = total
+        if self.users_dropped:
+            counts[AnomalyKind.NAMES_KEPT_FULL] = self.users_dropped
+        return counts
 
     def smb1_allowed_address(self, ip: str) -> bool:
         """The address is in `smb1_allow`: a known legacy device."""
@@ -394,8 +400,11 @@ class Detector:
             failures.times = [t for t in failures.times if t >= horizon][-2 * settings.bruteforce_failures :]
             failures.times.append(ts)
             _keep_recent(failures.connections, connection)
-            if user is not None and len(failures.users) < MAX_USERS_PER_PAIR:
-                failures.users.setdefault(user)
+            if user is not None and user not in failures.users:
+                if len(failures.users) < MAX_USERS_PER_PAIR:
+                    failures.users[user] = None
+                else:
+                    self.users_dropped += 1  # each failure of a user not listed: `names_kept_full`
             if len(failures.times) >= settings.bruteforce_failures and not failures.alerted:
                 failures.alerted = True
                 evidence = {

@@ -109,15 +109,22 @@ class HostFacts:
     names: dict[str, None] | None = None
     implausible_hints: int = 0
 
-    def add_hints(self, hints: dict[str, str], as_server: bool = False, from_attack: bool = False) -> None:
+    def add_hints(self, hints: dict[str, str], as_server: bool = False, from_attack: bool = False) -> int:
+        """Keeps the hints and names of one connection; returns how many distinct ones were left
+        out past MAX_HINTS_PER_HOST (`names_kept_full`)."""
+        left_out = 0
         seen = HINT_AS_SERVER if as_server else HINT_AS_CLIENT
         seen |= HINT_FROM_ATTACK if from_attack else HINT_FROM_OTHER
         for key, value in hints.items():
             if key in NAME_HINTS:  # names are kept exactly as sent (escaped only for the terminal)
                 if self.names is None:
                     self.names = {}
-                if len(self.names) < MAX_HINTS_PER_HOST:
-                    self.names.setdefault(value)
+                if value in self.names:
+                    pass
+                elif len(self.names) < MAX_HINTS_PER_HOST:
+                    self.names[value] = None
+                else:
+                    left_out += 1
                 continue
             if not plausible_hint(key, value):
                 self.implausible_hints += 1
@@ -129,6 +136,9 @@ class HostFacts:
                 self.os_hints[text] |= seen
             elif len(self.os_hints) < MAX_HINTS_PER_HOST:
                 self.os_hints[text] = seen
+            else:
+                left_out += 1
+        return left_out
 
     def ranked_os_hints(self) -> list[str]:
         """Hints the host gave as a server first, then as a client; those only seen in attack
@@ -303,6 +313,8 @@ class Inventory:
         self.smb1_pairs_dropped = 0  # SMB1 connections of a pair past MAX_SMB1_PAIRS: `smb1_pairs_full`
         self.upgraded_clients: dict[str, UpgradedClient] = {}
         self.upgraded_clients_dropped = 0  # upgraded connections of a client past the cap: `upgraded_clients_full`
+        # Names, dialects and hints of one connection record a pair's or host's full list left out.
+        self.names_dropped = 0
 
     def __call__(self, record: ConnectionRecord) -> None:
         if len(self.connections) < self.max_records:
@@ -332,8 +344,8 @@ class Inventory:
             if is_smb2_family(dialect):
                 self._upgraded(client_ip, server_ip, dialect)
         from_attack = bool(record["attack_alerts"])
-        client.add_hints(record["client_hints"], as_server=False, from_attack=from_attack)
-        server.add_hints(record["server_hints"], as_server=True, from_attack=from_attack)
+        self.names_dropped += client.add_hints(record["client_hints"], as_server=False, from_attack=from_attack)
+        self.names_dropped += server.add_hints(record["server_hints"], as_server=True, from_attack=from_attack)
 
     def _host(self, ip: str) -> HostFacts | None:
         facts = self.hosts.get(ip)
@@ -376,8 +388,12 @@ class Inventory:
         pair.connections += 1
         pair.first_seen = min(pair.first_seen, record["first_seen"])
         pair.last_seen = max(pair.last_seen, record["last_seen"])
-        if record["dialect"] is not None and len(pair.dialects) < MAX_DIALECTS_PER_PAIR:
-            pair.dialects.add(record["dialect"])
+        dialect = record["dialect"]
+        if dialect is not None and dialect not in pair.dialects:
+            if len(pair.dialects) < MAX_DIALECTS_PER_PAIR:
+                pair.dialects.add(dialect)
+            else:
+                self.names_dropped += 1
         pair.server_ports.add(record["server"]["port"])
         pair.allowed = pair.allowed or record["smb1_allowed"]
         if record["attack_alerts"]:
@@ -395,8 +411,12 @@ class Inventory:
                 pair.smb1_only_uses[use] += 1
         for names, new in ((pair.named_pipes, record["named_pipes"]), (pair.rap_functions, record["rap_functions"])):
             for name in new:
+                if name in names:
+                    continue
                 if len(names) < MAX_NAMES_PER_PAIR:
-                    names.setdefault(name)
+                    names[name] = None
+                else:
+                    self.names_dropped += 1
 
     def _upgraded(self, client_ip: str, server_ip: str, dialect: str) -> None:
         client = self.upgraded_clients.get(client_ip)
@@ -406,8 +426,12 @@ class Inventory:
                 return
             client = self.upgraded_clients[client_ip] = UpgradedClient()
         client.connections += 1
-        if len(client.dialects) < MAX_DIALECTS_PER_PAIR:
+        if dialect in client.dialects:
+            pass
+        elif len(client.dialects) < MAX_DIALECTS_PER_PAIR:
             client.dialects.add(dialect)
+        else:
+            self.names_dropped += 1
         if server_ip in client.servers or len(client.servers) < MAX_SERVERS_PER_UPGRADED_CLIENT:
             client.servers.setdefault(server_ip)
         else:
@@ -426,6 +450,8 @@ class Inventory:
             counts[AnomalyKind.SMB1_PAIRS_FULL] = self.smb1_pairs_dropped
         if self.upgraded_clients_dropped:
             counts[AnomalyKind.UPGRADED_CLIENTS_FULL] = self.upgraded_clients_dropped
+        if self.names_dropped:
+            counts[AnomalyKind.NAMES_KEPT_FULL] = self.names_dropped
         return counts
 
     @property

@@ -78,6 +78,7 @@ class Snapshot:
     scan_sources_evicted: dict[str, int] = field(default_factory=dict)
     hosts: dict[tuple[str, str, str], int] = field(default_factory=dict)
     smb1_hosts: list[tuple[str, str]] = field(default_factory=list)
+    smb1_host_series_dropped: int = 0  # SMB1 host series past max_host_series in this snapshot
     last_packet_ts: float = 0.0
 
 
@@ -100,6 +101,8 @@ class SensorMetrics:
         self.registry = registry
         self.host_series = host_series
         self.max_host_series = max_host_series
+        # The most smbwatch_smb1_host_info series ever left out at once: `host_series_full`.
+        self._most_host_series_dropped = 0
         self._lock = threading.Lock()
         self._snapshot = Snapshot()
         build = Gauge(f"{PREFIX}_build_info", "smbwatch version (value 1)", ["version", "python"], registry=registry)
@@ -224,10 +227,18 @@ class SensorMetrics:
             last_packet_ts=last_packet_ts,
         )
         if inventory is not None and include_hosts:
-            snapshot.hosts, snapshot.smb1_hosts = _host_counts(inventory, self.max_host_series)
+            snapshot.hosts, snapshot.smb1_hosts, dropped = _host_counts(inventory, self.max_host_series)
+            snapshot.smb1_host_series_dropped = dropped if self.host_series else 0
         else:
             previous = self.snapshot()
             snapshot.hosts, snapshot.smb1_hosts = previous.hosts, previous.smb1_hosts
+            snapshot.smb1_host_series_dropped = previous.smb1_host_series_dropped
+        # A host can leave the SMB1 series (a dialect newer than SMB1 seen later), so the number
+        # left out can fall: the gauge has it; the counter keeps the most ever left out at once,
+        # set (not added) at each snapshot so a scrape counts each series left out once.
+        self._most_host_series_dropped = max(self._most_host_series_dropped, snapshot.smb1_host_series_dropped)
+        if self._most_host_series_dropped:
+            snapshot.anomalies[AnomalyKind.HOST_SERIES_FULL.value] = self._most_host_series_dropped
         with self._lock:
             self._snapshot = snapshot
 
@@ -244,9 +255,13 @@ def _host_dialect(dialects: Iterable[str]) -> str:
     return label if label in HOST_DIALECT_LABELS else "unknown"
 
 
-def _host_counts(inventory: Inventory, max_smb1_series: int) -> tuple[dict[tuple[str, str, str], int], list]:
+def _host_counts(
+    inventory: Inventory, max_smb1_series: int
+) -> tuple[dict[tuple[str, str, str], int], list[tuple[str, str]], int]:
+    """Hosts by role, highest dialect and SMB1 use; the first SMB1 (ip, role) series; how many more."""
     counts: CountOf[tuple[str, str, str]] = CountOf()
     smb1_hosts: list[tuple[str, str]] = []
+    dropped = 0
     for facts in list(inventory.hosts.values()):
         for role, dialects, connections in (
             ("client", facts.dialects_as_client, facts.connections_as_client),
@@ -256,9 +271,12 @@ def _host_counts(inventory: Inventory, max_smb1_series: int) -> tuple[dict[tuple
                 continue
             smb1 = any(dialect_label(d) == "smb1" for d in dialects) or (facts.smb1 and not dialects)
             counts[role, _host_dialect(dialects), "true" if smb1 else "false"] += 1
-            if smb1 and len(smb1_hosts) < max_smb1_series:
-                smb1_hosts.append((facts.ip, role))
-    return dict(counts), smb1_hosts
+            if smb1:
+                if len(smb1_hosts) < max_smb1_series:
+                    smb1_hosts.append((facts.ip, role))
+                else:
+                    dropped += 1
+    return dict(counts), smb1_hosts, dropped
 
 
 class _SnapshotCollector(Collector):
@@ -332,3 +350,8 @@ class _SnapshotCollector(Collector):
             for ip, role in snapshot.smb1_hosts:
                 info.add_metric([ip, role], 1)
             yield info
+            yield GaugeMetricFamily(
+                f"{name}_smb1_host_series_dropped",
+                "SMB1 hosts (ip, role) left out of smbwatch_smb1_host_info by max_host_series",
+                value=snapshot.smb1_host_series_dropped,
+            )

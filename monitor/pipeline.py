@@ -252,6 +252,7 @@ class Pipeline:
             return
         self._awaiting.pop(id(flow), None)
         connection.unanswered_findings()
+        connection.uses.end()
         if self.observers and connection.dialect is not None and not connection.negotiations:
             # Only the multi-protocol wildcard was answered: the client never finished the negotiation.
             connection.negotiations = 1

@@ -141,8 +141,14 @@ class UseTracker:
             upper = body.name.upper()
             if upper == RAP_PIPE_NAME:
                 bits |= _ACTIVITY_RAP
-                if body.rap_opcode is not None and len(self.rap_functions) < MAX_NAMES_KEPT:
-                    self.rap_functions.setdefault(rap_function_name(body.rap_opcode))
+                if body.rap_opcode is not None:
+                    function = rap_function_name(body.rap_opcode)
+                    if function in self.rap_functions:
+                        pass
+                    elif len(self.rap_functions) < MAX_NAMES_KEPT:
+                        self.rap_functions[function] = None
+                    else:
+                        self.anomalies[AnomalyKind.NAMES_KEPT_FULL] += 1  # each request naming one not kept
             elif upper.startswith(_PIPE_PREFIX):
                 bits |= _ACTIVITY_PIPE
                 name = body.name[len(_PIPE_PREFIX) - 1 :]  # "\\PIPE\\srvsvc" names the pipe "\\srvsvc"
@@ -156,9 +162,29 @@ class UseTracker:
                 self._record(header.tid, name, _ACTIVITY_COMMANDS | _ACTIVITY_PIPE)
 
     def _record(self, tid: int, name: str | None, bits: int) -> None:
-        if name and len(name) > 1 and len(self._pipes) < MAX_NAMES_KEPT:
-            self._pipes.setdefault((tid, name))
+        if name and len(name) > 1:
+            key = (tid, name)
+            if key in self._pipes:
+                pass
+            elif len(self._pipes) < MAX_NAMES_KEPT:
+                self._pipes[key] = None
+            else:
+                self.anomalies[AnomalyKind.NAMES_KEPT_FULL] += 1  # each request naming one not kept
         self._mark(1, tid, bits)
+
+    def end(self) -> None:
+        """The connection ended (before its anomalies are summed): `describe` lists the opens by name
+        still unanswered as `_record` would, while there is room; those it has none for are
+        `names_kept_full`, counted here once."""
+        pipes = dict(self._pipes)
+        for (tid, _pid, _mid), name in self._opens.items():
+            key = (tid, name)
+            if len(name) <= 1 or key in pipes:
+                continue
+            if len(pipes) < MAX_NAMES_KEPT:
+                pipes[key] = None
+            else:
+                self.anomalies[AnomalyKind.NAMES_KEPT_FULL] += 1
 
     def smb2_request(self, command: int, tree_id: int | None) -> None:
         if command == _SMB2_CREATE and tree_id is not None:

@@ -20,6 +20,7 @@ from tests.test_ms17_010 import ECHO, NT_TRANSACT, TRANS2, nt_transact, request,
 
 CLIENT, SERVER = b"\xc0\x00\x02\x0a", b"\xc0\x00\x02\x14"
 SYN, ACK, PSH, FIN = 0x02, 0x10, 0x08, 0x01
+SEGMENT = 32768  # TCP payload per packet (an IPv4 packet holds at most 65,535 bytes)
 # TotalParameterCount .. Reserved3 of a TRANSACTION2 request (dissectors/smb1_transaction.py).
 TRANS2_FIXED = struct.Struct("<HHHHBxHIxxHHHHBx")
 
@@ -53,12 +54,16 @@ def connection_pcap(path: Path, to_server: Sequence[bytes], to_client: Sequence[
     packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq, server_seq, ACK, b""))
     for message in to_server:
         data = struct.pack("!I", len(message)) + message  # NetBIOS SESSION MESSAGE
-        packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq, server_seq, ACK | PSH, data))
-        client_seq += len(data)
+        for start in range(0, len(data), SEGMENT):
+            chunk = data[start : start + SEGMENT]
+            packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq, server_seq, ACK | PSH, chunk))
+            client_seq += len(chunk)
     for message in to_client:
         data = struct.pack("!I", len(message)) + message
-        packets.append(ip_tcp(SERVER, CLIENT, 445, 50000, server_seq, client_seq, ACK | PSH, data))
-        server_seq += len(data)
+        for start in range(0, len(data), SEGMENT):
+            chunk = data[start : start + SEGMENT]
+            packets.append(ip_tcp(SERVER, CLIENT, 445, 50000, server_seq, client_seq, ACK | PSH, chunk))
+            server_seq += len(chunk)
     packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq, server_seq, FIN | ACK, b""))
     packets.append(ip_tcp(SERVER, CLIENT, 445, 50000, server_seq, client_seq + 1, FIN | ACK, b""))
     packets.append(ip_tcp(CLIENT, SERVER, 50000, 445, client_seq + 1, server_seq + 1, ACK, b""))
@@ -142,3 +147,115 @@ def test_dialects_past_those_kept_reach_the_totals_once(tmp_path: Path) -> None:
     assert counted(document, "dialects_full") == (extra, extra)
     [record] = document["connections"]
     assert record["dialects_offered"] == offered[:MAX_DIALECTS_KEPT]
+
+
+# --- 7. lists of names kept per object: names_kept_full ------------------------------------
+
+
+def test_names_past_a_connections_lists_are_counted_per_request() -> None:
+    from dissectors.records import Smb1Header, Smb1TransactionRequest
+    from monitor.uses import MAX_NAMES_KEPT, UseTracker
+
+    tracker = UseTracker()
+    header = Smb1Header(0x25, 0, 0x18, 0xC807, 7, 100, 9, 1)
+    extra = 3
+    for index in range(MAX_NAMES_KEPT + extra):
+        tracker.smb1_request(header, Smb1TransactionRequest(0, 0, 0, 0, (0x26, 1), f"\\PIPE\\pipe{index}"))
+    tracker.smb1_request(header, Smb1TransactionRequest(0, 0, 0, 0, (0x26, 1), "\\PIPE\\pipe0"))  # kept: not counted
+    for opcode in range(MAX_NAMES_KEPT + extra):
+        tracker.smb1_request(header, Smb1TransactionRequest(0, 0, 0, 0, (), "\\PIPE\\LANMAN", rap_opcode=opcode))
+    tracker.smb1_request(header, Smb1TransactionRequest(0, 0, 0, 0, (), "\\PIPE\\LANMAN", rap_opcode=0))
+    assert tracker.anomalies == {AnomalyKind.NAMES_KEPT_FULL: 2 * extra}
+    assert len(tracker.rap_functions) == MAX_NAMES_KEPT
+    from dissectors.records import Smb1OpenRequest
+
+    for mid in range(extra):  # opens never answered: listed at the end if there is room, and there is none
+        tracker.smb1_request(header._replace(command=0xA2, mid=100 + mid), Smb1OpenRequest(f"\\late{mid}"))
+    tracker.smb1_request(header._replace(command=0xA2, mid=200), Smb1OpenRequest("\\pipe0"))  # listed already
+    assert tracker.anomalies == {AnomalyKind.NAMES_KEPT_FULL: 2 * extra}
+    tracker.end()
+    assert tracker.anomalies == {AnomalyKind.NAMES_KEPT_FULL: 3 * extra}
+
+
+def test_names_past_a_brute_force_pairs_users_are_counted() -> None:
+    from monitor.detect import MAX_USERS_PER_PAIR, ConnectionRef, DetectionSettings, Detector
+
+    detector = Detector(DetectionSettings(bruteforce_failures=1000))
+    pair = ConnectionRef.between("192.0.2.66", "192.0.2.20")
+    extra = 4
+    for index in range(MAX_USERS_PER_PAIR + extra):
+        detector.session_result(pair, float(index), 0xC000006D, f"user{index}")
+    detector.session_result(pair, 100.0, 0xC000006D, "user0")  # listed already
+    assert detector.anomalies() == {AnomalyKind.NAMES_KEPT_FULL: extra}
+
+
+def test_names_dialects_and_hints_past_an_inventorys_lists_reach_the_totals_once(tmp_path: Path) -> None:
+    from monitor.inventory import MAX_DIALECTS_PER_PAIR, MAX_HINTS_PER_HOST, MAX_NAMES_PER_PAIR, Inventory
+
+    pings = [trans2_request(0x0001, mid) for mid in range(2)]
+    [record] = analyze(connection_pcap(tmp_path / "one.pcap", pings))["connections"]
+    assert record["smb1_used"]
+    inventory = Inventory()
+    extra = 2
+    for index in range(MAX_NAMES_PER_PAIR + extra):
+        inventory(
+            {
+                **record,
+                "attack_alerts": [],
+                "uses": ["named_pipe"],
+                "dialects_offered": ["NT LM 0.12"],
+                "named_pipes": [f"\\p{index}", "\\p0"],  # \p0 again: kept, not counted
+                "rap_functions": [],
+                "dialect": f"D{index}" if index < MAX_NAMES_PER_PAIR else "D0",  # D0 again: kept
+                "client_hints": {"native_os": f"Windows {index}", "workstation": f"HOST{index}"},
+                "server_hints": {},
+            }
+        )
+    names_left_out = extra
+    dialects_left_out = MAX_NAMES_PER_PAIR - MAX_DIALECTS_PER_PAIR  # D8 .. D15
+    hints_left_out = 2 * (MAX_NAMES_PER_PAIR + extra - MAX_HINTS_PER_HOST)  # an OS hint and a name each
+    total = names_left_out + dialects_left_out + hints_left_out
+    assert inventory.anomalies()[AnomalyKind.NAMES_KEPT_FULL] == total
+
+
+# --- 8. bytes kept of a message: message_cut_at_kept_bytes -------------------------------
+
+
+def test_smb1_messages_and_netbios_packets_past_the_bytes_kept_count_once_each() -> None:
+    from dissectors.message import MAX_KEPT_MESSAGE
+    from dissectors.stream import MAX_KEPT_CONTROL_PACKET, SmbStream
+    from tests.test_smb2 import smb2_header
+
+    def session_message(body: bytes) -> bytes:
+        return struct.pack("!I", len(body)) + body
+
+    big_smb1 = trans2_request(0x0001, 1) + bytes(MAX_KEPT_MESSAGE)  # one byte-for-byte cut each
+    read_andx = smb1(0x2E, 2, reply=True) + bytes(2 * MAX_KEPT_MESSAGE)  # bulk: kept 256 by design
+    ioctl = smb2_header(0x0B) + bytes(2 * MAX_KEPT_MESSAGE)  # SMB2: what it cuts counts by what it breaks
+    exact = trans2_request(0x0001, 3)
+    exact += bytes(MAX_KEPT_MESSAGE - len(exact))  # exactly the bytes kept: not cut
+    stream = SmbStream(direct_tcp=True)
+    cuts = 3
+    for data in [big_smb1] * cuts + [read_andx, ioctl, exact]:
+        stream.feed(session_message(data))
+    events = stream.events()
+    found = [e for e in events if getattr(e, "kind", None) is AnomalyKind.MESSAGE_CUT_AT_KEPT_BYTES]
+    assert len(found) == cuts
+
+    on_139 = SmbStream(direct_tcp=False)
+    for length in (MAX_KEPT_CONTROL_PACKET + 1, MAX_KEPT_CONTROL_PACKET, 10, 5000):
+        on_139.feed(bytes([0x85, 0x01 if length > 0xFFFF else 0]) + (length & 0xFFFF).to_bytes(2, "big"))
+        on_139.feed(bytes(length))
+    events = on_139.events()
+    assert [type(e).__name__ for e in events].count("NetbiosSessionPacket") == 4
+    found = [e for e in events if getattr(e, "kind", None) is AnomalyKind.MESSAGE_CUT_AT_KEPT_BYTES]
+    assert len(found) == 2
+
+
+def test_smb1_messages_cut_at_the_bytes_kept_reach_the_totals_once(tmp_path: Path) -> None:
+    from dissectors.message import MAX_KEPT_MESSAGE
+
+    cuts = 3
+    big = [trans2_request(0x0001, mid) + bytes(MAX_KEPT_MESSAGE) for mid in range(cuts)]
+    document = analyze(connection_pcap(tmp_path / "big.pcap", big))
+    assert counted(document, "message_cut_at_kept_bytes") == (cuts, cuts)

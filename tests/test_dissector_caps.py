@@ -333,3 +333,40 @@ def test_complete_recorded_captures_show_none_of_the_three() -> None:
     for path in sorted((PCAPS / "recorded").glob("*.pcap*")):
         document = build_document(analyze_files([str(path)], FlowLimits(), 200_000))
         assert not kinds & set(document["stats"]["anomalies"]), path.name
+
+
+# --- kerberos_name_components_full --------------------------------------------------------
+
+
+def kerberos_blob_with_sname(parts: list[bytes]) -> bytes:
+    """kerberos_spnego_blob's token with the ticket's service name made of `parts`."""
+    from test_authentication_dissectors import encrypted_data, integer
+
+    names = tlv(der.TAG_SEQUENCE, b"".join(tlv(der.TAG_GENERAL_STRING, part) for part in parts))
+    sname = tlv(der.TAG_SEQUENCE, context(0, integer(2)) + context(1, names))
+    ticket = tlv(0x61, tlv(der.TAG_SEQUENCE, context(0, integer(5)) + context(1, tlv(der.TAG_GENERAL_STRING,
+        b"LAB.EXAMPLE")) + context(2, sname) + context(3, encrypted_data(18))))  # fmt: skip
+    fields = context(0, integer(5)) + context(1, integer(14)) + context(2, tlv(der.TAG_BIT_STRING, bytes(5)))
+    ap_req = tlv(0x6E, tlv(der.TAG_SEQUENCE, fields + context(3, ticket) + context(4, encrypted_data(18))))
+    mech_token = tlv(0x60, oid(spnego.OID_KERBEROS) + kerberos.KRB5_TOK_ID_AP_REQ + ap_req)
+    mech_types = tlv(der.TAG_SEQUENCE, oid(spnego.OID_KERBEROS))
+    init = context(0, tlv(der.TAG_SEQUENCE, context(0, mech_types) + context(2, tlv(der.TAG_OCTET_STRING, mech_token))))
+    return tlv(0x60, oid(spnego.OID_SPNEGO) + init)
+
+
+@pytest.mark.parametrize("count", [2, kerberos.MAX_NAME_COMPONENTS, kerberos.MAX_NAME_COMPONENTS + 5])
+def test_service_name_components_past_the_cap_keep_the_first_and_count_once(count: int) -> None:
+    parts = [f"part{index}".encode() for index in range(count)]
+    token = spnego.parse_security_blob(kerberos_blob_with_sname(parts))
+    assert isinstance(token, SpnegoToken) and token.kerberos is not None
+    kept = parts[: kerberos.MAX_NAME_COMPONENTS]
+    assert token.kerberos.service_principal == "/".join(part.decode() for part in kept)
+    full = count > kerberos.MAX_NAME_COMPONENTS
+    assert [note.kind for note in token.anomalies] == [AnomalyKind.KERBEROS_NAME_COMPONENTS_FULL] * full
+
+
+def test_a_long_service_name_through_the_pipeline_counts_once() -> None:
+    parts = [f"part{index}".encode() for index in range(kerberos.MAX_NAME_COMPONENTS + 3)]
+    pipeline, [record] = run(replaced(SETUP_INDEX, with_blob(kerberos_blob_with_sname(parts))))
+    assert record["anomalies"].get("kerberos_name_components_full") == 1
+    assert pipeline.anomalies()[AnomalyKind.KERBEROS_NAME_COMPONENTS_FULL] == 1

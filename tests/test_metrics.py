@@ -165,6 +165,26 @@ def test_opt_in_host_series_are_capped() -> None:
     parts.metrics.refresh(parts.pipeline, parts.inventory, {}, 0.0)
     info = [labels for name, labels in samples(registry) if name == "smbwatch_smb1_host_info"]
     assert len(info) == 1
+    series = sum(  # every SMB1 (ip, role) series there would be without the cap
+        1
+        for facts in parts.inventory.hosts.values()
+        for dialects, connections, smb1 in (
+            (facts.dialects_as_client, facts.connections_as_client, facts.smb1),
+            (facts.dialects_as_server, facts.connections_as_server, facts.smb1),
+        )
+        if (connections or dialects) and (any(dialect_label(d) == "smb1" for d in dialects) or (smb1 and not dialects))
+    )
+    assert series > 2
+    for _ in range(3):  # each snapshot sets the count, never adds to it
+        parts.metrics.refresh(parts.pipeline, parts.inventory, {}, 0.0)
+    scraped = parse_samples(generate_latest(registry).decode())
+    assert scraped[("smbwatch_smb1_host_series_dropped", ())] == series - 1
+    assert scraped[("smbwatch_anomalies_total", (("kind", "host_series_full"),))] == series - 1
+    parts.metrics.max_host_series = series  # none left out now: the gauge falls, the counter does not
+    parts.metrics.refresh(parts.pipeline, parts.inventory, {}, 0.0)
+    scraped = parse_samples(generate_latest(registry).decode())
+    assert scraped[("smbwatch_smb1_host_series_dropped", ())] == 0
+    assert scraped[("smbwatch_anomalies_total", (("kind", "host_series_full"),))] == series - 1
     plain = CollectorRegistry()
     build_parts(SensorConfig(), plain, NullLogger(), "test")
     assert not [name for name, _ in samples(plain) if name == "smbwatch_smb1_host_info"]
