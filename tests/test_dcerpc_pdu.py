@@ -453,3 +453,86 @@ def test_stream_of_damaged_pieces_never_raises(pieces: list[bytes], step: int) -
     stream.eof()
     stream.pdus()
     assert stream.buffered == 0
+
+
+# --- the peer's public captures (../shared/pcaps-public) --------------------------------
+
+SURICATA_VERIFY = Path(__file__).resolve().parents[1].parent / "shared" / "pcaps-public" / "suricata-verify"
+PUBLIC_CAPTURES = (
+    "dcerpc-smb-fail/input.pcap",  # NTLMSSP-authenticated binds (auth_type 10) and ~1,450 calls
+    "dcerpc-smb-test-01/input.pcap",
+    "smb-dce_opnum/input.pcap",
+    "smb2-06/20171220_smb_net_user.pcap",
+    "smb2-07/20171220_smb_psexec_add_user.pcap",
+)
+
+
+def _find(tree: object, key: str) -> object:
+    """The first value of `key` anywhere in a tshark JSON layer (fields sit in nested subtrees)."""
+    if isinstance(tree, dict):
+        for name, value in tree.items():
+            if name == key:
+                return value
+            found = _find(value, key)
+            if found is not None:
+                return found
+    elif isinstance(tree, list):
+        for value in tree:
+            found = _find(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+@pytest.mark.oracle
+@pytest.mark.public
+@pytest.mark.parametrize("name", PUBLIC_CAPTURES)
+def test_public_pdus_read_as_tshark_reads_them(name: str) -> None:
+    capture = SURICATA_VERIFY / name
+    if not capture.exists():
+        pytest.skip(f"{capture} absent: the peer's captures are not tested")
+    output = _tshark(
+        "-r", str(capture), "-o", "tcp.reassemble_out_of_order:TRUE", "-Y", "dcerpc", "-T", "json", "-x", "-J",
+        "frame dcerpc",
+    )  # fmt: skip
+    tokens = []
+    compared = 0
+    for packet in json.loads(output):
+        layers = packet["_source"]["layers"]
+        raws, dissected = layers["dcerpc_raw"], layers["dcerpc"]
+        raws = [raws] if isinstance(raws[0], str) else raws
+        dissected = [dissected] if isinstance(dissected, dict) else dissected
+        assert len(raws) == len(dissected)
+        for raw, layer in zip(raws, dissected, strict=True):
+            pdu = parse_pdu(bytes.fromhex(raw[0]))
+            where = f"frame {layers['frame']['frame.number']}"
+            assert isinstance(pdu, RpcPdu) and pdu.complete and pdu.anomalies == (), where
+            header = pdu.header
+            assert header.frag_length == int(_find(layer, "dcerpc.cn_frag_len")), where
+            assert header.call_id == int(_find(layer, "dcerpc.cn_call_id")), where
+            assert header.ptype == int(_find(layer, "dcerpc.pkt_type")), where
+            assert header.pfc_flags == int(_find(layer, "dcerpc.cn_flags"), 0), where
+            if isinstance(pdu.body, RpcRequest):
+                assert pdu.body.opnum == int(_find(layer, "dcerpc.opnum")), where
+            if isinstance(pdu.body, RpcBind):
+                assert pdu.body.contexts[0].abstract_syntax.uuid == _find(layer, "dcerpc.cn_bind_to_uuid"), where
+            auth_type = _find(layer, "dcerpc.auth_type")
+            if auth_type is None:
+                assert pdu.auth is None, where
+            else:
+                assert pdu.auth is not None, where
+                assert (pdu.auth.auth_type, pdu.auth.auth_level, pdu.auth.auth_context_id) == (
+                    int(auth_type),
+                    int(_find(layer, "dcerpc.auth_level")),
+                    int(_find(layer, "dcerpc.auth_ctx_id")),
+                ), where
+                if pdu.auth.token is not None:
+                    tokens.append((header.ptype, type(pdu.auth.token).__name__))
+            compared += 1
+    assert compared > 0
+    if name.startswith("dcerpc-smb-fail"):
+        assert tokens == [
+            (PType.BIND, "NtlmsspNegotiate"),
+            (PType.BIND_ACK, "NtlmsspChallenge"),
+            (PType.AUTH3, "NtlmsspAuthenticate"),
+        ]
