@@ -348,6 +348,15 @@ def test_big_endian_fragments_reassembled() -> None:
     assert (call.call_id, call.opnum, call.stub_length, call.fragments) == (0x01000000, 0x0102, 32, 2)
 
 
+def test_fault_ends_a_fragmented_response() -> None:
+    stream = RpcStream()
+    stream.feed(craft(PType.RESPONSE, struct.pack("<IHBx", 0, 0, 0) + bytes(40), flags=1, call_id=8))
+    assert stream.calls_in_flight == 1
+    stream.feed(craft(PType.FAULT, struct.pack("<IHBxII", 0, 0, 0, 5, 0), call_id=8))
+    stream.eof()
+    assert stream.calls_in_flight == 0 and _kinds(stream.pdus()) == []
+
+
 def _kinds(events: list) -> list[DcerpcAnomalyKind]:
     return [event.kind for event in events if isinstance(event, DcerpcAnomaly)]
 

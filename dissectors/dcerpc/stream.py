@@ -24,6 +24,7 @@ from dissectors.dcerpc.records import (
     DcerpcAnomaly,
     DcerpcAnomalyKind,
     RpcCall,
+    RpcFault,
     RpcPdu,
     RpcRequest,
     RpcResponse,
@@ -208,6 +209,9 @@ class RpcStream:
         body = pdu.body
         if isinstance(body, RpcRequest | RpcResponse):
             self._reassemble(pdu.header.ptype, pdu.header.call_id, pdu.header.pfc_flags, body)
+        elif isinstance(body, RpcFault):
+            # [C706] 12.6.4.7: a fault ends the call in place of its response, fragments sent so far included.
+            self._calls.pop((int(PType.RESPONSE), pdu.header.call_id), None)
 
     def _lose(self, anomaly: DcerpcAnomaly) -> None:
         self._events.append(anomaly)
