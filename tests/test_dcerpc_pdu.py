@@ -186,6 +186,14 @@ def test_each_recorded_pdu_reads_as_tshark_reads_it(name: str) -> None:
             assert body.alloc_hint == int(facts["dcerpc.cn_alloc_hint"]) == body.stub_length
         else:
             pytest.fail(f"frame {frame}: unexpected body {body!r}")
+        # Every prefix of the real PDU: a record or an anomaly, the header read once it is in.
+        for cut in range(len(raw)):
+            prefix = parse_pdu(raw[:cut])
+            if cut < 16:
+                assert isinstance(prefix, DcerpcAnomaly) and prefix.kind == DcerpcAnomalyKind.MALFORMED
+            else:
+                assert isinstance(prefix, RpcPdu) and prefix.header == header and not prefix.complete
+                assert prefix.anomalies == ()
 
 
 @pytest.mark.oracle
@@ -200,6 +208,11 @@ def test_recorded_directions_stream_into_calls(name: str) -> None:
     for pieces in directions.values():
         stream = RpcStream()
         data = b"".join(pieces)
+        header_only = RpcStream(max_kept=0)  # kept: the least there is (40 bytes), all the rest passed over
+        header_only.feed(data)
+        kept_calls = [event for event in header_only.pdus() if isinstance(event, RpcCall)]
+        assert [call.opnum for call in kept_calls if call.ptype == PType.REQUEST] in ([], [CAPTURES[name]])
+        assert header_only.fragments_beyond_kept == len(pieces) and header_only.buffered == 0
         for at in range(0, len(data), 7):
             stream.feed(data[at : at + 7])
         stream.eof()

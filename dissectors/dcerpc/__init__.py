@@ -4,3 +4,8 @@
 into PDUs and puts fragmented calls together. Records are in `records`,
 spec-named constants in `constants`.
 """
+
+from dissectors.dcerpc.pdu import parse_header, parse_pdu
+from dissectors.dcerpc.stream import RpcStream
+
+__all__ = ["RpcStream", "parse_header", "parse_pdu"]

@@ -31,6 +31,8 @@ from dissectors.dcerpc.records import (
 )
 
 MAX_KEPT_PDU: Final = 64 * 1024
+# Never keep less than a request's fixed part with its object UUID ([C706] 12.6.4.9): opnum must be read.
+MIN_KEPT_PDU: Final = 40
 MAX_CALL_STUB: Final = 1024 * 1024
 MAX_CALLS_IN_FLIGHT: Final = 16
 # Calls given up on (over a cap) whose later fragments are passed over without a new anomaly.
@@ -92,7 +94,7 @@ class RpcStream:
         max_call_stub: int = MAX_CALL_STUB,
         max_calls: int = MAX_CALLS_IN_FLIGHT,
     ) -> None:
-        self.max_kept = max(max_kept, COMMON_HEADER_SIZE)
+        self.max_kept = max(max_kept, MIN_KEPT_PDU)
         self.max_call_stub = max_call_stub
         self.max_calls = max_calls
         self._buffer = bytearray()  # the kept bytes of the current PDU, at most max_kept
