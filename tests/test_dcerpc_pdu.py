@@ -558,3 +558,57 @@ def test_public_pdus_read_as_tshark_reads_them(name: str) -> None:
             (PType.BIND_ACK, "NtlmsspChallenge"),
             (PType.AUTH3, "NtlmsspAuthenticate"),
         ]
+
+
+@pytest.mark.oracle
+@pytest.mark.public
+@pytest.mark.parametrize("name", [*PUBLIC_CAPTURES, "filestore-filecontainer-smb/filecontainer-smb.pcap"])
+def test_public_directions_stream_into_the_calls_tshark_reassembles(name: str) -> None:
+    """Each direction of each connection fed to one RpcStream: one call per last fragment, fragmented
+    calls (filecontainer-smb: three responses of 2 and 3 fragments) with tshark's fragment count and length."""
+    capture = SURICATA_VERIFY / name
+    if not capture.exists():
+        pytest.skip(f"{capture} absent: the peer's captures are not tested")
+    preference = ("-o", "tcp.reassemble_out_of_order:TRUE")
+    fields = ("frame.number", "tcp.stream", "tcp.srcport", "dcerpc.cn_call_id", "dcerpc.fragment.count")
+    fields += ("dcerpc.reassembled.length",)
+    arguments = [argument for field in fields for argument in ("-e", field)]
+    rows = _tshark("-r", str(capture), *preference, "-Y", "dcerpc", "-T", "fields", *arguments).splitlines()
+    facts = {row.split("\t")[0]: dict(zip(fields, row.split("\t"), strict=True)) for row in rows}
+    packets = json.loads(
+        _tshark("-r", str(capture), *preference, "-Y", "dcerpc", "-T", "json", "-x", "-j", "frame dcerpc")
+    )
+    directions: dict[tuple[str, str], list[bytes]] = {}
+    for packet in packets:
+        layers = packet["_source"]["layers"]
+        row = facts[layers["frame"]["frame.number"]]
+        raws = layers["dcerpc_raw"]
+        for raw in [raws] if isinstance(raws[0], str) else raws:
+            directions.setdefault((row["tcp.stream"], row["tcp.srcport"]), []).append(bytes.fromhex(raw[0]))
+    expected = sorted(
+        (int(row["dcerpc.cn_call_id"]), int(row["dcerpc.fragment.count"]), int(row["dcerpc.reassembled.length"]))
+        for row in facts.values()
+        if row["dcerpc.reassembled.length"]
+    )
+    fragmented = []
+    last_fragments = 0
+    calls = 0
+    for pdus in directions.values():
+        stream = RpcStream()
+        for raw in pdus:
+            stream.feed(raw)
+            header = parse_header(raw)
+            assert not isinstance(header, DcerpcAnomaly)
+            if header.ptype in (PType.REQUEST, PType.RESPONSE) and header.pfc_flags & PfcFlags.PFC_LAST_FRAG:
+                last_fragments += 1
+        stream.eof()
+        events = stream.pdus()
+        assert _kinds(events) == []
+        for call in (event for event in events if isinstance(event, RpcCall)):
+            calls += 1
+            if call.fragments > 1:
+                fragmented.append((call.call_id, call.fragments, call.stub_length))
+    assert calls == last_fragments > 0
+    assert sorted(fragmented) == expected
+    if name.startswith("filestore"):
+        assert expected == [(3, 3, 10052), (14, 2, 7812), (573, 3, 10052)]
