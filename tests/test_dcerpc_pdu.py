@@ -43,7 +43,7 @@ from dissectors.dcerpc.records import (
     RpcResponse,
 )
 from dissectors.dcerpc.stream import RpcStream
-from dissectors.records import NtlmsspNegotiate, SpnegoToken
+from dissectors.records import NtlmsspAuthenticate, NtlmsspNegotiate, SpnegoToken
 from tests import auth_samples
 
 RECORDED = Path(__file__).resolve().parents[1] / "pcaps" / "recorded"
@@ -550,6 +550,13 @@ def test_public_pdus_read_as_tshark_reads_them(name: str) -> None:
                 ), where
                 if pdu.auth.token is not None:
                     tokens.append((header.ptype, type(pdu.auth.token).__name__))
+                if isinstance(pdu.auth.token, NtlmsspAuthenticate):
+                    # tshark: ntlmssp.auth.username "DC$", ntlmssp.auth.domain "NULL", ntlmssp.auth.hostname "WIN10".
+                    assert (pdu.auth.token.user, pdu.auth.token.domain, pdu.auth.token.workstation) == (
+                        "DC$",
+                        "",
+                        "WIN10",
+                    ), where
             compared += 1
     assert compared > 0
     if name.startswith("dcerpc-smb-fail"):
