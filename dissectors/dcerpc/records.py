@@ -1,0 +1,214 @@
+"""Frozen records of the connection-oriented DCE/RPC reader ([C706] chapter 12, [MS-RPCE] 2.2.2).
+
+Like `dissectors.records`, they hold decoded values only: no stub bytes, no
+credentials bytes (only what the NTLMSSP or SPNEGO parser made of them).
+Errors are `DcerpcAnomaly` records, the same shape as `Anomaly`, with their own
+small kind list so this reader needs no change to the pipeline's list; the
+session layer maps them to `AnomalyKind` members when it consumes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from dissectors.records import Anomaly, NtlmsspMessage, SpnegoToken
+
+
+class DcerpcAnomalyKind(Enum):
+    """What the DCE/RPC reader can meet that it should not, or a cap it hit."""
+
+    NOT_DCERPC = "dcerpc_not_dcerpc"  # rpc_vers is not 5: the rest of the stream is not read
+    MALFORMED = "dcerpc_malformed"  # a length or count points outside the PDU
+    FRAGMENT_BEYOND_KEPT_BYTES = "dcerpc_fragment_beyond_kept_bytes"  # header read, the rest passed over
+    CONTEXTS_FULL = "dcerpc_contexts_full"  # presentation contexts or results past the kept count
+    CALLS_FULL = "dcerpc_calls_full"  # a fragmented call past those reassembled at once: not followed
+    REASSEMBLY_FULL = "dcerpc_reassembly_full"  # a call's stub grew past the reassembly cap: forgotten
+    FRAGMENT_OUT_OF_CALL = "dcerpc_fragment_out_of_call"  # a later fragment of a call whose first was not seen
+    STREAM_CUT_SHORT = "dcerpc_stream_cut_short"  # the stream ended inside a PDU or a fragmented call
+
+
+@dataclass(frozen=True, slots=True)
+class DcerpcAnomaly:
+    """Something the bytes should not contain, or a cap that was hit."""
+
+    kind: DcerpcAnomalyKind
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RpcCommonHeader:
+    """[C706] 12.6.3.1 common fields of every connection-oriented PDU (16 bytes).
+
+    `drep` is the 4-byte data representation format label ([C706] 14.1);
+    `big_endian` is its integer representation (drep[0] & 0xF0 == 0), by which
+    every multi-byte integer of the PDU was read.
+    """
+
+    rpc_vers: int
+    rpc_vers_minor: int
+    ptype: int
+    pfc_flags: int
+    drep: bytes
+    big_endian: bool
+    frag_length: int
+    auth_length: int
+    call_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RpcSyntaxId:
+    """[C706] 12.6.3.1 p_syntax_id_t: interface UUID (text form) and version (major: low 16 bits)."""
+
+    uuid: str
+    version_major: int
+    version_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class RpcRequest:
+    """[C706] 12.6.4.9 request PDU; `stub_length` is this fragment's stub data (no bytes kept)."""
+
+    alloc_hint: int
+    p_cont_id: int
+    opnum: int
+    object_uuid: str | None
+    stub_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class RpcResponse:
+    """[C706] 12.6.4.10 response PDU."""
+
+    alloc_hint: int
+    p_cont_id: int
+    cancel_count: int
+    stub_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class RpcFault:
+    """[C706] 12.6.4.7 fault PDU; `status` is the NCA/Win32 fault code ([MS-RPCE] 2.2.2.11)."""
+
+    alloc_hint: int
+    p_cont_id: int
+    cancel_count: int
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class RpcPresentationContext:
+    """[C706] 12.6.3.1 p_cont_elem_t; transfer syntaxes past the kept count are only counted."""
+
+    p_cont_id: int
+    abstract_syntax: RpcSyntaxId
+    transfer_syntaxes: tuple[RpcSyntaxId, ...]
+    transfer_syntaxes_dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RpcBind:
+    """[C706] 12.6.4.3 bind PDU, and 12.6.4.1 alter_context (same layout: the header's ptype tells)."""
+
+    max_xmit_frag: int
+    max_recv_frag: int
+    assoc_group_id: int
+    contexts: tuple[RpcPresentationContext, ...]
+    contexts_dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RpcContextResult:
+    """[C706] 12.6.3.1 p_result_t: result and provider reason of one presentation context."""
+
+    result: int
+    reason: int
+    transfer_syntax: RpcSyntaxId
+
+
+@dataclass(frozen=True, slots=True)
+class RpcBindAck:
+    """[C706] 12.6.4.4 bind_ack, and 12.6.4.2 alter_context_resp (same layout).
+
+    `secondary_address` is port_spec without its terminating NUL (e.g. "\\PIPE\\srvsvc").
+    """
+
+    max_xmit_frag: int
+    max_recv_frag: int
+    assoc_group_id: int
+    secondary_address: str
+    results: tuple[RpcContextResult, ...]
+    results_dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RpcBindNak:
+    """[C706] 12.6.4.5 bind_nak: the reject reason and the protocol versions offered instead."""
+
+    reject_reason: int
+    versions: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RpcAuth3:
+    """[MS-RPCE] 2.2.2.10 rpc_auth_3: only its auth verifier matters."""
+
+
+@dataclass(frozen=True, slots=True)
+class RpcHeaderOnly:
+    """shutdown, co_cancel, orphaned ([C706] 12.6.4.6, 12.6.4.8, 12.6.4.11), or a PTYPE with no body kept."""
+
+
+RpcBody = RpcRequest | RpcResponse | RpcFault | RpcBind | RpcBindAck | RpcBindNak | RpcAuth3 | RpcHeaderOnly
+
+
+@dataclass(frozen=True, slots=True)
+class RpcAuthVerifier:
+    """[C706] 13.2.6.1 sec_trailer (auth_verifier_co_t) and what its auth_value decoded to.
+
+    `token` is the NTLMSSP message (auth_type RPC_C_AUTHN_WINNT) or SPNEGO token
+    (RPC_C_AUTHN_GSS_NEGOTIATE), an `Anomaly` when those bytes do not decode,
+    or None for other providers and empty values (PKT_INTEGRITY/PRIVACY
+    signatures are not tokens). The bytes themselves are not kept.
+    """
+
+    auth_type: int
+    auth_level: int
+    auth_pad_length: int
+    auth_context_id: int
+    auth_length: int
+    token: NtlmsspMessage | SpnegoToken | Anomaly | None
+
+
+@dataclass(frozen=True, slots=True)
+class RpcPdu:
+    """One connection-oriented PDU: header, body (None when it could not be read), auth verifier.
+
+    `complete` is False when only the first bytes of the fragment were kept (a
+    fragment larger than the stream keeps): the body is read from them, the
+    auth verifier, which sits at the end, is not. `anomalies` lists what the
+    PDU was read despite.
+    """
+
+    header: RpcCommonHeader
+    body: RpcBody | None
+    auth: RpcAuthVerifier | None
+    complete: bool = True
+    anomalies: tuple[DcerpcAnomaly, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RpcCall:
+    """A whole request or response: its fragments put together by call_id ([C706] 12.6.3.1 pfc_flags).
+
+    `opnum` is None for a response. `stub_length` is the total of the stub data
+    of every fragment; no stub byte is kept.
+    """
+
+    ptype: int
+    call_id: int
+    p_cont_id: int
+    opnum: int | None
+    alloc_hint: int
+    stub_length: int
+    fragments: int
