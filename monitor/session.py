@@ -121,7 +121,6 @@ class SmbConnection:
         self.source_file = source_file  # the input file the connection's first SMB bytes came from
         self.alert_kinds: Counter[str] = Counter()  # alerts raised about this connection
         self.anomalies: Counter[AnomalyKind] = Counter()  # counted once, into the totals, when the connection ends
-        self.uses = UseTracker(self.anomalies)
         self.dialects_offered: list[str] = []
         self.smb1_offered = False
         self.smb1_used = False
@@ -151,6 +150,7 @@ class SmbConnection:
         self.netbios_called_name: str | None = None
         self.netbios_calling_name: str | None = None
         self.auth = AuthenticationTracker()
+        self.uses = UseTracker(self.anomalies, self.auth.trees)
 
     @property
     def encrypted(self) -> bool:

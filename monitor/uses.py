@@ -27,6 +27,7 @@ Per-connection memory is capped like everything else: a request on a tree past t
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from dissectors.constants import RAP_PIPE_NAME, RapOpcode, Smb1Command, Smb2Command, enum_name
 from dissectors.records import AnomalyKind, Smb1Header, Smb1OpenRequest, Smb1TransactionRequest
@@ -100,11 +101,17 @@ def rap_function_name(opcode: int) -> str:
 class UseTracker:
     """The per-tree activity of one connection; `describe` classifies it."""
 
-    __slots__ = ("_activity", "_opens", "_pipes", "anomalies", "rap_functions")
+    __slots__ = ("_activity", "_opens", "_pipes", "_trees", "anomalies", "rap_functions")
 
-    def __init__(self, anomalies: Counter[AnomalyKind] | None = None) -> None:
+    def __init__(
+        self, anomalies: Counter[AnomalyKind] | None = None, trees: list[dict[str, Any]] | None = None
+    ) -> None:
         # The connection's anomaly counter (summed into the totals when the connection ends).
         self.anomalies: Counter[AnomalyKind] = Counter() if anomalies is None else anomalies
+        # The connection's tree connects as they are answered (AuthenticationTracker.trees): a name
+        # opened on a tree already known to be a disk or printer share is a file, not a pipe, and
+        # must not take one of the `MAX_NAMES_KEPT` places (a file copy opens hundreds).
+        self._trees: list[dict[str, Any]] = [] if trees is None else trees
         self._activity: dict[tuple[int, int], int] = {}  # (protocol 1 or 2, tree id) -> activity bits
         self._pipes: dict[tuple[int, str], None] = {}  # (SMB1 tree id, name) of names opened
         self._opens: dict[tuple[int, int, int], str] = {}  # (tid, pid, mid) of an open by name -> the name
@@ -161,8 +168,15 @@ class UseTracker:
             if name is not None and header.status == 0:
                 self._record(header.tid, name, _ACTIVITY_COMMANDS | _ACTIVITY_PIPE)
 
+    def _on_file_share(self, tid: int) -> bool:
+        """The tree `tid` (SMB1) was answered as a disk or printer share: what is opened there is a file."""
+        for tree in reversed(self._trees):  # the latest tree with that id: ids are reused
+            if tree.get("tree_id") == tid and tree.get("status") == "STATUS_SUCCESS":
+                return _share_type(tree) in ("disk", "print")
+        return False
+
     def _record(self, tid: int, name: str | None, bits: int) -> None:
-        if name and len(name) > 1:
+        if name and len(name) > 1 and not self._on_file_share(tid):
             key = (tid, name)
             if key in self._pipes:
                 pass
@@ -179,7 +193,7 @@ class UseTracker:
         pipes = dict(self._pipes)
         for (tid, _pid, _mid), name in self._opens.items():
             key = (tid, name)
-            if len(name) <= 1 or key in pipes:
+            if len(name) <= 1 or key in pipes or self._on_file_share(tid):
                 continue
             if len(pipes) < MAX_NAMES_KEPT:
                 pipes[key] = None
@@ -217,7 +231,7 @@ class UseTracker:
         for (tid, _pid, _mid), name in self._opens.items():  # opens whose answer was not (yet) seen count
             if (1, tid) in activity:
                 activity[1, tid] |= _ACTIVITY_PIPE
-            if len(name) > 1 and len(pipes) < MAX_NAMES_KEPT:
+            if len(name) > 1 and len(pipes) < MAX_NAMES_KEPT and not self._on_file_share(tid):
                 pipes.setdefault((tid, name))
         for key, bits in activity.items():
             share_type = share_types.get(key, "unknown")

@@ -177,6 +177,29 @@ def test_names_past_a_connections_lists_are_counted_per_request() -> None:
     assert tracker.anomalies == {AnomalyKind.NAMES_KEPT_FULL: 3 * extra}
 
 
+def test_files_opened_on_a_disk_share_take_no_pipe_name_place() -> None:
+    """A file copy opens hundreds of names on C$: they are files, not pipes, and must leave the
+    `named_pipes` places to the pipes opened on IPC$ (the psexec capture lost \\wkssvc that way)."""
+    from dissectors.records import Smb1Header, Smb1OpenRequest
+    from monitor.uses import MAX_NAMES_KEPT, UseTracker
+
+    trees = [
+        {"tree_id": 5, "status": "STATUS_SUCCESS", "share_type": "disk", "path": "\\\\fs\\C$"},
+        {"tree_id": 9, "status": "STATUS_SUCCESS", "share_type": "pipe", "path": "\\\\fs\\IPC$"},
+    ]
+    tracker = UseTracker(trees=trees)
+    open_request = Smb1Header(0xA2, 0, 0x18, 0xC807, 5, 100, 9, 1)
+    for mid in range(MAX_NAMES_KEPT * 4):
+        tracker.smb1_request(open_request._replace(mid=mid), Smb1OpenRequest(f"\\Windows\\file{mid}.txt"))
+        tracker.smb1_response(open_request._replace(mid=mid, flags=0x98))
+    tracker.smb1_request(open_request._replace(tid=9, mid=999), Smb1OpenRequest("\\wkssvc"))
+    tracker.smb1_response(open_request._replace(tid=9, mid=999, flags=0x98))
+    tracker.end()
+    described = tracker.describe(trees, 1, True, False, False)
+    assert described["named_pipes"] == ["\\wkssvc"] and not tracker.anomalies
+    assert described["uses"] == ["file_access", "named_pipe"]
+
+
 def test_names_past_a_brute_force_pairs_users_are_counted() -> None:
     from monitor.detect import MAX_USERS_PER_PAIR, ConnectionRef, DetectionSettings, Detector
 
