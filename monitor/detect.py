@@ -338,7 +338,8 @@ class Detector:
 
     def scan_candidate(self, connection: ConnectionRef, ts: float) -> Alert | None:
         """An attempt `scan.attempt` said needs a look (a tracked source, or a source's second
-        destination): the flow table calls this directly after its own call to `scan.attempt`."""
+        destination). The flow table calls `scan.attempt` itself and reaches this through the pipeline's
+        `on_scan_candidate`; `connection_attempt` calls both for flows created without a waiting SYN."""
         settings = self.settings
         source, destination, port = connection.client[0], connection.server[0], connection.server[1]
         tracked = self._scan_sources.get(source)
@@ -413,33 +414,29 @@ class Detector:
                     "users": list(failures.users),
                     "last_status": nt_status_name(status),
                 }
-                return self._raise(
-                    Alert(
-                        ALERT_BRUTEFORCE,
-                        ts,
-                        connection.client_ip,
-                        connection.server_ip,
-                        evidence,
-                        connection,
-                        tuple(failures.connections),
-                    )
-                )
+                return self._bruteforce_alert(connection, ts, evidence, failures)
         elif status == 0 and failures is not None:
             del self._logon_pairs[pair]
             if isinstance(failures, _LogonFailures) and failures.alerted:
                 evidence = {"success_after_failures": True, "user": user, "failures_before": len(failures.times)}
-                return self._raise(
-                    Alert(
-                        ALERT_BRUTEFORCE,
-                        ts,
-                        connection.client_ip,
-                        connection.server_ip,
-                        evidence,
-                        connection,
-                        tuple(failures.connections),
-                    )
-                )
+                return self._bruteforce_alert(connection, ts, evidence, failures)
         return None
+
+    def _bruteforce_alert(
+        self, connection: ConnectionRef, ts: float, evidence: dict[str, Any], failures: _LogonFailures
+    ) -> Alert:
+        """A `bruteforce` alert about the pair, listing its recent failed connections."""
+        return self._raise(
+            Alert(
+                ALERT_BRUTEFORCE,
+                ts,
+                connection.client_ip,
+                connection.server_ip,
+                evidence,
+                connection,
+                tuple(failures.connections),
+            )
+        )
 
     def attempt_ended(self, source: bytes, failed: bool) -> None:
         """How an attempt ended: failed is a reset before any data, or no answer at all."""
