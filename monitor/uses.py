@@ -149,13 +149,7 @@ class UseTracker:
             if upper == RAP_PIPE_NAME:
                 bits |= _ACTIVITY_RAP
                 if body.rap_opcode is not None:
-                    function = rap_function_name(body.rap_opcode)
-                    if function in self.rap_functions:
-                        pass
-                    elif len(self.rap_functions) < MAX_NAMES_KEPT:
-                        self.rap_functions[function] = None
-                    else:
-                        self.anomalies[AnomalyKind.NAMES_KEPT_FULL] += 1  # each request naming one not kept
+                    self._keep(self.rap_functions, rap_function_name(body.rap_opcode))
             elif upper.startswith(_PIPE_PREFIX):
                 bits |= _ACTIVITY_PIPE
                 name = body.name[len(_PIPE_PREFIX) - 1 :]  # "\\PIPE\\srvsvc" names the pipe "\\srvsvc"
@@ -177,14 +171,18 @@ class UseTracker:
 
     def _record(self, tid: int, name: str | None, bits: int) -> None:
         if name and len(name) > 1 and not self._on_file_share(tid):
-            key = (tid, name)
-            if key in self._pipes:
-                pass
-            elif len(self._pipes) < MAX_NAMES_KEPT:
-                self._pipes[key] = None
-            else:
-                self.anomalies[AnomalyKind.NAMES_KEPT_FULL] += 1  # each request naming one not kept
+            self._keep(self._pipes, (tid, name))
         self._mark(1, tid, bits)
+
+    def _keep(self, kept: dict[Any, None], name: Any) -> None:
+        """`name` in a capped list of names: added while there is room; past it each request naming
+        one not kept is `names_kept_full` (names left out are not remembered)."""
+        if name in kept:
+            return
+        if len(kept) < MAX_NAMES_KEPT:
+            kept[name] = None
+        else:
+            self.anomalies[AnomalyKind.NAMES_KEPT_FULL] += 1
 
     def end(self) -> None:
         """The connection ended (before its anomalies are summed): `describe` lists the opens by name
@@ -192,13 +190,8 @@ class UseTracker:
         `names_kept_full`, counted here once."""
         pipes = dict(self._pipes)
         for (tid, _pid, _mid), name in self._opens.items():
-            key = (tid, name)
-            if len(name) <= 1 or key in pipes or self._on_file_share(tid):
-                continue
-            if len(pipes) < MAX_NAMES_KEPT:
-                pipes[key] = None
-            else:
-                self.anomalies[AnomalyKind.NAMES_KEPT_FULL] += 1
+            if len(name) > 1 and not self._on_file_share(tid):
+                self._keep(pipes, (tid, name))
 
     def smb2_request(self, command: int, tree_id: int | None) -> None:
         if command == _SMB2_CREATE and tree_id is not None:
