@@ -21,13 +21,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dissectors.constants import enum_name
 from dissectors.dcerpc.constants import (
     NDR_TRANSFER_SYNTAX,
     AuthType,
     ContDefResult,
     PfcFlags,
     PType,
-    name_of,
 )
 from dissectors.dcerpc.pdu import MAX_CONTEXTS, MAX_TRANSFER_SYNTAXES, parse_header, parse_pdu
 from dissectors.dcerpc.records import (
@@ -301,7 +301,7 @@ def test_fault_and_bind_nak() -> None:
     assert isinstance(fault, RpcPdu) and fault.body == RpcFault(0, 3, 1, 0x1C010002)
     nak = parse_pdu(craft(PType.BIND_NAK, struct.pack("<HB", 4, 1) + b"\x05\x00"))
     assert isinstance(nak, RpcPdu) and nak.body == RpcBindNak(4, ((5, 0),))
-    assert name_of(PType, 99) == "unknown-0x63" and name_of(AuthType, 10) == "RPC_C_AUTHN_WINNT"
+    assert enum_name(PType, 99, 1) == "unknown-0x63" and enum_name(AuthType, 10) == "RPC_C_AUTHN_WINNT"
 
 
 def _verifier(auth_type: int, value: bytes, pad: int = 0, context_id: int = 7) -> bytes:

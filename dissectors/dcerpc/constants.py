@@ -1,6 +1,6 @@
 """Connection-oriented DCE/RPC constants with the spec's names ([C706] chapter 12, [MS-RPCE] 2.2).
 
-Every lookup of a value goes through `name_of`, which never fails: a value the
+Names of values come from `dissectors.constants.enum_name`, which never fails: a value the
 spec does not list reads as "unknown-0x…".
 """
 
@@ -145,13 +145,3 @@ class RejectReason(IntEnum):
 NDR_TRANSFER_SYNTAX: Final = "8a885d04-1ceb-11c9-9fe8-08002b104860"  # version 2
 NDR64_TRANSFER_SYNTAX: Final = "71710533-beba-4937-8319-b5dbef9ccc36"  # version 1
 BIND_TIME_FEATURE_NEGOTIATION_PREFIX: Final = "6cb71c2c-9812-4540-"  # the last 8 bytes carry the bitmask
-
-_TABLES: Final[dict[type, dict[int, str]]] = {
-    table: {member.value: member.name for member in table}
-    for table in (PType, AuthType, AuthLevel, ContDefResult, ProviderReason, RejectReason)
-}
-
-
-def name_of(table: type[IntEnum], value: int) -> str:
-    """The spec's name of `value` in `table`, or "unknown-0x…" (never raises)."""
-    return _TABLES.get(table, {}).get(value, f"unknown-0x{value:x}")

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from dissectors.dcerpc.constants import COMMON_HEADER_SIZE, PfcFlags, PType, name_of
+from dissectors.constants import enum_name
+from dissectors.dcerpc.constants import COMMON_HEADER_SIZE, PfcFlags, PType
 from dissectors.dcerpc.pdu import parse_header, parse_pdu
 from dissectors.dcerpc.records import (
     DcerpcAnomaly,
@@ -167,7 +168,7 @@ class RpcStream:
             self._events.append(
                 DcerpcAnomaly(
                     DcerpcAnomalyKind.STREAM_CUT_SHORT,
-                    f"ended inside {name_of(PType, ptype)} call_id {call_id} after {call.fragments} fragments",
+                    f"ended inside {enum_name(PType, ptype, 1)} call_id {call_id} after {call.fragments} fragments",
                 )
             )
         self._calls.clear()
