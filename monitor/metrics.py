@@ -219,7 +219,7 @@ class SensorMetrics:
             gap_bytes=flows.gap_bytes,
             flows_active=len(flows),
             flows_opened=flows.created,
-            flows_closed={reason.value: flows.closed[reason] for reason in CloseReason},
+            flows_closed={reason.value: count for reason, count in flows.closed.items()},
             scan_sources_evicted={
                 "probation": pipeline.detector.scan_sources_displaced,
                 "tracked": pipeline.detector.scan_sources_forgotten,
