@@ -16,14 +16,10 @@ from monitor.inventory import HostFacts, Inventory, Smb1Pair
 from monitor.pipeline import Pipeline
 from monitor.report import SMB1_REPORT_SCHEMA, build_document, build_smb1_report
 from monitor.retirement import VERDICT_BREAKS, os_hint, pair_status, pair_verdict
+from tests.retirement_reports import document_of, hosts_of, pairs_of
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "pcaps-public" / "suricata-verify"
-
-
-def hosts_of(*names: str) -> dict[str, dict]:
-    document = build_document(analyze_files([str(PCAPS / name) for name in names], FlowLimits(), 1000))
-    return {host["ip"]: host for host in document["hosts"]}
 
 
 def facts(ip: str, offered: set[str] = frozenset(), accepted: set[str] = frozenset()) -> HostFacts:
@@ -33,20 +29,8 @@ def facts(ip: str, offered: set[str] = frozenset(), accepted: set[str] = frozens
     return host
 
 
-def pairs_of(*names: str) -> dict[tuple[str, str], dict]:
-    """The client-side pair entries of the captures' retirement report, by (client, server)."""
-    return {
-        (host["ip"], pair["peer"]): pair
-        for host in hosts_of(*names).values()
-        if host["smb1_retirement"]
-        for pair in host["smb1_retirement"]["pairs"]
-        if pair["role"] == "client"
-    }
-
-
 def connection_uses(*names: str) -> list[list[str]]:
-    document = build_document(analyze_files([str(PCAPS / name) for name in names], FlowLimits(), 1000))
-    return [c["uses"] for c in document["connections"]]
+    return [c["uses"] for c in document_of(*names)["connections"]]
 
 
 # --- uses: one positive and one negative capture each ---------------------------------------------

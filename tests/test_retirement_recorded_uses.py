@@ -13,10 +13,8 @@ from typing import Any
 
 from dissectors.constants import Smb1Command, Smb2Command
 from dissectors.records import AnomalyKind, Smb1Header, Smb1OpenRequest
-from monitor.cli import analyze_files
-from monitor.flows import FlowLimits
-from monitor.report import build_document
 from monitor.uses import MAX_OPENS_PENDING, MAX_TREES_TRACKED, UseTracker
+from tests.retirement_reports import document_of, hosts_of, pairs_of
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 BROWSING = "recorded/smb1_browsing_139.pcap"
@@ -27,27 +25,8 @@ IPC = [{"tree_id": 1, "status": "STATUS_SUCCESS", "path": "\\\\192.0.2.20\\IPC$"
 STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
 
 
-def document_of(*names: str) -> dict[str, Any]:
-    return build_document(analyze_files([str(PCAPS / name) for name in names], FlowLimits(), 1000))
-
-
 def connections_of(*names: str) -> list[dict[str, Any]]:
     return document_of(*names)["connections"]
-
-
-def hosts_of(*names: str) -> dict[str, dict[str, Any]]:
-    return {host["ip"]: host for host in document_of(*names)["hosts"]}
-
-
-def pairs_of(*names: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """The client-side pair entries of the captures' retirement report, by (client, server)."""
-    return {
-        (host["ip"], pair["peer"]): pair
-        for host in hosts_of(*names).values()
-        if host["smb1_retirement"]
-        for pair in host["smb1_retirement"]["pairs"]
-        if pair["role"] == "client"
-    }
 
 
 def smb1_connection(name: str) -> dict[str, Any]:
