@@ -10,10 +10,10 @@ owns the window (`chunks`: its `buf`, `fill`, `error` and `close`); this loop on
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
-PCAP_FILE_HEADER = 24
-PCAP_RECORD_HEADER = 16
+PCAP_FILE_HEADER: Final = 24
+PCAP_RECORD_HEADER: Final = 16
 
 
 def _u32(buf: bytes, position: int, little_endian: bool) -> int:
