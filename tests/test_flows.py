@@ -14,8 +14,9 @@ from pathlib import Path
 from dissectors.records import AnomalyKind
 from monitor.capture import CaptureFile
 from monitor.decode import TCP_ACK, TCP_RST, TCP_SYN, Decoder, TcpSegment
-from monitor.flows import CloseReason, FlowLimits, seq_diff
+from monitor.flows import CloseReason, FlowLimits, HalfOpenTable, seq_diff
 from monitor.pipeline import ConnectionRecord, Pipeline
+from monitor.scan import ScanProbation
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 CLIENT = bytes([192, 0, 2, 10])
@@ -304,3 +305,38 @@ def test_a_forward_jump_in_packet_time_is_counted_once() -> None:
     assert pipeline.anomalies()[AnomalyKind.PACKET_TIME_JUMP] == 1
     assert len(records) == 2 and records[1]["midstream"]  # the split the jump causes (README)
     assert AnomalyKind.PACKET_TIME_JUMP not in CLEAN_PIPELINE.anomalies()
+
+
+def test_half_open_table_evicts_in_arrival_order_and_skips_answered_attempts() -> None:
+    table = HalfOpenTable()
+    keys = [bytes([n]) * 12 for n in range(200)]  # enough to fill and compact the ring several times
+    for n, key in enumerate(keys):
+        table.add(key, float(n), n)
+    for key in keys[::2]:  # answered or reset: taken out of the dict, a stale ring slot left behind
+        del table.entries[key]
+    table.add(keys[0], 500.0, 7)  # the same 4-tuple tries again later: its old slot is not its arrival
+    assert table.pop_oldest() == keys[1]
+    assert table.pop_oldest(before=3.0) is None  # the next one (key 3, time 3.0) is not older than 3.0
+    assert table.pop_oldest(before=3.5) == keys[3]
+    order = []
+    while (key := table.pop_oldest()) is not None:
+        order.append(key)
+    assert order == [*keys[5::2], keys[0]]
+    assert not table.entries and len(table) == 0
+
+
+def test_scan_probation_gives_back_the_first_destination_of_ipv4_and_ipv6_sources() -> None:
+    for source, first, second in (
+        (bytes([10, 0, 0, 1]), bytes([172, 16, 0, 1]), bytes([172, 16, 0, 2])),
+        (b"\xfd" + b"\x01" * 15, b"\xff" * 8 + b"\x80" * 8, b"\xfe\x80" + b"\x00" * 13 + b"\x02"),
+    ):
+        probation = ScanProbation(1024, 60.0, 3, {})
+        assert probation.attempt(source, first, 1_700_000_000.25) is False
+        assert probation.attempt(source, first, 1_700_000_001.0) is False  # the same destination again
+        assert probation.attempt(source, second, 1_700_000_002.0) is True
+        assert probation.earlier_destination == first
+        assert probation.earlier_ts == 1_700_000_000.25
+        # Outside the window a second destination is a first one again.
+        other = ScanProbation(1024, 1.0, 3, {})
+        other.attempt(source, first, 10.0)
+        assert other.attempt(source, second, 12.0) is False
