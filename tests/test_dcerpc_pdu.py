@@ -14,6 +14,8 @@ import json
 import shutil
 import struct
 import subprocess
+import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from dissectors.dcerpc.constants import (
     PfcFlags,
     PType,
 )
+from dissectors.dcerpc.names import auth_level_name, auth_type_name, operation_name
 from dissectors.dcerpc.pdu import MAX_CONTEXTS, MAX_TRANSFER_SYNTAXES, parse_header, parse_pdu
 from dissectors.dcerpc.records import (
     RpcBind,
@@ -41,8 +44,18 @@ from dissectors.dcerpc.records import (
     RpcResponse,
 )
 from dissectors.dcerpc.stream import RpcStream
-from dissectors.records import Anomaly, AnomalyKind, NtlmsspAuthenticate, NtlmsspNegotiate, SpnegoToken
+from dissectors.records import (
+    Anomaly,
+    AnomalyKind,
+    KerberosApReq,
+    NtlmsspAuthenticate,
+    NtlmsspNegotiate,
+    SpnegoToken,
+)
 from tests import auth_samples
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from generate_rpc_interfaces import _pcap as _probe_pcap
 
 RECORDED = Path(__file__).resolve().parents[1] / "pcaps" / "recorded"
 SRVSVC = "4b324fc8-1670-01d3-1278-5a47bf6ee188"
@@ -623,3 +636,74 @@ def test_public_directions_stream_into_the_calls_tshark_reassembles(name: str) -
     assert sorted(fragmented) == expected
     if name.startswith("filestore"):
         assert expected == [(3, 3, 10052), (14, 2, 7812), (573, 3, 10052)]
+
+
+# --- authentication verifiers carrying real tokens (crafted PDUs, real tokens) -----------
+
+
+def _first_field(capture: str, display_filter: str, field: str) -> bytes:
+    lines = _tshark("-r", str(RECORDED / capture), "-Y", display_filter, "-T", "fields", "-e", field).split()
+    assert lines, f"{capture}: no {field}"
+    return bytes.fromhex(lines[0].replace(":", ""))
+
+
+@pytest.mark.oracle
+def test_crafted_auth3_with_the_recorded_ntlmssp_authenticate() -> None:
+    """No capture here carries an NTLMSSP AUTHENTICATE in an auth3 of a pipe we recorded (the public
+    dcerpc-smb-fail one is checked above), so a crafted auth3 carries the real AUTHENTICATE of
+    auth_ntlmv2_smb2.pcap (tshark: alice / SMBWLAB / SMBWLAB-CLI) at PKT_PRIVACY."""
+    blob = _first_field("auth_ntlmv2_smb2.pcap", "ntlmssp.messagetype == 3", "smb2.security_blob")
+    message = blob[blob.index(b"NTLMSSP\x00") :]
+    level = 6  # RPC_C_AUTHN_LEVEL_PKT_PRIVACY
+    verifier = struct.pack("<BBBBI", AuthType.RPC_C_AUTHN_WINNT, level, 0, 0, 79231) + message
+    pdu = parse_pdu(craft(PType.AUTH3, b"\x00\x00\x00\x00", auth=verifier))
+    assert isinstance(pdu, RpcPdu) and pdu.anomalies == () and pdu.auth is not None
+    token = pdu.auth.token
+    assert isinstance(token, NtlmsspAuthenticate)
+    assert (token.user, token.domain, token.workstation) == ("alice", "SMBWLAB", "SMBWLAB-CLI")
+    assert (pdu.auth.auth_context_id, pdu.auth.auth_length) == (79231, len(message))
+    assert auth_type_name(pdu.auth.auth_type) == "RPC_C_AUTHN_WINNT"
+    assert auth_level_name(pdu.auth.auth_level) == "RPC_C_AUTHN_LEVEL_PKT_PRIVACY"
+    assert auth_type_name(0x33) == auth_level_name(0x33) == "unknown-0x33"
+    # The same bytes at the wrong auth_type are not taken for a token they are not.
+    other = parse_pdu(craft(PType.AUTH3, bytes(4), auth=struct.pack("<BBBBI", 0x44, level, 0, 0, 1) + message))
+    assert isinstance(other, RpcPdu) and other.auth.token is None
+
+
+@pytest.mark.oracle
+def test_crafted_bind_with_the_recorded_kerberos_ap_req() -> None:
+    """auth_type 16 (RPC_C_AUTHN_GSS_KERBEROS): the recorded AP-REQ of auth_kerberos.pcap in a bind."""
+    token = _first_field("auth_kerberos.pcap", "smb2.cmd == 1 && smb2.flags.response == 0", "spnego.mechToken")
+    realm = _tshark("-r", str(RECORDED / "auth_kerberos.pcap"), "-Y", "kerberos.msg_type == 14", "-T", "fields",
+                    "-e", "kerberos.realm").split()[0]  # fmt: skip
+    verifier = struct.pack("<BBBBI", AuthType.RPC_C_AUTHN_GSS_KERBEROS, 6, 0, 0, 1) + token
+    pdu = parse_pdu(craft(PType.BIND, bind_body(1), auth=verifier))
+    assert isinstance(pdu, RpcPdu) and pdu.anomalies == () and isinstance(pdu.body, RpcBind)
+    assert isinstance(pdu.auth.token, KerberosApReq)
+    assert pdu.auth.token.realm == realm
+    assert auth_type_name(pdu.auth.auth_type) == "RPC_C_AUTHN_GSS_KERBEROS"
+
+
+@pytest.mark.oracle
+def test_crafted_big_endian_copy_of_a_recorded_request() -> None:
+    """The recorded NetSrvGetInfo request of smb1_named_pipe.pcap, its header and request fields
+    rewritten big-endian with drep[0] = 0x00 (crafted, as CVE-2022-26809 exploits send them):
+    the same fields read back, and the header says big-endian."""
+    (raw,) = [raw for facts, raw in tshark_pdus(RECORDED / "smb1_named_pipe.pcap") if facts["dcerpc.pkt_type"] == "0"]
+    little = parse_pdu(raw)
+    assert isinstance(little, RpcPdu) and not little.header.big_endian and isinstance(little.body, RpcRequest)
+    fields = struct.unpack_from("<BBBB4sHHIIHH", raw)
+    big = struct.pack(">BBBB4sHHIIHH", *fields[:4], b"\x00" + fields[4][1:], *fields[5:]) + raw[24:]
+    pdu = parse_pdu(big)
+    assert isinstance(pdu, RpcPdu) and pdu.anomalies == ()
+    assert pdu.header.big_endian and pdu.header.drep[0] == 0
+    assert (pdu.header.frag_length, pdu.header.call_id) == (little.header.frag_length, little.header.call_id)
+    assert pdu.body == little.body and pdu.body.opnum == 21
+    assert operation_name(SRVSVC, pdu.body.opnum) == "NetrServerGetInfo"
+    # tshark reads the crafted copy the same way.
+    with tempfile.TemporaryDirectory() as folder:
+        capture = Path(folder) / "big_endian.pcap"
+        capture.write_bytes(_probe_pcap([(4242, big)]))
+        shown = _tshark("-r", str(capture), "-d", "tcp.port==135,dcerpc", "-T", "fields", "-e", "dcerpc.drep.byteorder",
+                        "-e", "dcerpc.opnum", "-e", "dcerpc.cn_frag_len", "-e", "dcerpc.cn_call_id")  # fmt: skip
+    assert shown.split() == ["0", "21", str(pdu.header.frag_length), str(pdu.header.call_id)]

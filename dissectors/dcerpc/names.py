@@ -6,6 +6,8 @@ operation not in it as "opnum N", so a log line always says what was called.
 
 from __future__ import annotations
 
+from dissectors.constants import enum_name
+from dissectors.dcerpc.constants import AuthLevel, AuthType
 from dissectors.dcerpc.interfaces import INTERFACES, OPERATIONS, WIRESHARK_OPERATIONS
 
 # An interface's name does not change with its version: a version the table lacks reads by the UUID.
@@ -40,3 +42,13 @@ def wireshark_operation_name(uuid: str, opnum: int) -> str:
     """The name tshark shows for the operation (its `<dissector>.opnum` value string), or "opnum N"."""
     key = (uuid.lower(), opnum)
     return WIRESHARK_OPERATIONS.get(key) or OPERATIONS.get(key, f"opnum {opnum}")
+
+
+def auth_type_name(auth_type: int) -> str:
+    """[MS-RPCE] 2.2.1.1.7 name of a sec_trailer auth_type (RPC_C_AUTHN_WINNT), or "unknown-0x…"."""
+    return enum_name(AuthType, auth_type, 2)
+
+
+def auth_level_name(auth_level: int) -> str:
+    """[MS-RPCE] 2.2.1.1.8 name of a sec_trailer auth_level (RPC_C_AUTHN_LEVEL_PKT_PRIVACY), or "unknown-0x…"."""
+    return enum_name(AuthLevel, auth_level, 2)

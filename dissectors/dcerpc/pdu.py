@@ -14,7 +14,7 @@ import struct
 import uuid
 from typing import Final
 
-from dissectors import ntlmssp, spnego
+from dissectors import kerberos, ntlmssp, spnego
 from dissectors.dcerpc.constants import (
     COMMON_HEADER_SIZE,
     RPC_VERS,
@@ -42,7 +42,7 @@ from dissectors.dcerpc.records import (
     RpcResponse,
     RpcSyntaxId,
 )
-from dissectors.records import Anomaly, AnomalyKind, NtlmsspMessage, SpnegoToken
+from dissectors.records import Anomaly, AnomalyKind, KerberosApReq, NtlmsspMessage, SpnegoToken
 
 # Windows binds a handful of contexts (NDR, NDR64, bind time feature negotiation each);
 # caps keep hostile counts (up to 255) from costing time and memory.
@@ -175,12 +175,15 @@ def _auth_verifier(pdu: bytes, at: int, header: RpcCommonHeader, anomalies: list
     if pad > at - COMMON_HEADER_SIZE:
         anomalies.append(Anomaly(_MALFORMED, f"auth_pad_length {pad} larger than the body"))
     value = pdu[at + SEC_TRAILER_SIZE : at + SEC_TRAILER_SIZE + header.auth_length]
-    token: NtlmsspMessage | SpnegoToken | Anomaly | None = None
+    token: NtlmsspMessage | SpnegoToken | KerberosApReq | Anomaly | None = None
     if header.ptype in _TOKEN_PTYPES and value:
         if auth_type == AuthType.RPC_C_AUTHN_WINNT and value[:8] == ntlmssp.NTLMSSP_SIGNATURE:
             token = ntlmssp.parse(value)
         elif auth_type == AuthType.RPC_C_AUTHN_GSS_NEGOTIATE:
             token = spnego.parse_security_blob(value)
+        elif auth_type == AuthType.RPC_C_AUTHN_GSS_KERBEROS:
+            # The GSS-API token of an AP-REQ; an AP-REP or KRB_ERROR token (bind_ack) decodes to None.
+            token = kerberos.parse_gss_token(value)
     return RpcAuthVerifier(auth_type, auth_level, pad, context_id, header.auth_length, token)
 
 

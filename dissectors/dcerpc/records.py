@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dissectors.records import Anomaly, NtlmsspMessage, SpnegoToken
+from dissectors.records import Anomaly, KerberosApReq, NtlmsspMessage, SpnegoToken
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +144,8 @@ class RpcAuthVerifier:
     """[C706] 13.2.6.1 sec_trailer (auth_verifier_co_t) and what its auth_value decoded to.
 
     `token` is the NTLMSSP message (auth_type RPC_C_AUTHN_WINNT) or SPNEGO token
-    (RPC_C_AUTHN_GSS_NEGOTIATE), an `Anomaly` when those bytes do not decode,
+    (RPC_C_AUTHN_GSS_NEGOTIATE), the Kerberos AP-REQ (RPC_C_AUTHN_GSS_KERBEROS),
+    an `Anomaly` when those bytes do not decode,
     or None for other providers and empty values (PKT_INTEGRITY/PRIVACY
     signatures are not tokens). The bytes themselves are not kept.
     """
@@ -154,7 +155,7 @@ class RpcAuthVerifier:
     auth_pad_length: int
     auth_context_id: int
     auth_length: int
-    token: NtlmsspMessage | SpnegoToken | Anomaly | None
+    token: NtlmsspMessage | SpnegoToken | KerberosApReq | Anomaly | None
 
 
 @dataclass(frozen=True, slots=True)
