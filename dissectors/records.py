@@ -76,6 +76,15 @@ class AnomalyKind(Enum):
     USE_TRACKING_FULL = "use_tracking_full"  # a request on a tree past those tracked, or an open not awaited
     DIALECTS_FULL = "dialects_full"  # a dialect offered past the 64 kept in `dialects_offered`: not listed
     NAMES_KEPT_FULL = "names_kept_full"  # a name, dialect, hint or user past a per-object list's cap: not listed
+    # DCE/RPC over named pipes (dissectors/dcerpc)
+    DCERPC_NOT_DCERPC = "dcerpc_not_dcerpc"  # rpc_vers is not 5: the rest of the stream is not read
+    DCERPC_MALFORMED = "dcerpc_malformed"  # a length or count points outside the PDU
+    DCERPC_FRAGMENT_BEYOND_KEPT_BYTES = "dcerpc_fragment_beyond_kept_bytes"  # header read, the rest passed over
+    DCERPC_CONTEXTS_FULL = "dcerpc_contexts_full"  # presentation contexts, transfer syntaxes or results past the kept
+    DCERPC_CALLS_FULL = "dcerpc_calls_full"  # a fragmented call past those reassembled at once: not followed
+    DCERPC_REASSEMBLY_FULL = "dcerpc_reassembly_full"  # a call's stub grew past the reassembly cap: forgotten
+    DCERPC_FRAGMENT_OUT_OF_CALL = "dcerpc_fragment_out_of_call"  # a later fragment of a call whose first was not seen
+    DCERPC_STREAM_CUT_SHORT = "dcerpc_stream_cut_short"  # the stream ended inside a PDU or a fragmented call
     # Sensor only: smbwatch_smb1_host_info series past `max_host_series` (the most ever left out at once).
     HOST_SERIES_FULL = "host_series_full"
 

@@ -14,6 +14,8 @@ import json
 import shutil
 import struct
 import subprocess
+import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -29,10 +31,9 @@ from dissectors.dcerpc.constants import (
     PfcFlags,
     PType,
 )
+from dissectors.dcerpc.names import auth_level_name, auth_type_name, operation_name
 from dissectors.dcerpc.pdu import MAX_CONTEXTS, MAX_TRANSFER_SYNTAXES, parse_header, parse_pdu
 from dissectors.dcerpc.records import (
-    DcerpcAnomaly,
-    DcerpcAnomalyKind,
     RpcBind,
     RpcBindAck,
     RpcBindNak,
@@ -43,8 +44,18 @@ from dissectors.dcerpc.records import (
     RpcResponse,
 )
 from dissectors.dcerpc.stream import RpcStream
-from dissectors.records import NtlmsspAuthenticate, NtlmsspNegotiate, SpnegoToken
+from dissectors.records import (
+    Anomaly,
+    AnomalyKind,
+    KerberosApReq,
+    NtlmsspAuthenticate,
+    NtlmsspNegotiate,
+    SpnegoToken,
+)
 from tests import auth_samples
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from generate_rpc_interfaces import _pcap as _probe_pcap
 
 RECORDED = Path(__file__).resolve().parents[1] / "pcaps" / "recorded"
 SRVSVC = "4b324fc8-1670-01d3-1278-5a47bf6ee188"
@@ -190,7 +201,7 @@ def test_each_recorded_pdu_reads_as_tshark_reads_it(name: str) -> None:
         for cut in range(len(raw)):
             prefix = parse_pdu(raw[:cut])
             if cut < 16:
-                assert isinstance(prefix, DcerpcAnomaly) and prefix.kind == DcerpcAnomalyKind.MALFORMED
+                assert isinstance(prefix, Anomaly) and prefix.kind == AnomalyKind.DCERPC_MALFORMED
             else:
                 assert isinstance(prefix, RpcPdu) and prefix.header == header and not prefix.complete
                 assert prefix.anomalies == ()
@@ -217,7 +228,7 @@ def test_recorded_directions_stream_into_calls(name: str) -> None:
             stream.feed(data[at : at + 7])
         stream.eof()
         events = stream.pdus()
-        assert not [event for event in events if isinstance(event, DcerpcAnomaly)]
+        assert not [event for event in events if isinstance(event, Anomaly)]
         assert stream.buffered == 0 and stream.calls_in_flight == 0
         assert [event.header.ptype for event in events if isinstance(event, RpcPdu)] in (
             [PType.BIND, PType.REQUEST],
@@ -370,8 +381,8 @@ def test_fault_ends_a_fragmented_response() -> None:
     assert stream.calls_in_flight == 0 and _kinds(stream.pdus()) == []
 
 
-def _kinds(events: list) -> list[DcerpcAnomalyKind]:
-    return [event.kind for event in events if isinstance(event, DcerpcAnomaly)]
+def _kinds(events: list) -> list[AnomalyKind]:
+    return [event.kind for event in events if isinstance(event, Anomaly)]
 
 
 def test_caps_counted() -> None:
@@ -380,6 +391,12 @@ def test_caps_counted() -> None:
     assert isinstance(pdu, RpcPdu) and isinstance(pdu.body, RpcBind)
     assert len(pdu.body.contexts) == MAX_CONTEXTS and pdu.body.contexts_dropped == 4
     assert {context.transfer_syntaxes_dropped for context in pdu.body.contexts} == {2}
+    (full,) = pdu.anomalies
+    assert full.kind == AnomalyKind.DCERPC_CONTEXTS_FULL and full.detail.startswith("4 contexts, 32 transfer syntaxes")
+    results = (struct.pack("<HH", 0, 0) + syntax(NDR_TRANSFER_SYNTAX, 2)) * 20  # 20 results, 16 kept
+    ack_pdu = parse_pdu(craft(PType.BIND_ACK, struct.pack("<HHIH2xB3x", 10, 10, 1, 0, 20) + results))
+    assert isinstance(ack_pdu.body, RpcBindAck) and ack_pdu.body.results_dropped == 4
+    assert _kinds(list(ack_pdu.anomalies)) == [AnomalyKind.DCERPC_CONTEXTS_FULL]
     # A fragment longer than kept: header and body fields read, the rest passed over unbuffered.
     stream = RpcStream(max_kept=64)
     big = craft(PType.REQUEST, request_body(15, 5000, alloc_hint=5000), call_id=3)
@@ -387,7 +404,7 @@ def test_caps_counted() -> None:
     assert stream.buffered == 0
     stream.feed(big[100:] + craft(PType.REQUEST, request_body(16, 4), call_id=4))
     events = stream.pdus()
-    assert _kinds(events) == [DcerpcAnomalyKind.FRAGMENT_BEYOND_KEPT_BYTES]
+    assert _kinds(events) == [AnomalyKind.DCERPC_FRAGMENT_BEYOND_KEPT_BYTES]
     assert stream.fragments_beyond_kept == 1
     first, second = [event for event in events if isinstance(event, RpcPdu)]
     assert second.complete and second.anomalies == ()
@@ -398,49 +415,49 @@ def test_caps_counted() -> None:
     for call_id in range(3):
         stream.feed(craft(PType.REQUEST, request_body(1, 4), flags=1, call_id=call_id))
     stream.feed(craft(PType.REQUEST, request_body(1, 4), flags=2, call_id=2))
-    assert _kinds(stream.pdus()) == [DcerpcAnomalyKind.CALLS_FULL] and stream.calls_full == 1
+    assert _kinds(stream.pdus()) == [AnomalyKind.DCERPC_CALLS_FULL] and stream.calls_full == 1
     # A call's stub past the reassembly cap is forgotten.
     stream = RpcStream(max_call_stub=100)
     stream.feed(craft(PType.REQUEST, request_body(1, 60), flags=1, call_id=9))
     stream.feed(craft(PType.REQUEST, request_body(1, 60), flags=0, call_id=9))
     stream.feed(craft(PType.REQUEST, request_body(1, 60), flags=2, call_id=9))
     events = stream.pdus()
-    assert _kinds(events) == [DcerpcAnomalyKind.REASSEMBLY_FULL] and stream.reassembly_full == 1
+    assert _kinds(events) == [AnomalyKind.DCERPC_REASSEMBLY_FULL] and stream.reassembly_full == 1
     assert not [event for event in events if isinstance(event, RpcCall)] and stream.calls_in_flight == 0
     # A later fragment whose call was never started.
     stream = RpcStream()
     stream.feed(craft(PType.REQUEST, request_body(1, 4), flags=2, call_id=11))
-    assert _kinds(stream.pdus()) == [DcerpcAnomalyKind.FRAGMENT_OUT_OF_CALL] and stream.fragments_out_of_call == 1
+    assert _kinds(stream.pdus()) == [AnomalyKind.DCERPC_FRAGMENT_OUT_OF_CALL] and stream.fragments_out_of_call == 1
     # The stream ends inside a call and inside a PDU.
     stream.feed(craft(PType.REQUEST, request_body(1, 4), flags=1, call_id=12) + b"\x05\x00")
     stream.eof()
-    assert _kinds(stream.pdus()) == [DcerpcAnomalyKind.STREAM_CUT_SHORT] * 2
+    assert _kinds(stream.pdus()) == [AnomalyKind.DCERPC_STREAM_CUT_SHORT] * 2
 
 
 def test_not_dcerpc_stops_the_stream() -> None:
-    assert parse_pdu(craft(PType.REQUEST, request_body(1, 4), version=4)).kind == DcerpcAnomalyKind.NOT_DCERPC
+    assert parse_pdu(craft(PType.REQUEST, request_body(1, 4), version=4)).kind == AnomalyKind.DCERPC_NOT_DCERPC
     stream = RpcStream()
     stream.feed(b"\xffSMB" + bytes(40))
     stream.feed(craft(PType.REQUEST, request_body(1, 4)))
-    assert _kinds(stream.pdus()) == [DcerpcAnomalyKind.NOT_DCERPC]
+    assert _kinds(stream.pdus()) == [AnomalyKind.DCERPC_NOT_DCERPC]
     assert stream.lost and stream.ignored_bytes == 44 + 16 + 8 + 4
 
 
 def test_malformed_lengths_name_what() -> None:
     short = parse_pdu(b"\x05\x00\x00\x03")
-    assert isinstance(short, DcerpcAnomaly) and short.kind == DcerpcAnomalyKind.MALFORMED
+    assert isinstance(short, Anomaly) and short.kind == AnomalyKind.DCERPC_MALFORMED
     tiny = parse_pdu(craft(PType.REQUEST, b"", frag_length=8))
-    assert isinstance(tiny, DcerpcAnomaly) and "frag_length" in tiny.detail
+    assert isinstance(tiny, Anomaly) and "frag_length" in tiny.detail
     cut = parse_pdu(craft(PType.BIND, bind_body(3))[:60])
     assert isinstance(cut, RpcPdu) and cut.body is None and not cut.complete
     lying = craft(PType.BIND, bind_body(1)[:8] + b"\x05" + bind_body(1)[9:])  # five contexts claimed, one sent
     pdu = parse_pdu(lying)
     assert isinstance(pdu, RpcPdu) and pdu.body is None
-    assert _kinds(list(pdu.anomalies)) == [DcerpcAnomalyKind.MALFORMED]
+    assert _kinds(list(pdu.anomalies)) == [AnomalyKind.DCERPC_MALFORMED]
     over = bytearray(craft(PType.REQUEST, request_body(1, 4), auth=_verifier(10, bytes(12))))
     over[10:12] = (100).to_bytes(2, "little")  # auth_length past the start of the PDU
     over = parse_pdu(bytes(over))
-    assert isinstance(over, RpcPdu) and _kinds(list(over.anomalies)) == [DcerpcAnomalyKind.MALFORMED]
+    assert isinstance(over, RpcPdu) and _kinds(list(over.anomalies)) == [AnomalyKind.DCERPC_MALFORMED]
 
 
 SAMPLES = [
@@ -457,13 +474,13 @@ def test_damaged_pdus_never_raise(sample: bytes, cut: int, garbage: bytes, at: i
     data = sample[:at] + garbage + sample[at + len(garbage) :]
     for candidate in (data, data[:cut], sample[:cut]):
         result = parse_pdu(candidate)
-        assert isinstance(result, RpcPdu | DcerpcAnomaly)
+        assert isinstance(result, RpcPdu | Anomaly)
 
 
 @given(st.binary(max_size=300))
 def test_garbage_never_raises(data: bytes) -> None:
     for candidate in (data, b"\x05" + data, b"\x05\x00\x00\x03\x10\x00\x00\x00" + data):
-        assert isinstance(parse_pdu(candidate), RpcPdu | DcerpcAnomaly)
+        assert isinstance(parse_pdu(candidate), RpcPdu | Anomaly)
 
 
 @given(st.lists(st.sampled_from(SAMPLES) | st.binary(max_size=30), max_size=8), st.integers(1, 50))
@@ -605,7 +622,7 @@ def test_public_directions_stream_into_the_calls_tshark_reassembles(name: str) -
         for raw in pdus:
             stream.feed(raw)
             header = parse_header(raw)
-            assert not isinstance(header, DcerpcAnomaly)
+            assert not isinstance(header, Anomaly)
             if header.ptype in (PType.REQUEST, PType.RESPONSE) and header.pfc_flags & PfcFlags.PFC_LAST_FRAG:
                 last_fragments += 1
         stream.eof()
@@ -619,3 +636,74 @@ def test_public_directions_stream_into_the_calls_tshark_reassembles(name: str) -
     assert sorted(fragmented) == expected
     if name.startswith("filestore"):
         assert expected == [(3, 3, 10052), (14, 2, 7812), (573, 3, 10052)]
+
+
+# --- authentication verifiers carrying real tokens (crafted PDUs, real tokens) -----------
+
+
+def _first_field(capture: str, display_filter: str, field: str) -> bytes:
+    lines = _tshark("-r", str(RECORDED / capture), "-Y", display_filter, "-T", "fields", "-e", field).split()
+    assert lines, f"{capture}: no {field}"
+    return bytes.fromhex(lines[0].replace(":", ""))
+
+
+@pytest.mark.oracle
+def test_crafted_auth3_with_the_recorded_ntlmssp_authenticate() -> None:
+    """No capture here carries an NTLMSSP AUTHENTICATE in an auth3 of a pipe we recorded (the public
+    dcerpc-smb-fail one is checked above), so a crafted auth3 carries the real AUTHENTICATE of
+    auth_ntlmv2_smb2.pcap (tshark: alice / SMBWLAB / SMBWLAB-CLI) at PKT_PRIVACY."""
+    blob = _first_field("auth_ntlmv2_smb2.pcap", "ntlmssp.messagetype == 3", "smb2.security_blob")
+    message = blob[blob.index(b"NTLMSSP\x00") :]
+    level = 6  # RPC_C_AUTHN_LEVEL_PKT_PRIVACY
+    verifier = struct.pack("<BBBBI", AuthType.RPC_C_AUTHN_WINNT, level, 0, 0, 79231) + message
+    pdu = parse_pdu(craft(PType.AUTH3, b"\x00\x00\x00\x00", auth=verifier))
+    assert isinstance(pdu, RpcPdu) and pdu.anomalies == () and pdu.auth is not None
+    token = pdu.auth.token
+    assert isinstance(token, NtlmsspAuthenticate)
+    assert (token.user, token.domain, token.workstation) == ("alice", "SMBWLAB", "SMBWLAB-CLI")
+    assert (pdu.auth.auth_context_id, pdu.auth.auth_length) == (79231, len(message))
+    assert auth_type_name(pdu.auth.auth_type) == "RPC_C_AUTHN_WINNT"
+    assert auth_level_name(pdu.auth.auth_level) == "RPC_C_AUTHN_LEVEL_PKT_PRIVACY"
+    assert auth_type_name(0x33) == auth_level_name(0x33) == "unknown-0x33"
+    # The same bytes at the wrong auth_type are not taken for a token they are not.
+    other = parse_pdu(craft(PType.AUTH3, bytes(4), auth=struct.pack("<BBBBI", 0x44, level, 0, 0, 1) + message))
+    assert isinstance(other, RpcPdu) and other.auth.token is None
+
+
+@pytest.mark.oracle
+def test_crafted_bind_with_the_recorded_kerberos_ap_req() -> None:
+    """auth_type 16 (RPC_C_AUTHN_GSS_KERBEROS): the recorded AP-REQ of auth_kerberos.pcap in a bind."""
+    token = _first_field("auth_kerberos.pcap", "smb2.cmd == 1 && smb2.flags.response == 0", "spnego.mechToken")
+    realm = _tshark("-r", str(RECORDED / "auth_kerberos.pcap"), "-Y", "kerberos.msg_type == 14", "-T", "fields",
+                    "-e", "kerberos.realm").split()[0]  # fmt: skip
+    verifier = struct.pack("<BBBBI", AuthType.RPC_C_AUTHN_GSS_KERBEROS, 6, 0, 0, 1) + token
+    pdu = parse_pdu(craft(PType.BIND, bind_body(1), auth=verifier))
+    assert isinstance(pdu, RpcPdu) and pdu.anomalies == () and isinstance(pdu.body, RpcBind)
+    assert isinstance(pdu.auth.token, KerberosApReq)
+    assert pdu.auth.token.realm == realm
+    assert auth_type_name(pdu.auth.auth_type) == "RPC_C_AUTHN_GSS_KERBEROS"
+
+
+@pytest.mark.oracle
+def test_crafted_big_endian_copy_of_a_recorded_request() -> None:
+    """The recorded NetSrvGetInfo request of smb1_named_pipe.pcap, its header and request fields
+    rewritten big-endian with drep[0] = 0x00 (crafted, as CVE-2022-26809 exploits send them):
+    the same fields read back, and the header says big-endian."""
+    (raw,) = [raw for facts, raw in tshark_pdus(RECORDED / "smb1_named_pipe.pcap") if facts["dcerpc.pkt_type"] == "0"]
+    little = parse_pdu(raw)
+    assert isinstance(little, RpcPdu) and not little.header.big_endian and isinstance(little.body, RpcRequest)
+    fields = struct.unpack_from("<BBBB4sHHIIHH", raw)
+    big = struct.pack(">BBBB4sHHIIHH", *fields[:4], b"\x00" + fields[4][1:], *fields[5:]) + raw[24:]
+    pdu = parse_pdu(big)
+    assert isinstance(pdu, RpcPdu) and pdu.anomalies == ()
+    assert pdu.header.big_endian and pdu.header.drep[0] == 0
+    assert (pdu.header.frag_length, pdu.header.call_id) == (little.header.frag_length, little.header.call_id)
+    assert pdu.body == little.body and pdu.body.opnum == 21
+    assert operation_name(SRVSVC, pdu.body.opnum) == "NetrServerGetInfo"
+    # tshark reads the crafted copy the same way.
+    with tempfile.TemporaryDirectory() as folder:
+        capture = Path(folder) / "big_endian.pcap"
+        capture.write_bytes(_probe_pcap([(4242, big)]))
+        shown = _tshark("-r", str(capture), "-d", "tcp.port==135,dcerpc", "-T", "fields", "-e", "dcerpc.drep.byteorder",
+                        "-e", "dcerpc.opnum", "-e", "dcerpc.cn_frag_len", "-e", "dcerpc.cn_call_id")  # fmt: skip
+    assert shown.split() == ["0", "21", str(pdu.header.frag_length), str(pdu.header.call_id)]

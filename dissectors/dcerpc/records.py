@@ -2,38 +2,15 @@
 
 Like `dissectors.records`, they hold decoded values only: no stub bytes, no
 credentials bytes (only what the NTLMSSP or SPNEGO parser made of them).
-Errors are `DcerpcAnomaly` records, the same shape as `Anomaly`, with their own
-small kind list so this reader needs no change to the pipeline's list; the
-session layer maps them to `AnomalyKind` members when it consumes them.
+Errors are `Anomaly` records of the pipeline's `AnomalyKind` (the `DCERPC_*`
+members), counted like every other anomaly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
-from dissectors.records import Anomaly, NtlmsspMessage, SpnegoToken
-
-
-class DcerpcAnomalyKind(Enum):
-    """What the DCE/RPC reader can meet that it should not, or a cap it hit."""
-
-    NOT_DCERPC = "dcerpc_not_dcerpc"  # rpc_vers is not 5: the rest of the stream is not read
-    MALFORMED = "dcerpc_malformed"  # a length or count points outside the PDU
-    FRAGMENT_BEYOND_KEPT_BYTES = "dcerpc_fragment_beyond_kept_bytes"  # header read, the rest passed over
-    CONTEXTS_FULL = "dcerpc_contexts_full"  # presentation contexts or results past the kept count
-    CALLS_FULL = "dcerpc_calls_full"  # a fragmented call past those reassembled at once: not followed
-    REASSEMBLY_FULL = "dcerpc_reassembly_full"  # a call's stub grew past the reassembly cap: forgotten
-    FRAGMENT_OUT_OF_CALL = "dcerpc_fragment_out_of_call"  # a later fragment of a call whose first was not seen
-    STREAM_CUT_SHORT = "dcerpc_stream_cut_short"  # the stream ended inside a PDU or a fragmented call
-
-
-@dataclass(frozen=True, slots=True)
-class DcerpcAnomaly:
-    """Something the bytes should not contain, or a cap that was hit."""
-
-    kind: DcerpcAnomalyKind
-    detail: str = ""
+from dissectors.records import Anomaly, KerberosApReq, NtlmsspMessage, SpnegoToken
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +144,8 @@ class RpcAuthVerifier:
     """[C706] 13.2.6.1 sec_trailer (auth_verifier_co_t) and what its auth_value decoded to.
 
     `token` is the NTLMSSP message (auth_type RPC_C_AUTHN_WINNT) or SPNEGO token
-    (RPC_C_AUTHN_GSS_NEGOTIATE), an `Anomaly` when those bytes do not decode,
+    (RPC_C_AUTHN_GSS_NEGOTIATE), the Kerberos AP-REQ (RPC_C_AUTHN_GSS_KERBEROS),
+    an `Anomaly` when those bytes do not decode,
     or None for other providers and empty values (PKT_INTEGRITY/PRIVACY
     signatures are not tokens). The bytes themselves are not kept.
     """
@@ -177,7 +155,7 @@ class RpcAuthVerifier:
     auth_pad_length: int
     auth_context_id: int
     auth_length: int
-    token: NtlmsspMessage | SpnegoToken | Anomaly | None
+    token: NtlmsspMessage | SpnegoToken | KerberosApReq | Anomaly | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +172,7 @@ class RpcPdu:
     body: RpcBody | None
     auth: RpcAuthVerifier | None
     complete: bool = True
-    anomalies: tuple[DcerpcAnomaly, ...] = ()
+    anomalies: tuple[Anomaly, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,14 +22,13 @@ from dissectors.constants import enum_name
 from dissectors.dcerpc.constants import COMMON_HEADER_SIZE, PfcFlags, PType
 from dissectors.dcerpc.pdu import parse_header, parse_pdu
 from dissectors.dcerpc.records import (
-    DcerpcAnomaly,
-    DcerpcAnomalyKind,
     RpcCall,
     RpcFault,
     RpcPdu,
     RpcRequest,
     RpcResponse,
 )
+from dissectors.records import Anomaly, AnomalyKind
 
 MAX_KEPT_PDU: Final = 64 * 1024
 # Never keep less than a request's fixed part with its object UUID ([C706] 12.6.4.9): opnum must be read.
@@ -42,7 +41,7 @@ MAX_FORGOTTEN_CALLS: Final = 64
 _FIRST: Final = int(PfcFlags.PFC_FIRST_FRAG)
 _LAST: Final = int(PfcFlags.PFC_LAST_FRAG)
 
-RpcStreamEvent = RpcPdu | RpcCall | DcerpcAnomaly
+RpcStreamEvent = RpcPdu | RpcCall | Anomaly
 
 
 class _Call:
@@ -61,7 +60,7 @@ class _Call:
 class RpcStream:
     """PDU framing and call reassembly of one direction of a DCE/RPC connection.
 
-    Counters (each also reported once as a `DcerpcAnomaly` event when it grows):
+    Counters (each also reported once as a `Anomaly` event when it grows):
     `fragments_beyond_kept` (fragments longer than `max_kept`), `calls_full`
     (fragmented calls not followed: `max_calls` were in flight),
     `reassembly_full` (calls forgotten when their stub passed `max_call_stub`),
@@ -160,14 +159,12 @@ class RpcStream:
         """The direction ended: a PDU or fragmented call left unfinished is reported."""
         if (self._buffer or self._skip) and not self._lost:
             self._events.append(
-                DcerpcAnomaly(
-                    DcerpcAnomalyKind.STREAM_CUT_SHORT, f"ended inside a PDU ({len(self._buffer)} bytes kept)"
-                )
+                Anomaly(AnomalyKind.DCERPC_STREAM_CUT_SHORT, f"ended inside a PDU ({len(self._buffer)} bytes kept)")
             )
         for (ptype, call_id), call in self._calls.items():
             self._events.append(
-                DcerpcAnomaly(
-                    DcerpcAnomalyKind.STREAM_CUT_SHORT,
+                Anomaly(
+                    AnomalyKind.DCERPC_STREAM_CUT_SHORT,
                     f"ended inside {enum_name(PType, ptype, 1)} call_id {call_id} after {call.fragments} fragments",
                 )
             )
@@ -178,11 +175,11 @@ class RpcStream:
 
     def _start_pdu(self) -> None:
         header = parse_header(bytes(self._buffer))
-        if isinstance(header, DcerpcAnomaly):
+        if isinstance(header, Anomaly):
             self._lose(header)
             return
         if header.frag_length < COMMON_HEADER_SIZE:
-            self._lose(DcerpcAnomaly(DcerpcAnomalyKind.MALFORMED, f"frag_length {header.frag_length}"))
+            self._lose(Anomaly(AnomalyKind.DCERPC_MALFORMED, f"frag_length {header.frag_length}"))
             return
         self._frag_length = header.frag_length
         self._keep = min(header.frag_length, self.max_kept)
@@ -195,15 +192,15 @@ class RpcStream:
         self._skip = self._frag_length - len(kept)
         self._frag_length = 0
         pdu = parse_pdu(kept)
-        if isinstance(pdu, DcerpcAnomaly):  # the header was checked: cannot happen, but never raise
+        if isinstance(pdu, Anomaly):  # the header was checked: cannot happen, but never raise
             self._lose(pdu)
             return
         self.pdus_read += 1
         if self._skip:
             self.fragments_beyond_kept += 1
             self._events.append(
-                DcerpcAnomaly(
-                    DcerpcAnomalyKind.FRAGMENT_BEYOND_KEPT_BYTES,
+                Anomaly(
+                    AnomalyKind.DCERPC_FRAGMENT_BEYOND_KEPT_BYTES,
                     f"frag_length {pdu.header.frag_length}: {len(kept)} bytes read, the rest passed over",
                 )
             )
@@ -216,7 +213,7 @@ class RpcStream:
             # [C706] 12.6.4.7: a fault ends the call in place of its response, fragments sent so far included.
             self._calls.pop((int(PType.RESPONSE), pdu.header.call_id), None)
 
-    def _lose(self, anomaly: DcerpcAnomaly) -> None:
+    def _lose(self, anomaly: Anomaly) -> None:
         self._events.append(anomaly)
         self._lost = True
         self.ignored_bytes += len(self._buffer)
@@ -242,8 +239,8 @@ class RpcStream:
                 self.calls_full += 1
                 self._forget(key)
                 self._events.append(
-                    DcerpcAnomaly(
-                        DcerpcAnomalyKind.CALLS_FULL, f"call_id {call_id}: {self.max_calls} calls already in flight"
+                    Anomaly(
+                        AnomalyKind.DCERPC_CALLS_FULL, f"call_id {call_id}: {self.max_calls} calls already in flight"
                     )
                 )
                 return
@@ -257,7 +254,7 @@ class RpcStream:
                 return
             self.fragments_out_of_call += 1
             self._events.append(
-                DcerpcAnomaly(DcerpcAnomalyKind.FRAGMENT_OUT_OF_CALL, f"call_id {call_id}: first fragment not seen")
+                Anomaly(AnomalyKind.DCERPC_FRAGMENT_OUT_OF_CALL, f"call_id {call_id}: first fragment not seen")
             )
             return
         call.stub_length += body.stub_length
@@ -268,8 +265,8 @@ class RpcStream:
             if flags & _LAST:
                 del self._forgotten[key]
             self._events.append(
-                DcerpcAnomaly(
-                    DcerpcAnomalyKind.REASSEMBLY_FULL,
+                Anomaly(
+                    AnomalyKind.DCERPC_REASSEMBLY_FULL,
                     f"call_id {call_id}: stub past {self.max_call_stub} bytes after {call.fragments} fragments",
                 )
             )
