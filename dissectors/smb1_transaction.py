@@ -135,14 +135,15 @@ def parse_request(message: bytes, block: Smb1Block, header: Smb1Header) -> Smb1T
             if isinstance(pipe_data, Anomaly):
                 return pipe_data
             data = pipe_data
-    elif setup and setup[0] in _TRANS2_DECODED:
+    elif setup and setup[0] in _TRANS2_DECODED and parameter_count == total_parameters:
+        # (Parameters sent in TRANSACTION2_SECONDARY parts are not reassembled: not decoded.)
         parameters = _slice(message, parameter_offset, parameter_count, "TRANSACTION2 Parameters")
         if isinstance(parameters, Anomaly):
             return parameters
         trans2_data = _slice(message, data_offset, data_count, "TRANSACTION2 Data")
         if isinstance(trans2_data, Anomaly):
             return trans2_data
-        decoded = parse_trans2_parameters(setup[0], parameters, parameter_offset, trans2_data, unicode)
+        decoded = parse_trans2_parameters(setup[0], parameters, trans2_data, unicode)
         if isinstance(decoded, Anomaly):
             return decoded
         trans2 = decoded
@@ -165,12 +166,16 @@ def parse_request(message: bytes, block: Smb1Block, header: Smb1Header) -> Smb1T
 
 
 def parse_trans2_parameters(
-    subcommand: int, parameters: bytes, parameter_offset: int, data: bytes, unicode: bool
+    subcommand: int, parameters: bytes, data: bytes, unicode: bool
 ) -> Smb1Trans2Parameters | Anomaly | None:
     """The Trans2_Parameters of `subcommand` (and the rename/delete information in its Trans2_Data);
-    None for a subcommand smbwatch does not read. `parameter_offset` (from the SMB header) aligns
-    Unicode names ([MS-CIFS] 2.2.3.3)."""
-    block = Smb1Block(b"", parameters, parameter_offset)
+    None for a subcommand smbwatch does not read.
+
+    A name sits at its fixed offset in the parameters: Unicode alignment counts from the start of
+    the parameters, not of the SMB header (as Samba reads them; a client that puts the parameters
+    at an odd offset still puts the name right after the fixed fields).
+    """
+    block = Smb1Block(b"", parameters, 0)
     if subcommand == Smb1Trans2Subcommand.TRANS2_OPEN2:
         if len(parameters) < _OPEN2.size:
             return _short(subcommand, len(parameters))
