@@ -409,6 +409,8 @@ class Smb1TransactionRequest:
     """[MS-CIFS] 2.2.4.33.1 SMB_COM_TRANSACTION request (and 2.2.4.46.1 TRANSACTION2: no Name there).
 
     `setup` holds the Setup words: for a named-pipe transaction, the subcommand then the FID.
+    The offsets count from the start of the SMB header. A transaction sent in several messages
+    (TRANSACTION_SECONDARY follows) has `data_count` < `total_data_count`; it is not reassembled here.
     """
 
     total_parameter_count: int
@@ -419,17 +421,260 @@ class Smb1TransactionRequest:
     name: str
     # [MS-RAP] 2.5.1 RAPOpcode: the first parameter word of a TRANSACTION to \\PIPE\\LANMAN, else None.
     rap_opcode: int | None = None
+    parameter_offset: int = 0
+    data_offset: int = 0
+    max_data_count: int = 0
+    # A named-pipe transaction ([MS-CIFS] 2.2.5): Setup[0] and, where the subcommand has one, the FID in
+    # Setup[1]; None for other transactions. TRANS_WAIT_NMPIPE and TRANS_CALL_NMPIPE carry no FID.
+    pipe_function: int | None = None
+    fid: int | None = None
+    # The Data bytes of a named-pipe transaction (for TRANS_TRANSACT_NMPIPE: DCE/RPC PDUs); else empty.
+    data: bytes = b""
+    # The decoded parameters of a TRANSACTION2 subcommand smbwatch reads, else None.
+    trans2: Smb1Trans2Parameters | None = None
+
+
+# --- SMB1 file and named-pipe activity ([MS-CIFS] 2.2.4, 2.2.5, 2.2.6; [MS-SMB] 2.2.4) ---
 
 
 @dataclass(frozen=True, slots=True)
 class Smb1OpenRequest:
     """The name a client opens: SMB_COM_NT_CREATE_ANDX ([MS-CIFS] 2.2.4.64.1) or SMB_COM_OPEN_ANDX
-    ([MS-CIFS] 2.2.4.41.1) request. On an IPC$ tree the name is a named pipe (``\\srvsvc``)."""
+    ([MS-CIFS] 2.2.4.41.1) request. On an IPC$ tree the name is a named pipe (``\\srvsvc``).
+
+    The NT_CREATE_ANDX fields are None in an OPEN_ANDX request and the OPEN_ANDX ones in an NT_CREATE_ANDX.
+    """
 
     name: str
     desired_access: int | None = None  # NT_CREATE_ANDX only ([MS-CIFS] 2.2.4.64.1 DesiredAccess)
-    create_disposition: int | None = None
-    create_options: int | None = None
+    create_disposition: int | None = None  # Smb1CreateDisposition
+    create_options: int | None = None  # Smb1CreateOptions
+    share_access: int | None = None  # Smb1ShareAccess
+    ext_file_attributes: int | None = None  # Smb1ExtFileAttributes
+    flags: int | None = None  # NT_CREATE_ANDX Flags (NT_CREATE_REQUEST_EXTENDED_RESPONSE 0x10 ...)
+    root_directory_fid: int | None = None  # the name is relative to this directory when non-zero
+    allocation_size: int | None = None
+    access_mode: int | None = None  # OPEN_ANDX AccessMode ([MS-CIFS] 2.2.4.41.1)
+    open_mode: int | None = None  # OPEN_ANDX OpenMode (the open function: create, open, truncate)
+    file_attributes: int | None = None  # OPEN_ANDX FileAttrs (Smb1FileAttributes)
+
+    @property
+    def delete_on_close(self) -> bool:
+        """FILE_DELETE_ON_CLOSE: the file goes away when this handle closes."""
+        return bool((self.create_options or 0) & 0x00001000)
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1NtCreateResponse:
+    """SMB_COM_NT_CREATE_ANDX response: [MS-CIFS] 2.2.4.64.2 (WordCount 34), or the [MS-SMB] 2.2.4.9.2
+    extended response (WordCount 42, which Windows sends with 50 words: the last four fields).
+
+    `create_action` is the response's CreateDisposition field (Smb1CreateAction). Times are FILETIMEs.
+    """
+
+    oplock_level: int
+    fid: int
+    create_action: int
+    create_time: int
+    last_access_time: int
+    last_write_time: int
+    last_change_time: int
+    ext_file_attributes: int
+    allocation_size: int
+    end_of_file: int
+    resource_type: int  # Smb1ResourceType
+    nm_pipe_status: int
+    directory: bool
+    extended: bool = False
+    volume_guid: bytes | None = None
+    file_id: int | None = None
+    maximal_access_rights: int | None = None
+    guest_maximal_access_rights: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1OpenAndxResponse:
+    """[MS-CIFS] 2.2.4.41.2 SMB_COM_OPEN_ANDX response (and the [MS-SMB] 2.2.4.1.2 extended form)."""
+
+    fid: int
+    file_attributes: int
+    last_write_time: int  # UTIME: seconds since 1970
+    file_data_size: int
+    access_rights: int
+    resource_type: int
+    nm_pipe_status: int
+    open_results: int
+
+    @property
+    def action(self) -> int:
+        """Smb1OpenAction: opened, created or truncated."""
+        return self.open_results & 0x0003
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1ReadAndxRequest:
+    """[MS-CIFS] 2.2.4.42.1 / [MS-SMB] 2.2.4.2.1 SMB_COM_READ_ANDX request.
+
+    `offset` joins OffsetHigh (WordCount 12) and Offset; `max_count` joins MaxCountHigh and
+    MaxCountOfBytesToReturn (CAP_LARGE_READX).
+    """
+
+    fid: int
+    offset: int
+    max_count: int
+    min_count: int
+    remaining: int
+    timeout: int  # the Timeout_or_MaxCountHigh field as sent
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1ReadAndxResponse:
+    """[MS-CIFS] 2.2.4.42.2 / [MS-SMB] 2.2.4.2.2 SMB_COM_READ_ANDX response.
+
+    `data_length` joins DataLengthHigh and DataLength. smbwatch keeps only the first bytes of a large
+    read (dissectors/message.py BULK_MESSAGE_PREFIX): `data` holds those kept, `data_complete` tells
+    whether they are all of it.
+    """
+
+    available: int
+    data_length: int
+    data_offset: int
+    data: bytes
+    data_complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1WriteAndxRequest:
+    """[MS-CIFS] 2.2.4.43.1 / [MS-SMB] 2.2.4.3.1 SMB_COM_WRITE_ANDX request; `data`/`data_complete`
+    as in `Smb1ReadAndxResponse`."""
+
+    fid: int
+    offset: int
+    write_mode: int  # Smb1WriteMode
+    remaining: int
+    data_length: int
+    data_offset: int
+    data: bytes
+    data_complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1WriteAndxResponse:
+    """[MS-CIFS] 2.2.4.43.2 / [MS-SMB] 2.2.4.3.2 SMB_COM_WRITE_ANDX response; `count` joins CountHigh."""
+
+    count: int
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1CloseRequest:
+    """[MS-CIFS] 2.2.4.5.1 SMB_COM_CLOSE request."""
+
+    fid: int
+    last_time_modified: int
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1DeleteRequest:
+    """[MS-CIFS] 2.2.4.7.1 SMB_COM_DELETE request (the name may hold wildcards)."""
+
+    search_attributes: int
+    file_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1RenameRequest:
+    """[MS-CIFS] 2.2.4.8.1 SMB_COM_RENAME and 2.2.4.66.1 SMB_COM_NT_RENAME requests;
+    `information_level` (Smb1NtRenameLevel) only in NT_RENAME."""
+
+    search_attributes: int
+    old_file_name: str
+    new_file_name: str
+    information_level: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1DirectoryRequest:
+    """[MS-CIFS] 2.2.4.1.1 SMB_COM_CREATE_DIRECTORY and 2.2.4.2.1 SMB_COM_DELETE_DIRECTORY requests
+    (the header's command tells which)."""
+
+    directory_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1Trans2Parameters:
+    """The Trans2_Parameters (and for renames and deletes the Trans2_Data) of the TRANSACTION2
+    subcommands smbwatch reads ([MS-CIFS] 2.2.6): OPEN2, FIND_FIRST2, FIND_NEXT2,
+    QUERY/SET_PATH_INFORMATION, QUERY/SET_FILE_INFORMATION, CREATE_DIRECTORY.
+
+    A field the subcommand does not carry is None. `name` is the path, the search pattern (FIND_FIRST2)
+    or the resume file name (FIND_NEXT2). A set-information level that renames or deletes is decoded:
+    SMB_SET_FILE_DISPOSITION_INFO, FileDispositionInformation(Ex) give `delete_pending`;
+    FileRenameInformation gives `rename_target` and `replace_if_exists`.
+    """
+
+    subcommand: int  # Smb1Trans2Subcommand
+    fid: int | None = None
+    information_level: int | None = None  # Smb1SetInformationLevel for the SET subcommands
+    name: str | None = None
+    search_attributes: int | None = None
+    search_count: int | None = None  # FIND_FIRST2/FIND_NEXT2: entries asked for
+    open_mode: int | None = None  # OPEN2 OpenMode
+    delete_pending: bool | None = None
+    rename_target: str | None = None
+    replace_if_exists: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1TransactionSecondaryRequest:
+    """[MS-CIFS] 2.2.4.34.1 SMB_COM_TRANSACTION_SECONDARY and 2.2.4.47.1 SMB_COM_TRANSACTION2_SECONDARY
+    requests: one more part of a transaction, placed by the displacements (`fid` is TRANS2's FID word).
+    `data` holds the part's Data bytes for TRANSACTION_SECONDARY only."""
+
+    total_parameter_count: int
+    total_data_count: int
+    parameter_count: int
+    parameter_offset: int
+    parameter_displacement: int
+    data_count: int
+    data_offset: int
+    data_displacement: int
+    fid: int | None = None
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1TransactionResponse:
+    """[MS-CIFS] 2.2.4.33.2 SMB_COM_TRANSACTION and 2.2.4.46.2 SMB_COM_TRANSACTION2 response (one part:
+    a large answer comes in several, placed by the displacements).
+
+    `parameters` holds this part's first Parameters bytes (at most SMB1_TRANSACTION_PARAMETERS_KEPT,
+    enough for every TRANS2 response header); `data` this part's Data bytes for a TRANSACTION (a
+    named pipe's answer: DCE/RPC PDUs), empty for TRANSACTION2 (listings, file information).
+    """
+
+    total_parameter_count: int
+    total_data_count: int
+    parameter_count: int
+    parameter_offset: int
+    parameter_displacement: int
+    data_count: int
+    data_offset: int
+    data_displacement: int
+    setup: tuple[int, ...]
+    parameters: bytes
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Smb1FindResponseParameters:
+    """[MS-CIFS] 2.2.6.2.2 TRANS2_FIND_FIRST2 / 2.2.6.3.2 TRANS2_FIND_NEXT2 response parameters: how many
+    directory entries this answer lists (`sid` only in FIND_FIRST2)."""
+
+    sid: int | None
+    search_count: int
+    end_of_search: bool
+    last_name_offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,6 +704,18 @@ class Smb1EchoRequest:
 Smb1Body = (
     Smb1TransactionRequest
     | Smb1OpenRequest
+    | Smb1NtCreateResponse
+    | Smb1OpenAndxResponse
+    | Smb1ReadAndxRequest
+    | Smb1ReadAndxResponse
+    | Smb1WriteAndxRequest
+    | Smb1WriteAndxResponse
+    | Smb1CloseRequest
+    | Smb1DeleteRequest
+    | Smb1RenameRequest
+    | Smb1DirectoryRequest
+    | Smb1TransactionSecondaryRequest
+    | Smb1TransactionResponse
     | Smb1NtTransactRequest
     | Smb1EchoRequest
     | Smb1NegotiateRequest

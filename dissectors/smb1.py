@@ -10,7 +10,16 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from dissectors import smb1_echo, smb1_open, smb1_session_setup, smb1_transaction, smb1_tree_connect, spnego
+from dissectors import (
+    smb1_echo,
+    smb1_file,
+    smb1_open,
+    smb1_read_write,
+    smb1_session_setup,
+    smb1_transaction,
+    smb1_tree_connect,
+    spnego,
+)
 from dissectors.constants import Smb1Capabilities, Smb1Command
 from dissectors.records import (
     Anomaly,
@@ -22,7 +31,7 @@ from dissectors.records import (
     Smb1NegotiateResponse,
     StreamEvent,
 )
-from dissectors.smb1_parameters import SMB1_HEADER_SIZE, Smb1Block, split_parameters
+from dissectors.smb1_parameters import SMB1_HEADER_SIZE, Smb1Block, nt_create_response_words_size, split_parameters
 from dissectors.text import oem
 
 _HEADER: Final = struct.Struct("<4sBIBHH8xxxHHHH")
@@ -145,12 +154,32 @@ _REQUEST_PARSERS: Final[dict[int, Smb1Parser]] = {
     Smb1Command.SMB_COM_ECHO: smb1_echo.parse_request,
     Smb1Command.SMB_COM_NT_CREATE_ANDX: smb1_open.parse_nt_create_request,
     Smb1Command.SMB_COM_OPEN_ANDX: smb1_open.parse_open_andx_request,
+    Smb1Command.SMB_COM_READ_ANDX: smb1_read_write.parse_read_request,
+    Smb1Command.SMB_COM_WRITE_ANDX: smb1_read_write.parse_write_request,
+    Smb1Command.SMB_COM_CLOSE: smb1_file.parse_close_request,
+    Smb1Command.SMB_COM_DELETE: smb1_file.parse_delete_request,
+    Smb1Command.SMB_COM_RENAME: smb1_file.parse_rename_request,
+    Smb1Command.SMB_COM_NT_RENAME: smb1_file.parse_rename_request,
+    Smb1Command.SMB_COM_CREATE_DIRECTORY: smb1_file.parse_directory_request,
+    Smb1Command.SMB_COM_DELETE_DIRECTORY: smb1_file.parse_directory_request,
+    Smb1Command.SMB_COM_TRANSACTION_SECONDARY: smb1_transaction.parse_secondary_request,
+    Smb1Command.SMB_COM_TRANSACTION2_SECONDARY: smb1_transaction.parse_secondary_request,
 }
 _RESPONSE_PARSERS: Final[dict[int, Smb1Parser]] = {
     Smb1Command.SMB_COM_NEGOTIATE: parse_negotiate_response,
     Smb1Command.SMB_COM_SESSION_SETUP_ANDX: smb1_session_setup.parse_response,
     Smb1Command.SMB_COM_TREE_CONNECT_ANDX: smb1_tree_connect.parse_response,
+    Smb1Command.SMB_COM_NT_CREATE_ANDX: smb1_open.parse_nt_create_response,
+    Smb1Command.SMB_COM_OPEN_ANDX: smb1_open.parse_open_andx_response,
+    Smb1Command.SMB_COM_READ_ANDX: smb1_read_write.parse_read_response,
+    Smb1Command.SMB_COM_WRITE_ANDX: smb1_read_write.parse_write_response,
+    Smb1Command.SMB_COM_TRANSACTION: smb1_transaction.parse_response,
+    Smb1Command.SMB_COM_TRANSACTION2: smb1_transaction.parse_response,
 }
+# The commands whose messages smbwatch may keep only the first bytes of (dissectors/message.py): their
+# parsers read the fixed words of a cut message and tell how much data arrived.
+_CUT_TOLERANT_COMMANDS: Final = frozenset((int(Smb1Command.SMB_COM_READ_ANDX), int(Smb1Command.SMB_COM_WRITE_ANDX)))
+_NT_CREATE_ANDX: Final = int(Smb1Command.SMB_COM_NT_CREATE_ANDX)
 # [MS-CIFS] 2.2.4: the commands whose parameter words start with AndXCommand, AndXReserved, AndXOffset.
 ANDX_COMMANDS: Final = frozenset(
     int(command)
@@ -180,12 +209,15 @@ def parse_message(message: bytes, frame_length: int | None = None) -> list[Strea
     header = parse_header(message)
     if isinstance(header, Anomaly):
         return [header]
-    parsers = _RESPONSE_PARSERS if header.flags & 0x80 else _REQUEST_PARSERS
+    response = bool(header.flags & 0x80)
+    parsers = _RESPONSE_PARSERS if response else _REQUEST_PARSERS
+    cut = frame_length is not None and len(message) < frame_length
     events: list[StreamEvent] = []
     command = header.command
     offset = SMB1_HEADER_SIZE
     for index in range(MAX_ANDX_CHAIN):
-        block = split_parameters(message, offset)
+        words_size = nt_create_response_words_size(message, offset) if response and command == _NT_CREATE_ANDX else None
+        block = split_parameters(message, offset, cut and command in _CUT_TOLERANT_COMMANDS, words_size)
         command_header = header if index == 0 else header._replace(command=command)
         if isinstance(block, Anomaly):
             events.append(Smb1Message(command_header, None, index > 0))

@@ -662,7 +662,7 @@ def test_smb1_never_raises(msg: bytes) -> None:
         assert isinstance(header, Smb1Header | Anomaly)
         parts = smb1.split_parameters(msg)
         if not isinstance(parts, Anomaly):
-            words, data, data_offset = parts
+            words, data, data_offset = parts.words, parts.data, parts.data_offset
             assert len(words) % 2 == 0 and len(words) + len(data) <= len(msg) and data_offset <= len(msg)
         request = smb1.parse_negotiate_request(msg)
         assert isinstance(request, Smb1NegotiateRequest | Anomaly)
