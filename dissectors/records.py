@@ -87,6 +87,15 @@ class AnomalyKind(Enum):
     DCERPC_STREAM_CUT_SHORT = "dcerpc_stream_cut_short"  # the stream ended inside a PDU or a fragmented call
     # Sensor only: smbwatch_smb1_host_info series past `max_host_series` (the most ever left out at once).
     HOST_SERIES_FULL = "host_series_full"
+    # SMB2 files, pipes and I/O after the login (one kind per command, like TREE_CONNECT_MALFORMED)
+    CREATE_MALFORMED = "create_malformed"
+    CREATE_CONTEXTS_FULL = "create_contexts_full"  # create contexts past the 16 named: counted, not named
+    CLOSE_MALFORMED = "close_malformed"
+    READ_MALFORMED = "read_malformed"
+    WRITE_MALFORMED = "write_malformed"
+    IOCTL_MALFORMED = "ioctl_malformed"
+    SET_INFO_MALFORMED = "set_info_malformed"
+    QUERY_DIRECTORY_MALFORMED = "query_directory_malformed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -701,6 +710,237 @@ class Smb1EchoRequest:
     data_prefix: bytes
 
 
+# --- SMB2 files, pipes and I/O after the login ([MS-SMB2] 2.2.13 - 2.2.40, [MS-FSCC]) ------
+
+
+class Smb2FileId(NamedTuple):
+    """[MS-SMB2] 2.2.14.1 SMB2_FILEID, as sent: Persistent then Volatile, both 64-bit.
+
+    Kept raw: a request of a compound chain may name the open of the request before it with
+    all bits set (`related`, [MS-SMB2] 3.2.4.1.4), which only the per-connection state resolves.
+    """
+
+    persistent: int
+    volatile: int
+
+    @property
+    def raw(self) -> bytes:
+        return self.persistent.to_bytes(8, "little") + self.volatile.to_bytes(8, "little")
+
+    @property
+    def related(self) -> bool:
+        return self.persistent == self.volatile == 0xFFFFFFFFFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2CreateRequest:
+    """[MS-SMB2] 2.2.13 SMB2 CREATE Request.
+
+    `context_names` are the Name of each create context (2.2.13.2) in order: four ASCII
+    characters ("MxAc", "DH2Q", ...) as text, other names as hex; past `MAX_CREATE_CONTEXTS`
+    they are counted in `context_names_dropped`. `anomalies` are what the request was decoded
+    despite (a broken context chain, the cap); smb2.py emits them after the message.
+    """
+
+    name: str
+    requested_oplock_level: int
+    impersonation_level: int
+    desired_access: int
+    file_attributes: int
+    share_access: int
+    create_disposition: int
+    create_options: int
+    context_names: tuple[str, ...] = ()
+    context_names_dropped: int = 0
+    anomalies: tuple[Anomaly, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2CreateResponse:
+    """[MS-SMB2] 2.2.14 SMB2 CREATE Response (times are left out)."""
+
+    oplock_level: int
+    flags: int  # SMB2_CREATE_FLAG_REPARSEPOINT 0x01 (3.1.1)
+    create_action: int
+    allocation_size: int
+    end_of_file: int
+    file_attributes: int
+    file_id: Smb2FileId
+    context_names: tuple[str, ...] = ()
+    context_names_dropped: int = 0
+    anomalies: tuple[Anomaly, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2CloseRequest:
+    """[MS-SMB2] 2.2.15 SMB2 CLOSE Request."""
+
+    flags: int  # SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB 0x0001
+    file_id: Smb2FileId
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2CloseResponse:
+    """[MS-SMB2] 2.2.16 SMB2 CLOSE Response; the sizes are zero unless the request asked for them."""
+
+    flags: int
+    allocation_size: int
+    end_of_file: int
+    file_attributes: int
+
+
+class Smb2ReadRequest(NamedTuple):
+    """[MS-SMB2] 2.2.19 SMB2 READ Request. READ/WRITE records are NamedTuples like the headers:
+    one is built for every message of a bulk transfer."""
+
+    flags: int
+    length: int
+    offset: int
+    file_id: Smb2FileId
+    minimum_count: int
+    channel: int
+    remaining_bytes: int
+
+
+class Smb2ReadResponse(NamedTuple):
+    """[MS-SMB2] 2.2.20 SMB2 READ Response. It names no file: a READ request is paired with it
+    by MessageId.
+
+    `data` holds the bytes of the read data present in the bytes smbwatch kept (a READ response
+    larger than 256 bytes keeps only its first 256, `message.BULK_MESSAGE_PREFIX`); `data_length`
+    is the DataLength the server declared.
+    """
+
+    data_offset: int
+    data_length: int
+    data_remaining: int
+    data: bytes
+
+    @property
+    def data_complete(self) -> bool:
+        return len(self.data) == self.data_length
+
+
+class Smb2WriteRequest(NamedTuple):
+    """[MS-SMB2] 2.2.21 SMB2 WRITE Request; `data` and `data_length` as in `Smb2ReadResponse`."""
+
+    data_offset: int
+    data_length: int
+    offset: int
+    file_id: Smb2FileId
+    channel: int
+    remaining_bytes: int
+    flags: int
+    data: bytes
+
+    @property
+    def data_complete(self) -> bool:
+        return len(self.data) == self.data_length
+
+
+class Smb2WriteResponse(NamedTuple):
+    """[MS-SMB2] 2.2.22 SMB2 WRITE Response."""
+
+    bytes_written: int  # Count (a NamedTuple cannot have a field named count)
+    remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileRenameInformation:
+    """[MS-FSCC] 2.4.42.2 FILE_RENAME_INFORMATION_TYPE_2 (the SMB2 form): the new name."""
+
+    replace_if_exists: bool
+    root_directory: int  # zero for SMB2 ([MS-SMB2] 2.2.39)
+    file_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileDispositionInformation:
+    """[MS-FSCC] 2.4.11 FILE_DISPOSITION_INFORMATION."""
+
+    delete_pending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FileDispositionInformationEx:
+    """[MS-FSCC] 2.4.12 FILE_DISPOSITION_INFORMATION_EX."""
+
+    flags: int  # FileDispositionFlags
+
+    @property
+    def delete(self) -> bool:
+        return bool(self.flags & 0x00000001)  # FILE_DISPOSITION_DELETE
+
+
+SetInfoBuffer = FileRenameInformation | FileDispositionInformation | FileDispositionInformationEx
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2SetInfoRequest:
+    """[MS-SMB2] 2.2.39 SMB2 SET_INFO Request. `buffer` is decoded for renames and deletes
+    (SMB2_0_INFO_FILE with FileRenameInformation, FileDispositionInformation(Ex)), else None."""
+
+    info_type: int
+    file_info_class: int
+    buffer_length: int
+    additional_information: int
+    file_id: Smb2FileId
+    buffer: SetInfoBuffer | None
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2SetInfoResponse:
+    """[MS-SMB2] 2.2.40 SMB2 SET_INFO Response: a StructureSize and nothing else."""
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2IoctlRequest:
+    """[MS-SMB2] 2.2.31 SMB2 IOCTL Request. `input` holds the input bytes present in the
+    message (IOCTLs are kept whole up to 128 KiB); `input_count` is the declared InputCount.
+    For FSCTL_PIPE_TRANSCEIVE the input is DCE/RPC PDUs written to the pipe."""
+
+    ctl_code: int
+    file_id: Smb2FileId
+    flags: int  # SMB2_0_IOCTL_IS_FSCTL 0x1
+    input_count: int
+    max_input_response: int
+    max_output_response: int
+    input: bytes
+
+    @property
+    def input_complete(self) -> bool:
+        return len(self.input) == self.input_count
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2IoctlResponse:
+    """[MS-SMB2] 2.2.32 SMB2 IOCTL Response; `output` as `Smb2IoctlRequest.input` (for
+    FSCTL_PIPE_TRANSCEIVE: what the pipe answered, also under STATUS_BUFFER_OVERFLOW)."""
+
+    ctl_code: int
+    file_id: Smb2FileId
+    flags: int
+    input_count: int
+    output_count: int
+    output: bytes
+
+    @property
+    def output_complete(self) -> bool:
+        return len(self.output) == self.output_count
+
+
+@dataclass(frozen=True, slots=True)
+class Smb2QueryDirectoryRequest:
+    """[MS-SMB2] 2.2.33 SMB2 QUERY_DIRECTORY Request."""
+
+    file_information_class: int
+    flags: int  # Smb2QueryDirectoryFlags
+    file_index: int
+    file_id: Smb2FileId
+    pattern: str
+    output_buffer_length: int
+
+
 Smb1Body = (
     Smb1TransactionRequest
     | Smb1OpenRequest
@@ -732,6 +972,19 @@ Smb2Body = (
     | Smb2SessionSetupResponse
     | Smb2TreeConnectRequest
     | Smb2TreeConnectResponse
+    | Smb2CreateRequest
+    | Smb2CreateResponse
+    | Smb2CloseRequest
+    | Smb2CloseResponse
+    | Smb2ReadRequest
+    | Smb2ReadResponse
+    | Smb2WriteRequest
+    | Smb2WriteResponse
+    | Smb2SetInfoRequest
+    | Smb2SetInfoResponse
+    | Smb2IoctlRequest
+    | Smb2IoctlResponse
+    | Smb2QueryDirectoryRequest
 )
 
 

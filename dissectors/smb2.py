@@ -6,13 +6,26 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from dissectors import smb2_negotiate, smb2_session_setup, smb2_tree_connect, spnego
+from dissectors import (
+    smb2_close,
+    smb2_create,
+    smb2_ioctl,
+    smb2_negotiate,
+    smb2_query_directory,
+    smb2_read_write,
+    smb2_session_setup,
+    smb2_set_info,
+    smb2_tree_connect,
+    spnego,
+)
 from dissectors.constants import SMB2_FLAGS_ASYNC_COMMAND, SMB2_FLAGS_SERVER_TO_REDIR, Smb2Command
 from dissectors.records import (
     Anomaly,
     AnomalyKind,
     Smb2Body,
     Smb2CompressionTransformHeader,
+    Smb2CreateRequest,
+    Smb2CreateResponse,
     Smb2Header,
     Smb2Message,
     Smb2TransformHeader,
@@ -29,20 +42,48 @@ SMB2_COMPRESSION_HEADER_SIZE: Final = 16
 MAX_COMPOUND_MESSAGES: Final = 32
 
 _SESSION_SETUP: Final = int(Smb2Command.SESSION_SETUP)
+_CREATE: Final = int(Smb2Command.CREATE)
 
 _HEADER: Final = struct.Struct("<4sHHIHHIIQQQ16s")
 _TRANSFORM: Final = struct.Struct("<4s16s16sIHHQ")
 _COMPRESSION: Final = struct.Struct("<4sIHHI")
 
-_REQUEST_PARSERS: Final[dict[int, Callable[[bytes], Smb2Body | Anomaly]]] = {
-    Smb2Command.NEGOTIATE: smb2_negotiate.parse_negotiate_request,
-    Smb2Command.SESSION_SETUP: smb2_session_setup.parse_request,
-    Smb2Command.TREE_CONNECT: smb2_tree_connect.parse_request,
+# A body parser gets the bytes kept of its message and the message's length as sent: they differ
+# for a READ/WRITE cut to its first 256 bytes, whose data is then partly absent but not malformed.
+Smb2BodyParser = Callable[[bytes, int], Smb2Body | Anomaly]
+
+
+def _kept_bytes_only(parse: Callable[[bytes], Smb2Body | Anomaly]) -> Smb2BodyParser:
+    """A parser of the login commands, which always have their whole message, as a `Smb2BodyParser`."""
+
+    def parse_body(message: bytes, _message_length: int) -> Smb2Body | Anomaly:
+        return parse(message)
+
+    return parse_body
+
+
+_REQUEST_PARSERS: Final[dict[int, Smb2BodyParser]] = {
+    Smb2Command.NEGOTIATE: _kept_bytes_only(smb2_negotiate.parse_negotiate_request),
+    Smb2Command.SESSION_SETUP: _kept_bytes_only(smb2_session_setup.parse_request),
+    Smb2Command.TREE_CONNECT: _kept_bytes_only(smb2_tree_connect.parse_request),
+    Smb2Command.CREATE: smb2_create.parse_request,
+    Smb2Command.CLOSE: smb2_close.parse_request,
+    Smb2Command.READ: smb2_read_write.parse_read_request,
+    Smb2Command.WRITE: smb2_read_write.parse_write_request,
+    Smb2Command.IOCTL: smb2_ioctl.parse_request,
+    Smb2Command.QUERY_DIRECTORY: smb2_query_directory.parse_request,
+    Smb2Command.SET_INFO: smb2_set_info.parse_request,
 }
-_RESPONSE_PARSERS: Final[dict[int, Callable[[bytes], Smb2Body | Anomaly]]] = {
-    Smb2Command.NEGOTIATE: smb2_negotiate.parse_negotiate_response,
-    Smb2Command.SESSION_SETUP: smb2_session_setup.parse_response,
-    Smb2Command.TREE_CONNECT: smb2_tree_connect.parse_response,
+_RESPONSE_PARSERS: Final[dict[int, Smb2BodyParser]] = {
+    Smb2Command.NEGOTIATE: _kept_bytes_only(smb2_negotiate.parse_negotiate_response),
+    Smb2Command.SESSION_SETUP: _kept_bytes_only(smb2_session_setup.parse_response),
+    Smb2Command.TREE_CONNECT: _kept_bytes_only(smb2_tree_connect.parse_response),
+    Smb2Command.CREATE: smb2_create.parse_response,
+    Smb2Command.CLOSE: smb2_close.parse_response,
+    Smb2Command.READ: smb2_read_write.parse_read_response,
+    Smb2Command.WRITE: smb2_read_write.parse_write_response,
+    Smb2Command.IOCTL: smb2_ioctl.parse_response,
+    Smb2Command.SET_INFO: smb2_set_info.parse_response,
 }
 
 
@@ -85,7 +126,7 @@ def parse_header(message: bytes | bytearray, offset: int = 0) -> Smb2Header | An
     )
 
 
-def _parse_body(header: Smb2Header, message: bytes) -> Smb2Body | Anomaly | None:
+def _parse_body(header: Smb2Header, message: bytes, message_length: int) -> Smb2Body | Anomaly | None:
     is_response = header.flags & SMB2_FLAGS_SERVER_TO_REDIR
     parser = (_RESPONSE_PARSERS if is_response else _REQUEST_PARSERS).get(header.command)
     if parser is None:
@@ -99,7 +140,7 @@ def _parse_body(header: Smb2Header, message: bytes) -> Smb2Body | Anomaly | None
         )
         if structure_size == SMB2_ERROR_RESPONSE_STRUCTURE_SIZE and not more_processing:
             return None  # [MS-SMB2] 2.2.2 ERROR Response: nothing more to decode
-    return parser(message)
+    return parser(message, message_length)
 
 
 def parse_compound(frame: bytes, frame_length: int) -> list[StreamEvent]:
@@ -118,14 +159,18 @@ def parse_compound(frame: bytes, frame_length: int) -> list[StreamEvent]:
         next_command = header.next_command
         end = offset + next_command if next_command else len(frame)
         message = frame[offset:end] if offset or next_command else frame
-        body = _parse_body(header, message)
+        body = _parse_body(header, message, next_command or frame_length - offset)
         if isinstance(body, Anomaly):
             events.append(Smb2Message(header, None))
             events.append(body)
         else:
             events.append(Smb2Message(header, body))
-            if body is not None and header.command == _SESSION_SETUP:
-                events.extend(spnego.token_anomalies(body))  # a token decoded despite a cap or a cut
+            if body is not None:
+                command = header.command
+                if command == _SESSION_SETUP:
+                    events.extend(spnego.token_anomalies(body))  # a token decoded despite a cap or a cut
+                elif command == _CREATE and isinstance(body, (Smb2CreateRequest, Smb2CreateResponse)):
+                    events.extend(body.anomalies)  # a context chain decoded despite a break or the cap
         if not next_command:
             return events
         if next_command < SMB2_HEADER_SIZE or next_command % 8 or offset + next_command >= frame_length:

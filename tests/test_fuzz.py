@@ -270,7 +270,7 @@ HANDMADE_MESSAGES: tuple[bytes, ...] = (
     smb2_negotiate_request((0x0202, 0x0210)),
     smb2_negotiate_response(0x0311, CONTEXTS_311[:3], blob=b"\x60" * 40),
     smb2_negotiate_response(0x0210, blob=b"\x60" * 20),
-    smb2_header(5, next_command=72) + b"\x00" * 8 + smb2_header(6),  # a two-message compound
+    smb2_header(7, next_command=72) + b"\x00" * 8 + smb2_header(13),  # a two-message compound (FLUSH, ECHO)
     smb2_header(SMB2_READ, flags=1) + struct.pack("<HBBIII", 17, 80, 0, 300, 0, 0) + b"\xab" * 300,
     smb1_negotiate_request((b"PC NETWORK PROGRAM 1.0", b"NT LM 0.12", b"SMB 2.002", b"SMB 2.???")),
     smb1_negotiate_response_nt(1),
