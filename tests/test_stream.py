@@ -21,6 +21,7 @@ from dissectors.records import (
     NetbiosSessionRequest,
     ReassemblyGap,
     Smb1Message,
+    Smb2IoctlRequest,
     Smb2Message,
     Smb2NegotiateRequest,
     Smb2NegotiateResponse,
@@ -174,13 +175,19 @@ def test_eof_inside_a_frame_is_reported() -> None:
 
 def test_oversized_message_is_kept_only_up_to_the_cap() -> None:
     stream = SmbStream(direct_tcp=True)
-    body = smb2_header(Smb2Command.IOCTL) + bytes(MAX_KEPT_MESSAGE * 2)
+    # Crafted: an FSCTL_PIPE_TRANSCEIVE request ([MS-SMB2] 2.2.31) with 256 KiB of input at 120.
+    fixed = struct.pack("<HHIQQIIIIIIII", 57, 0, 0x0011C017, 1, 2, 120, MAX_KEPT_MESSAGE * 2, 0, 0, 0, 1024, 1, 0)
+    body = smb2_header(Smb2Command.IOCTL) + fixed + bytes(MAX_KEPT_MESSAGE * 2)
     data = frame(body)
     for start in range(0, len(data), 65536):
         stream.feed(data[start : start + 65536])
         assert stream.buffered <= MAX_KEPT_MESSAGE + 65536
     stream.feed(SMB2_NEGOTIATE_REQUEST_311)
-    assert kinds(stream.events()) == ["Smb2Message", "Smb2Message"]
+    events = stream.events()
+    assert kinds(events) == ["Smb2Message", "Smb2Message"]
+    ioctl = events[0].body
+    assert isinstance(ioctl, Smb2IoctlRequest) and not ioctl.input_complete
+    assert len(ioctl.input) == MAX_KEPT_MESSAGE - 120 and ioctl.input_count == MAX_KEPT_MESSAGE * 2
 
 
 def test_gap_event_is_always_reported() -> None:
