@@ -93,6 +93,8 @@ ALL_SCENARIOS=(
   nmap_smb_protocols nmap_security_mode nmap_ms17_010 nmap_double_pulsar scan_445_sweep
   control_reconnects control_large_copy control_three_servers
   smb1_browsing_139 smb1_printing smb1_named_pipe
+  files_activity files_ransomware_like files_smb1 rpc_recon
+  psexec_impacket smbexec_impacket atexec_impacket rpc_coercion_attempts print_driver_install
 )
 
 log() { printf '[record] %s\n' "$*" >&2; }
@@ -952,6 +954,114 @@ run_smb1_use_scenario() {
   esac
 }
 
+# ---------------------------------------------------------------- after the login
+# What a session does once it is logged in: file activity (smbclient at 3.1.1
+# and in SMB1), a ransomware-like rewrite of a share, and DCE/RPC
+# reconnaissance (rpcclient). All writes go to the writable share "upload".
+
+# activity_files DIR N SIZE PREFIX: N local text files PREFIX-01.txt... of SIZE bytes
+activity_files() {
+  local dir=$1 n=$2 size=$3 prefix=$4 i
+  mkdir -p "$dir"
+  for i in $(seq -w 1 "$n"); do
+    head -c "$size" < <(yes "smbwatch lab document $prefix-$i, harmless text") >"$dir/$prefix-$i.txt"
+  done
+}
+
+run_activity_scenario() {
+  local s=$1
+  local -a srv_nt1=("server min protocol = NT1" "server max protocol = SMB3")
+  local -a srv_default=("server min protocol = SMB2_02" "server max protocol = SMB3")
+  local d="$CLI/$s" cmds i
+  case $s in
+    files_activity)
+      # One 3.1.1 session on "upload": mkdir, three puts, a get, ls
+      # (QUERY_DIRECTORY), a rename, deletes (the last file deleted leaves the
+      # directory empty) and rmdir.
+      activity_files "$d" 3 1500 report
+      cmds="mkdir projects; cd projects; put $d/report-1.txt budget.csv; put $d/report-2.txt notes.txt;"
+      cmds+=" put $d/report-3.txt draft.txt; get notes.txt /dev/null; ls; rename draft.txt final.txt;"
+      cmds+=" del budget.csv; del notes.txt; del final.txt; cd ..; rmdir projects"
+      auth_start "$s" srv_default
+      smbc_auth SMB3_11 SMB3_11 -U "$LAB_USER%$LAB_PASS" "//$SRV4/upload" -c "$cmds" || log "  (client exit status $?)"
+      auth_finish "$s" 'smb2.cmd == 5 && smb2.filename == "projects" && smb2.create.disposition == 2' \
+        'smb2.cmd == 5 && smb2.filename == "projects\\budget.csv" && smb2.flags.response == 0' \
+        'smb2.cmd == 9 && smb2.write_length == 1500' \
+        'smb2.cmd == 8 && smb2.flags.response == 1 && smb2.nt_status == 0' \
+        'smb2.cmd == 14 && smb2.flags.response == 1 && smb2.nt_status == 0' \
+        'smb2.cmd == 17 && smb2.file_info.infolevel == 10 && smb2.filename == "projects\\final.txt"' \
+        'smb2.cmd == 5 && smb.create_options & 0x1000 && smb2.filename == "projects\\budget.csv"' \
+        'smb2.cmd == 17 && smb2.file_info.infolevel == 13 && smb2.disposition.delete_on_close == 1' ;;
+    files_ransomware_like)
+      # One 3.1.1 session: 30 documents written to upload\finance, then for
+      # each: read it, write NAME.locked (random bytes, same size) and delete
+      # the original (doc-01..24), or rename it to NAME.locked and overwrite
+      # that with random bytes (doc-25..30); finally a ransom-note-like text
+      # file. Random bytes come from /dev/urandom, nothing is encrypted.
+      activity_files "$d" 30 2048 doc
+      mkdir -p "$d/locked"
+      for i in $(seq -w 1 30); do head -c 2048 /dev/urandom >"$d/locked/doc-$i.txt.locked"; done
+      printf 'smbwatch lab fixture: this is not a ransom note; nothing was encrypted.\n' >"$d/HOW-TO-RESTORE.txt"
+      cmds="mkdir finance; cd finance"
+      for i in $(seq -w 1 30); do cmds+="; put $d/doc-$i.txt doc-$i.txt"; done
+      for i in $(seq -w 1 24); do
+        cmds+="; get doc-$i.txt /dev/null; put $d/locked/doc-$i.txt.locked doc-$i.txt.locked; del doc-$i.txt"
+      done
+      for i in $(seq -w 25 30); do
+        cmds+="; get doc-$i.txt /dev/null; rename doc-$i.txt doc-$i.txt.locked; put $d/locked/doc-$i.txt.locked doc-$i.txt.locked"
+      done
+      cmds+="; put $d/HOW-TO-RESTORE.txt HOW-TO-RESTORE.txt; ls"
+      auth_start "$s" srv_default
+      smbc_auth SMB3_11 SMB3_11 -U "$LAB_USER%$LAB_PASS" "//$SRV4/upload" -c "$cmds" || log "  (client exit status $?)"
+      auth_finish "$s" 'smb2.cmd == 5 && smb2.filename contains "locked" && smb2.flags.response == 0' \
+        'smb2.cmd == 5 && smb2.filename == "finance\\doc-30.txt.locked" && smb2.create.disposition == 5' \
+        'smb2.cmd == 5 && smb.create_options & 0x1000 && smb2.filename == "finance\\doc-24.txt"' \
+        'smb2.cmd == 17 && smb2.file_info.infolevel == 10 && smb2.filename == "finance\\doc-25.txt.locked"' \
+        'smb2.cmd == 8 && smb2.flags.response == 1 && smb2.nt_status == 0' \
+        'smb2.cmd == 5 && smb2.filename == "finance\\HOW-TO-RESTORE.txt"' ;;
+    files_smb1)
+      # SMB1 (NT1) session on "upload": mkdir (SMB_COM_CREATE_DIRECTORY),
+      # puts (NT_CREATE_ANDX, WRITE_ANDX, CLOSE), a get (TRANS2
+      # QUERY_FILE_INFORMATION, READ_ANDX), ls (TRANS2 FIND_FIRST2), a plain
+      # rename (SMB_COM_RENAME), a replacing rename "rename A B -f" (TRANS2
+      # SET_PATH_INFORMATION level 1010, pass-through FileRenameInformation:
+      # smbd 4.17 answers STATUS_NOT_SUPPORTED, so memo.txt keeps its name),
+      # utimes (TRANS2 SET_PATH_INFORMATION level 1004, FileBasicInformation),
+      # deletes (SMB_COM_DELETE) and rmdir (SMB_COM_DELETE_DIRECTORY).
+      # smbclient 4.17 sends no TRANS2 SET_FILE_INFORMATION for these commands.
+      activity_files "$d" 3 1500 legacy
+      cmds="mkdir legacy; cd legacy; put $d/legacy-1.txt old.txt; put $d/legacy-2.txt ledger.txt;"
+      cmds+=" put $d/legacy-3.txt memo.txt; get ledger.txt /dev/null; ls; rename old.txt older.txt;"
+      cmds+=" rename memo.txt memo-final.txt -f; utimes ledger.txt -1 -1 2020:01:01-00:00:00 -1;"
+      cmds+=" del older.txt; del ledger.txt; del memo.txt; cd ..; rmdir legacy"
+      auth_start "$s" srv_nt1
+      smbc_auth NT1 NT1 -U "$LAB_USER%$LAB_PASS" "//$SRV4/upload" -c "$cmds" || log "  (client exit status $?)"
+      auth_finish "$s" 'smb.cmd == 0xa2 && smb.flags.response == 0 && smb.file contains "ledger.txt"' \
+        'smb.cmd == 0x2f && smb.flags.response == 0' 'smb.cmd == 0x2e && smb.flags.response == 1' \
+        'smb.cmd == 0x04' 'smb.cmd == 0x07 && smb.flags.response == 1 && smb.nt_status == 0' \
+        'smb.cmd == 0x06 && smb.flags.response == 1 && smb.nt_status == 0' \
+        'smb.cmd == 0x00 && smb.flags.response == 1 && smb.nt_status == 0' \
+        'smb.cmd == 0x01 && smb.flags.response == 1 && smb.nt_status == 0' \
+        'smb.trans2.cmd == 0x0006 && smb.spi_loi == 1010 && smb.file == "\\legacy\\memo.txt"' \
+        'smb.trans2.cmd == 0x0006 && smb.spi_loi == 1004 && smb.file == "\\legacy\\ledger.txt"' \
+        'smb.trans2.cmd == 0x0001 && smb.flags.response == 1 && smb.nt_status == 0' ;;
+    rpc_recon)
+      # rpcclient over SMB 3.1.1 with samba-dcerpcd beside smbd: srvsvc,
+      # samr and lsarpc over named pipes on IPC$, NTLMSSP-authenticated binds.
+      local -a srv_rpc=("${srv_default[@]}" "rpc start on demand helpers = no")
+      auth_start "$s" srv_rpc 1
+      rpcc SMB3_11 SMB3_11 -U "$LAB_USER%$LAB_PASS" \
+        -c 'srvinfo; netshareenumall; enumdomusers; querydominfo; sign; lsaquery; lookupnames alice; getusername' \
+        "$SRV4" || log "  (client exit status $?)"
+      auth_finish "$s" 'smb2.cmd == 5 && smb2.filename == "srvsvc"' 'smb2.cmd == 5 && smb2.filename == "samr"' \
+        'smb2.cmd == 5 && smb2.filename == "lsarpc"' 'srvsvc.opnum == 15 && dcerpc.pkt_type == 2' \
+        'samr.opnum == 13 && dcerpc.pkt_type == 2' 'lsarpc.opnum == 14 && dcerpc.pkt_type == 2' \
+        'lsarpc.opnum == 45 && dcerpc.pkt_type == 2' 'smb2.cmd == 1 && ntlmssp.messagetype == 3' \
+        'dcerpc.cn_bind_to_uuid == 12345778-1234-abcd-ef00-0123456789ab && dcerpc.auth_level == 5' ;;
+    *) die "no recipe for $s" ;;
+  esac
+}
+
 run_scenario() {
   local s=$1
   log "scenario $s"
@@ -1126,6 +1236,8 @@ run_scenario() {
       SMBC_ENV=() ;;
     nmap_*|scan_*|control_*) run_scanner_scenario "$s" || die "no recipe for $s" ;;
     smb1_browsing_139|smb1_printing|smb1_named_pipe) run_smb1_use_scenario "$s" ;;
+    files_*|rpc_recon) run_activity_scenario "$s" ;;
+    *_impacket|rpc_coercion_attempts|print_driver_install) run_impacket_scenario "$s" ;;
     *) die "no recipe for $s" ;;
   esac
 }
