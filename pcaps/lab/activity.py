@@ -25,8 +25,11 @@ without SMB are left out, as in verify.py) it derives from tshark 4.0 fields:
   pipes  named pipe opens on IPC$: [name, status]
   binds  DCE/RPC binds (and alter contexts): [uuid, version, result], result
          "acceptance", "provider_rejection", "user_rejection", or "nak"
-  calls  DCE/RPC requests: [uuid, opnum, result], result "response" or the
-         fault status (e.g. "nca_s_op_rng_error"), "none" when unanswered
+  calls  DCE/RPC requests: [uuid, opnum, result, return code], result
+         "response" or the fault status (e.g. "nca_s_op_rng_error"), "none" when
+         unanswered; return code: the WERROR / NTSTATUS that ends the response
+         stub where tshark decodes the interface (svcctl, spoolss, srvsvc,
+         netdfs, lsarpc, samr), else ""
 
 Only frames that carry one SMB message are read (tshark's multi-valued fields
 cannot be paired otherwise); frames with several are counted in "skipped".
@@ -75,6 +78,10 @@ FIELDS = [
     "dcerpc.cn_ctx_id",
     "dcerpc.cn_status",
 ]
+# the return code at the end of a response's stub, per interface tshark decodes (the last
+# occurrence: earlier ones can be status fields inside the returned structures)
+RETURN_CODES = ["svcctl.rc", "spoolss.rc", "srvsvc.werror", "netdfs.werror", "lsarpc.status", "samr.status"]
+FIELDS += RETURN_CODES
 ACK_RESULTS = {"0": "acceptance", "1": "user_rejection", "2": "provider_rejection", "3": "negotiate_ack"}
 FAULTS = {
     "0x1c010002": "nca_s_op_rng_error",
@@ -82,6 +89,7 @@ FAULTS = {
     "0x00000005": "access_denied",
     "0x000006f7": "rpc_x_bad_stub_data",
     "0x1c00001b": "nca_s_proto_error",
+    "0x1c00001a": "nca_s_fault_context_mismatch",
 }
 STATUS_NAMES = {
     "0x00000000": "STATUS_SUCCESS",
@@ -101,6 +109,7 @@ FILE_RENAME_INFORMATION, FILE_DISPOSITION_INFORMATION = "0x0a", "0x0d"
 SMB1_CREATE_DIRECTORY, SMB1_DELETE_DIRECTORY, SMB1_DELETE, SMB1_RENAME = "0x00", "0x01", "0x06", "0x07"
 SMB1_READ_ANDX, SMB1_WRITE_ANDX, SMB1_TRANS2, SMB1_NT_CREATE_ANDX = "0x2e", "0x2f", "0x32", "0xa2"
 TRANS2_SET_PATH_INFORMATION = "0x0006"
+RENAME_1010 = "1010"  # pass-through level: FileRenameInformation (10) + SMB_INFO_PASSTHROUGH (1000)
 
 
 def status_name(code: str) -> str:
@@ -262,7 +271,11 @@ def smb1(c: Connection, row: dict) -> None:
             c.pending[key] = {"op": "delete", "name": row["smb.dir_name"]}
         elif cmd == SMB1_CREATE_DIRECTORY:
             c.pending[key] = {"op": "mkdir", "name": row["smb.dir_name"]}
-        elif cmd == SMB1_TRANS2 and row["smb.trans2.cmd"] == TRANS2_SET_PATH_INFORMATION and row["smb.spi_loi"] == "1010":
+        elif (
+            cmd == SMB1_TRANS2
+            and row["smb.trans2.cmd"] == TRANS2_SET_PATH_INFORMATION
+            and row["smb.spi_loi"] == RENAME_1010
+        ):
             c.pending[key] = {"op": "rename_path", "old": _first(row["smb.file"]), "new": ""}
         return
     if key not in c.pending:
@@ -289,14 +302,18 @@ def dcerpc(c: Connection, row: dict) -> None:
             c.rpc_pending.pop(call)[2] = "nak"
         elif ptype == "0":  # request
             uuid = c.contexts.get(_first(row["dcerpc.cn_ctx_id"]) or "0", "")
-            entry = [uuid, int(_first(row["dcerpc.opnum"]) or "-1"), "none"]
+            entry = [uuid, int(_first(row["dcerpc.opnum"]) or "-1"), "none", ""]
             c.calls.append(entry)
             c.rpc_pending[call] = entry
         elif ptype == "2" and call in c.rpc_pending:  # response
-            c.rpc_pending.pop(call)[2] = "response"
+            entry = c.rpc_pending.pop(call)
+            entry[2] = "response"
+            codes = [row[f].split("|")[-1] for f in RETURN_CODES if row[f]]
+            entry[3] = codes[-1] if codes else ""
         elif ptype == "3" and call in c.rpc_pending:  # fault
             code = _first(row["dcerpc.cn_status"])
-            c.rpc_pending.pop(call)[2] = FAULTS.get(code, code)
+            entry = c.rpc_pending.pop(call)
+            entry[2] = FAULTS.get(code, code)
 
 
 def toml_value(value: object) -> str:
