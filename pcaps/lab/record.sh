@@ -46,6 +46,12 @@
 # provisions a throw-away Samba AD DC (realm LAB.SMBWATCH.TEST) into the temp
 # dir with samba-tool and runs `samba` instead of smbd; it also needs the
 # Debian packages samba-dsdb-modules and winbind (winbindd).
+#
+# The files_*, rpc_recon and *_impacket / rpc_coercion_attempts /
+# print_driver_install scenarios record what happens after the login (file
+# activity, DCE/RPC over named pipes); the impacket ones install the "lab"
+# extra of pyproject.toml (impacket) into pcaps/lab/.venv on first use.
+# SMBW_LAB_KEEP=DIR keeps a capture that failed its tshark check in DIR.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -101,7 +107,7 @@ log() { printf '[record] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 if [[ ${1:-} == --list ]]; then printf '%s\n' "${ALL_SCENARIOS[@]}"; exit 0; fi
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,48p' "$0"; exit 0; fi
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,55p' "$0"; exit 0; fi
 [[ $EUID -eq 0 ]] || die "must run as root (network namespaces)"
 
 SCENARIOS=("$@")
