@@ -107,7 +107,7 @@ log() { printf '[record] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 if [[ ${1:-} == --list ]]; then printf '%s\n' "${ALL_SCENARIOS[@]}"; exit 0; fi
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,55p' "$0"; exit 0; fi
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,54p' "$0"; exit 0; fi
 [[ $EUID -eq 0 ]] || die "must run as root (network namespaces)"
 
 SCENARIOS=("$@")
