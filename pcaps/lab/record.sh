@@ -46,6 +46,12 @@
 # provisions a throw-away Samba AD DC (realm LAB.SMBWATCH.TEST) into the temp
 # dir with samba-tool and runs `samba` instead of smbd; it also needs the
 # Debian packages samba-dsdb-modules and winbind (winbindd).
+#
+# The files_*, rpc_recon and *_impacket / rpc_coercion_attempts /
+# print_driver_install scenarios record what happens after the login (file
+# activity, DCE/RPC over named pipes); the impacket ones install the "lab"
+# extra of pyproject.toml (impacket) into pcaps/lab/.venv on first use.
+# SMBW_LAB_KEEP=DIR keeps a capture that failed its tshark check in DIR.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -93,13 +99,15 @@ ALL_SCENARIOS=(
   nmap_smb_protocols nmap_security_mode nmap_ms17_010 nmap_double_pulsar scan_445_sweep
   control_reconnects control_large_copy control_three_servers
   smb1_browsing_139 smb1_printing smb1_named_pipe
+  files_activity files_ransomware_like files_smb1 rpc_recon
+  psexec_impacket smbexec_impacket atexec_impacket rpc_coercion_attempts print_driver_install
 )
 
 log() { printf '[record] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 if [[ ${1:-} == --list ]]; then printf '%s\n' "${ALL_SCENARIOS[@]}"; exit 0; fi
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,48p' "$0"; exit 0; fi
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,54p' "$0"; exit 0; fi
 [[ $EUID -eq 0 ]] || die "must run as root (network namespaces)"
 
 SCENARIOS=("$@")
@@ -427,7 +435,11 @@ check_pcap() {
   local file=$1 expect=$2   # expect: display filter that must match >=1 packet
   local n
   n=$(timeout 60 tshark -n -r "$file" -Y "$expect" 2>/dev/null | wc -l)
-  [[ $n -gt 0 ]] || die "$(basename "$file"): no packet matches '$expect'"
+  if [[ $n -eq 0 ]]; then
+    # SMBW_LAB_KEEP=DIR keeps the failed capture there for a look
+    [[ -z ${SMBW_LAB_KEEP:-} ]] || cp "$file" "$SMBW_LAB_KEEP/"
+    die "$(basename "$file"): no packet matches '$expect'"
+  fi
 }
 
 publish() {
@@ -952,6 +964,273 @@ run_smb1_use_scenario() {
   esac
 }
 
+# ---------------------------------------------------------------- after the login
+# What a session does once it is logged in: file activity (smbclient at 3.1.1
+# and in SMB1), a ransomware-like rewrite of a share, and DCE/RPC
+# reconnaissance (rpcclient). All writes go to the writable share "upload".
+
+# activity_files DIR N SIZE PREFIX: N local text files PREFIX-01.txt... of SIZE bytes
+activity_files() {
+  local dir=$1 n=$2 size=$3 prefix=$4 i
+  mkdir -p "$dir"
+  for i in $(seq -w 1 "$n"); do
+    head -c "$size" < <(yes "smbwatch lab document $prefix-$i, harmless text") >"$dir/$prefix-$i.txt"
+  done
+}
+
+run_activity_scenario() {
+  local s=$1
+  local -a srv_nt1=("server min protocol = NT1" "server max protocol = SMB3")
+  local -a srv_default=("server min protocol = SMB2_02" "server max protocol = SMB3")
+  local d="$CLI/$s" cmds i
+  case $s in
+    files_activity)
+      # One 3.1.1 session on "upload": mkdir, three puts, a get, ls
+      # (QUERY_DIRECTORY), a rename, deletes (the last file deleted leaves the
+      # directory empty) and rmdir.
+      activity_files "$d" 3 1500 report
+      cmds="mkdir projects; cd projects; put $d/report-1.txt budget.csv; put $d/report-2.txt notes.txt;"
+      cmds+=" put $d/report-3.txt draft.txt; get notes.txt /dev/null; ls; rename draft.txt final.txt;"
+      cmds+=" del budget.csv; del notes.txt; del final.txt; cd ..; rmdir projects"
+      auth_start "$s" srv_default
+      smbc_auth SMB3_11 SMB3_11 -U "$LAB_USER%$LAB_PASS" "//$SRV4/upload" -c "$cmds" || log "  (client exit status $?)"
+      auth_finish "$s" 'smb2.cmd == 5 && smb2.filename == "projects" && smb2.create.disposition == 2' \
+        'smb2.cmd == 5 && smb2.filename == "projects\\budget.csv" && smb2.flags.response == 0' \
+        'smb2.cmd == 9 && smb2.write_length == 1500' \
+        'smb2.cmd == 8 && smb2.flags.response == 1 && smb2.nt_status == 0' \
+        'smb2.cmd == 14 && smb2.flags.response == 1 && smb2.nt_status == 0' \
+        'smb2.cmd == 17 && smb2.file_info.infolevel == 10 && smb2.filename == "projects\\final.txt"' \
+        'smb2.cmd == 5 && smb.create_options & 0x1000 && smb2.filename == "projects\\budget.csv"' \
+        'smb2.cmd == 17 && smb2.file_info.infolevel == 13 && smb2.disposition.delete_on_close == 1' ;;
+    files_ransomware_like)
+      # One 3.1.1 session: 30 documents written to upload\finance, then for
+      # each: read it, write NAME.locked (random bytes, same size) and delete
+      # the original (doc-01..24), or rename it to NAME.locked and overwrite
+      # that with random bytes (doc-25..30); finally a ransom-note-like text
+      # file. Random bytes come from /dev/urandom, nothing is encrypted.
+      activity_files "$d" 30 2048 doc
+      mkdir -p "$d/locked"
+      for i in $(seq -w 1 30); do head -c 2048 /dev/urandom >"$d/locked/doc-$i.txt.locked"; done
+      printf 'smbwatch lab fixture: this is not a ransom note; nothing was encrypted.\n' >"$d/HOW-TO-RESTORE.txt"
+      cmds="mkdir finance; cd finance"
+      for i in $(seq -w 1 30); do cmds+="; put $d/doc-$i.txt doc-$i.txt"; done
+      for i in $(seq -w 1 24); do
+        cmds+="; get doc-$i.txt /dev/null; put $d/locked/doc-$i.txt.locked doc-$i.txt.locked; del doc-$i.txt"
+      done
+      for i in $(seq -w 25 30); do
+        cmds+="; get doc-$i.txt /dev/null; rename doc-$i.txt doc-$i.txt.locked; put $d/locked/doc-$i.txt.locked doc-$i.txt.locked"
+      done
+      cmds+="; put $d/HOW-TO-RESTORE.txt HOW-TO-RESTORE.txt; ls"
+      auth_start "$s" srv_default
+      smbc_auth SMB3_11 SMB3_11 -U "$LAB_USER%$LAB_PASS" "//$SRV4/upload" -c "$cmds" || log "  (client exit status $?)"
+      auth_finish "$s" 'smb2.cmd == 5 && smb2.filename contains "locked" && smb2.flags.response == 0' \
+        'smb2.cmd == 5 && smb2.filename == "finance\\doc-30.txt.locked" && smb2.create.disposition == 5' \
+        'smb2.cmd == 5 && smb.create_options & 0x1000 && smb2.filename == "finance\\doc-24.txt"' \
+        'smb2.cmd == 17 && smb2.file_info.infolevel == 10 && smb2.filename == "finance\\doc-25.txt.locked"' \
+        'smb2.cmd == 8 && smb2.flags.response == 1 && smb2.nt_status == 0' \
+        'smb2.cmd == 5 && smb2.filename == "finance\\HOW-TO-RESTORE.txt"' ;;
+    files_smb1)
+      # SMB1 (NT1) session on "upload": mkdir (SMB_COM_CREATE_DIRECTORY),
+      # puts (NT_CREATE_ANDX, WRITE_ANDX, CLOSE), a get (TRANS2
+      # QUERY_FILE_INFORMATION, READ_ANDX), ls (TRANS2 FIND_FIRST2), a plain
+      # rename (SMB_COM_RENAME), a replacing rename "rename A B -f" (TRANS2
+      # SET_PATH_INFORMATION level 1010, pass-through FileRenameInformation:
+      # smbd 4.17 answers STATUS_NOT_SUPPORTED, so memo.txt keeps its name),
+      # utimes (TRANS2 SET_PATH_INFORMATION level 1004, FileBasicInformation),
+      # deletes (SMB_COM_DELETE) and rmdir (SMB_COM_DELETE_DIRECTORY).
+      # smbclient 4.17 sends no TRANS2 SET_FILE_INFORMATION for these commands.
+      activity_files "$d" 3 1500 legacy
+      cmds="mkdir legacy; cd legacy; put $d/legacy-1.txt old.txt; put $d/legacy-2.txt ledger.txt;"
+      cmds+=" put $d/legacy-3.txt memo.txt; get ledger.txt /dev/null; ls; rename old.txt older.txt;"
+      cmds+=" rename memo.txt memo-final.txt -f; utimes ledger.txt -1 -1 2020:01:01-00:00:00 -1;"
+      cmds+=" del older.txt; del ledger.txt; del memo.txt; cd ..; rmdir legacy"
+      auth_start "$s" srv_nt1
+      smbc_auth NT1 NT1 -U "$LAB_USER%$LAB_PASS" "//$SRV4/upload" -c "$cmds" || log "  (client exit status $?)"
+      auth_finish "$s" 'smb.cmd == 0xa2 && smb.flags.response == 0 && smb.file contains "ledger.txt"' \
+        'smb.cmd == 0x2f && smb.flags.response == 0' 'smb.cmd == 0x2e && smb.flags.response == 1' \
+        'smb.cmd == 0x04' 'smb.cmd == 0x07 && smb.flags.response == 1 && smb.nt_status == 0' \
+        'smb.cmd == 0x06 && smb.flags.response == 1 && smb.nt_status == 0' \
+        'smb.cmd == 0x00 && smb.flags.response == 1 && smb.nt_status == 0' \
+        'smb.cmd == 0x01 && smb.flags.response == 1 && smb.nt_status == 0' \
+        'smb.trans2.cmd == 0x0006 && smb.spi_loi == 1010 && smb.file == "\\legacy\\memo.txt"' \
+        'smb.trans2.cmd == 0x0006 && smb.spi_loi == 1004 && smb.file == "\\legacy\\ledger.txt"' \
+        'smb.trans2.cmd == 0x0001 && smb.flags.response == 1 && smb.nt_status == 0' ;;
+    rpc_recon)
+      # rpcclient over SMB 3.1.1 with samba-dcerpcd beside smbd: srvsvc,
+      # samr and lsarpc over named pipes on IPC$, NTLMSSP-authenticated binds.
+      local -a srv_rpc=("${srv_default[@]}" "rpc start on demand helpers = no")
+      auth_start "$s" srv_rpc 1
+      rpcc SMB3_11 SMB3_11 -U "$LAB_USER%$LAB_PASS" \
+        -c 'srvinfo; netshareenumall; enumdomusers; querydominfo; sign; lsaquery; lookupnames alice; getusername' \
+        "$SRV4" || log "  (client exit status $?)"
+      auth_finish "$s" 'smb2.cmd == 5 && smb2.filename == "srvsvc"' 'smb2.cmd == 5 && smb2.filename == "samr"' \
+        'smb2.cmd == 5 && smb2.filename == "lsarpc"' 'srvsvc.opnum == 15 && dcerpc.pkt_type == 2' \
+        'samr.opnum == 13 && dcerpc.pkt_type == 2' 'lsarpc.opnum == 14 && dcerpc.pkt_type == 2' \
+        'lsarpc.opnum == 45 && dcerpc.pkt_type == 2' 'smb2.cmd == 1 && ntlmssp.messagetype == 3' \
+        'dcerpc.cn_bind_to_uuid == 12345778-1234-abcd-ef00-0123456789ab && dcerpc.auth_level == 5' ;;
+    *) die "no recipe for $s" ;;
+  esac
+}
+
+# ---------------------------------------------------------------- impacket
+# Lateral-movement and coercion tools against the lab's own smbd: impacket's
+# psexec.py / smbexec.py / atexec.py, and pcaps/lab/rpc_calls.py (impacket's
+# DCE/RPC library) for the calls the coercion attacks and PrintNightmare make.
+# impacket is the "lab" extra of pyproject.toml, installed into
+# pcaps/lab/.venv (SMBW_LAB_VENV overrides), never into the project's venv.
+# The server runs samba-dcerpcd beside smbd (svcctl, srvsvc, lsarpc, netdfs,
+# spoolss), has disk shares [ADMIN$] and [C$] (temp dirs writable by alice)
+# and a printer [lp]; "upload" is made read-only so that psexec.py's search
+# for a writable share stops at ADMIN$; "server smb encrypt = off" keeps
+# impacket (which encrypts whenever the server offers it) in clear. Nothing is executed: Samba has no
+# service control manager that starts programs, and every file written is a
+# few bytes of text.
+REPO=$(dirname "$PCAPS")
+LAB_VENV=${SMBW_LAB_VENV:-$HERE/.venv}
+
+ensure_lab_venv() {
+  if [[ -x $LAB_VENV/bin/python ]] && "$LAB_VENV/bin/python" -c 'import impacket' 2>/dev/null; then return 0; fi
+  local -a reqs
+  mapfile -t reqs < <(python3 -c 'import sys, tomllib
+print(*tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["lab"], sep="\n")' "$REPO/pyproject.toml")
+  log "  installing the lab extra (${reqs[*]}) into $LAB_VENV"
+  python3 -m venv "$LAB_VENV"
+  timeout 600 "$LAB_VENV/bin/pip" install -q "${reqs[@]}" >&2 || die "pip install ${reqs[*]} failed"
+}
+
+# impk SCRIPT ARGS...: an impacket example script (or a lab script) in the
+# client namespace, bounded in time, no standard input
+impk() {
+  local script=$1; shift
+  [[ $script == */* ]] || script="$LAB_VENV/bin/$script"
+  log "  $(basename "$script") $*"
+  local rc=0
+  timeout 120 ip netns exec "$NS_CLI" "$LAB_VENV/bin/python" "$script" "$@" \
+    </dev/null >"$WORK/client.out" 2>&1 || rc=$?
+  sed 's/^/    | /' "$WORK/client.out" >&2
+  [[ $rc -eq 0 ]] || log "  (exit status $rc)"
+}
+
+# impacket_start NAME: the server described above, capture running
+impacket_start() {
+  local name=$1
+  mkdir -p "$SRV/admin" "$SRV/c" "$SRV/spool"
+  chmod 777 "$SRV/admin" "$SRV/c"
+  chmod 1777 "$SRV/spool"
+  local SRV_EXTRA_SECTIONS="[ADMIN\$]
+    path = $SRV/admin
+    read only = no
+    browseable = yes
+
+[C\$]
+    path = $SRV/c
+    read only = no
+    browseable = yes
+
+[lp]
+    path = $SRV/spool
+    printable = yes
+    printing = bsd
+    printer name = lp
+    print command = /bin/true %s
+    lpq command = /bin/true
+    lprm command = /bin/true
+    lppause command = /bin/true
+    lpresume command = /bin/true
+    browseable = yes"
+  local -a lines=("server min protocol = SMB2_02" "server max protocol = SMB3"
+                  "rpc start on demand helpers = no" "disable spoolss = no"
+                  "server smb encrypt = off")
+  local conf
+  conf=$(write_server_conf "$name" 445 yes "${lines[@]}")
+  sed -i '/^\[upload\]/,/^$/ s/read only = no/read only = yes/' "$conf"
+  start_smbd_auth "$conf" 1
+  start_capture eth "$WORK/$name.pcap"
+}
+
+IMPK_TARGET="SMBWLAB/$LAB_USER:$LAB_PASS@$SRV4"
+
+run_impacket_scenario() {
+  local s=$1
+  ensure_lab_venv
+  # a harmless stand-in for a service binary: "MZ" and a line of text, no PE
+  printf 'MZsmbwatch lab fixture: not a program, nothing to run.\n' >"$CLI/smbwatch-fixture.exe"
+  case $s in
+    psexec_impacket)
+      # Connection 1: psexec.py with -file (our stand-in instead of its
+      # RemComSvc binary): srvsvc NetShareEnum, the writable-share probe
+      # (data, upload refused; ADMIN$), the upload to ADMIN$, \svcctl
+      # OpenSCManagerW (access 0x3f) -> WERR_ACCESS_DENIED, so psexec.py stops
+      # and deletes the file. Connection 2: the same steps with impacket's
+      # library (rpc_calls.py psexec), asking only SC_MANAGER_CONNECT |
+      # CREATE_SERVICE and going on after a refusal: CreateServiceW,
+      # StartServiceW, DeleteService, CloseServiceHandle.
+      impacket_start "$s"
+      impk psexec.py -file "$CLI/smbwatch-fixture.exe" -service-name SmbwatchFixture \
+        -remote-binary-name smbwatch-fixture.exe "$IMPK_TARGET" whoami
+      impk "$HERE/rpc_calls.py" psexec "$SRV4" "$LAB_USER" "$LAB_PASS" SMBWLAB "$CLI/smbwatch-fixture.exe"
+      auth_finish "$s" \
+        'smb2.cmd == 5 && smb2.tree contains "ADMIN$" && smb2.filename == "smbwatch-fixture.exe"' \
+        'smb2.cmd == 9 && smb2.flags.response == 0 && smb2.tree contains "ADMIN$"' \
+        'smb2.cmd == 5 && smb2.filename == "svcctl"' \
+        'dcerpc.cn_bind_to_uuid == 367abb81-9844-35f1-ad32-98f038001003' \
+        'svcctl.opnum == 15 && dcerpc.pkt_type == 2 && svcctl.rc == 5' \
+        'svcctl.opnum == 12 && dcerpc.pkt_type == 0' 'svcctl.opnum == 19 && dcerpc.pkt_type == 0' \
+        'smb2.cmd == 5 && smb2.tree contains "ADMIN$" && smb.create_options & 0x1000' ;;
+    smbexec_impacket)
+      # smbexec.py (share C$): \svcctl OpenSCManagerW; smbd refuses, so no
+      # service (smbexec's command lives in the service's binary path).
+      impacket_start "$s"
+      impk smbexec.py -share 'C$' "$IMPK_TARGET"
+      auth_finish "$s" 'smb2.cmd == 5 && smb2.filename == "svcctl"' \
+        'dcerpc.cn_bind_to_uuid == 367abb81-9844-35f1-ad32-98f038001003' \
+        'svcctl.opnum == 15 && dcerpc.pkt_type == 2 && svcctl.rc == 5' ;;
+    atexec_impacket)
+      # atexec.py: opens \atsvc for the task scheduler (TSCH); smbd 4.17 has
+      # no such pipe: STATUS_OBJECT_NAME_NOT_FOUND.
+      impacket_start "$s"
+      impk atexec.py "$IMPK_TARGET" whoami
+      auth_finish "$s" 'smb2.cmd == 5 && smb2.filename == "atsvc" && smb2.flags.response == 0' \
+        'smb2.cmd == 5 && smb2.flags.response == 1 && smb2.nt_status == 0xc0000034' ;;
+    rpc_coercion_attempts)
+      # The calls of PetitPotam (EFSRPC over \lsarpc and \efsrpc), DFSCoerce
+      # (\netdfs NetrDfsRemoveStdRoot) and the printer bug (\spoolss
+      # RpcOpenPrinter + RpcRemoteFindFirstPrinterChangeNotificationEx),
+      # each naming the client 192.0.2.10 (nothing listens there) as the
+      # listener.
+      impacket_start "$s"
+      impk "$HERE/rpc_calls.py" coerce "$SRV4" "$LAB_USER" "$LAB_PASS" SMBWLAB "$CLI4"
+      auth_finish "$s" 'dcerpc.cn_bind_to_uuid == c681d488-d850-11d0-8c52-00c04fd90f7e' \
+        'smb2.cmd == 5 && smb2.filename == "efsrpc"' \
+        'dcerpc.cn_ack_result == 2' \
+        'smb2.cmd == 5 && smb2.flags.response == 1 && smb2.nt_status == 0xc0000034' \
+        'dcerpc.cn_bind_to_uuid == 4fc742e0-4a10-11cf-8273-00aa004ae673' \
+        'netdfs.opnum == 13 && netdfs.dfs_RemoveStdRoot.servername == "192.0.2.10"' \
+        'dcerpc.pkt_type == 3 && dcerpc.cn_status == 0x1c010002' \
+        'dcerpc.cn_bind_to_uuid == 12345678-1234-abcd-ef00-0123456789ab' \
+        'spoolss.opnum == 1 && dcerpc.pkt_type == 2 && spoolss.rc == 0' \
+        'spoolss.opnum == 65 && dcerpc.pkt_type == 0 && spoolss.servername == "\\\\192.0.2.10"' \
+        'spoolss.opnum == 65 && dcerpc.pkt_type == 2 && spoolss.rc == 0x6ba' ;;
+    print_driver_install)
+      # PrintNightmare's call, fields only: RpcAddPrinterDriverEx (opnum 89)
+      # with a DRIVER_INFO_2 naming files that do not exist; then the benign
+      # `rpcclient -c adddriver` (AddPrinterDriver, opnum 9) with made-up
+      # file names.
+      impacket_start "$s"
+      impk "$HERE/rpc_calls.py" driver "$SRV4" "$LAB_USER" "$LAB_PASS" SMBWLAB "$CLI4"
+      rpcc SMB2_02 SMB3 -U "$LAB_USER%$LAB_PASS" \
+        -c 'adddriver "Windows x64" "smbwatch-fixture:driver.dll:data.dll:config.dll:help.hlp:NULL:RAW:NULL" 3' \
+        "$SRV4" || log "  (client exit status $?)"
+      # "driver.dll" in UTF-16LE in the stub (tshark 4.0 does not decode
+      # AddPrinterDriverEx), dwFileCopyFlags 0x8014 its last four bytes
+      auth_finish "$s" 'spoolss.opnum == 89 && dcerpc.pkt_type == 0 && dcerpc.stub_data contains 64:00:72:00:69:00:76:00:65:00:72:00:2e:00:64:00:6c:00:6c:00' \
+        'spoolss.opnum == 89 && dcerpc.pkt_type == 0 && dcerpc.stub_data[-4:4] == 14:80:00:00' \
+        'spoolss.opnum == 89 && dcerpc.pkt_type == 2 && spoolss.rc == 0x7c' \
+        'spoolss.opnum == 9 && dcerpc.pkt_type == 0' 'spoolss.opnum == 9 && dcerpc.pkt_type == 2 && spoolss.rc == 0x43' ;;
+    *) die "no recipe for $s" ;;
+  esac
+}
+
 run_scenario() {
   local s=$1
   log "scenario $s"
@@ -1126,6 +1405,8 @@ run_scenario() {
       SMBC_ENV=() ;;
     nmap_*|scan_*|control_*) run_scanner_scenario "$s" || die "no recipe for $s" ;;
     smb1_browsing_139|smb1_printing|smb1_named_pipe) run_smb1_use_scenario "$s" ;;
+    files_*|rpc_recon) run_activity_scenario "$s" ;;
+    *_impacket|rpc_coercion_attempts|print_driver_install) run_impacket_scenario "$s" ;;
     *) die "no recipe for $s" ;;
   esac
 }

@@ -22,6 +22,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import activity
+
 PCAPS = Path(__file__).resolve().parent.parent
 TSHARK_OPTS = ["-o", "tcp.reassemble_out_of_order:TRUE"]
 # file -> {field: reason}; the field is not compared for that file
@@ -36,6 +38,9 @@ KNOWN_TSHARK_LIMITS = {
 # authentication captures list their sessions and tree connects; those were
 # checked with tshark by hand, see pcaps/README.md): not compared.
 NOT_DERIVED = {"sessions", "trees"}
+# What the sessions did after the login (activity.py): compared for the
+# connections whose manifest entry lists them.
+ACTIVITY_KEYS = ("files", "pipes", "binds", "calls")
 SMB2_DIALECTS = {0x0202: "2.0.2", 0x0210: "2.1", 0x0300: "3.0", 0x0302: "3.0.2", 0x0311: "3.1.1", 0x02FF: "2.???"}
 FIELDS = [
     "frame.number",
@@ -179,11 +184,15 @@ def facts(rel: str) -> dict:
                     name = SMB2_DIALECTS.get(d, f"0x{d:04x}")
                     if name not in c["_offered2"]:
                         c["_offered2"].append(name)
+                # [MS-SMB2] 3.2.5.3.1: signing is required when either side's
+                # NEGOTIATE says so (rpcclient's IPC$ connection requires it)
+                cr = row["smb2.sec_mode.sign_required"].split("|")[0]
+                c["_client_sign_required"] = c.get("_client_sign_required", False) or as_bool(cr)
             elif resp and not from_client and dialects:
                 c["dialect"] = SMB2_DIALECTS.get(dialects[-1], f"0x{dialects[-1]:04x}")
                 sr = row["smb2.sec_mode.sign_required"].split("|")[-1]
                 if sr:
-                    c["signing_required"] = as_bool(sr)
+                    c["signing_required"] = as_bool(sr) or c.get("_client_sign_required", False)
         if row["smb2.header.transform.msg_size"]:
             c["_smb"] = True
             c["encrypted"] = True
@@ -228,12 +237,20 @@ def check(manifest: dict) -> int:
             problems.append(f"{len(got['connection'])} SMB connections, manifest has {len(want)}")
         for i, (g, w) in enumerate(zip(got["connection"], want, strict=False)):
             for k, v in w.items():
-                if k in limits or k in NOT_DERIVED:
+                if k in limits or k in NOT_DERIVED or k in ACTIVITY_KEYS:
                     continue
                 if g.get(k) != v:
                     problems.append(f"conn {i}: {k} = {g.get(k)!r}, manifest {v!r}")
             if "signing_required" not in w and g["signing_required"] is not None and "signing_required" not in limits:
                 problems.append(f"conn {i}: signing_required omitted but tshark has {g['signing_required']}")
+        if any(k in w for w in want for k in ACTIVITY_KEYS):
+            done = activity.facts(rel)
+            if done["skipped"]:
+                problems.append(f"{done['skipped']} frames with several SMB messages not read by activity.py")
+            for i, (g, w) in enumerate(zip(done["connections"], want, strict=False)):
+                for k in ACTIVITY_KEYS:
+                    if k in w and g.get(k) != w[k]:
+                        problems.append(f"conn {i}: {k} = {g.get(k)!r}, manifest {w[k]!r}")
         status = "ok" if not problems else "MISMATCH"
         note = f" (not compared: {', '.join(limits)})" if limits else ""
         print(f"{status:8} {rel}{note}")
