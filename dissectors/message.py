@@ -25,6 +25,10 @@ PEEK_SIZE = smb2.SMB2_HEADER_SIZE
 MAX_KEPT_MESSAGE = 128 * 1024
 # For bulk-data commands the header and the fixed part of the body are enough.
 BULK_MESSAGE_PREFIX = 256
+# ... unless the message is small: READ/WRITE on a named pipe carry DCE/RPC fragments (4,280 bytes
+# by default, [MS-RPCE] 3.3.3.5.4), which must be read whole; which handle is a pipe only the
+# per-connection state knows. File transfers use far larger messages (64 KiB to 8 MiB).
+SMALL_IO_KEPT = 8 * 1024
 
 _SMB2_BULK_COMMANDS = frozenset((int(Smb2Command.READ), int(Smb2Command.WRITE)))
 _SMB1_BULK_COMMANDS = frozenset(
@@ -62,14 +66,16 @@ def bytes_to_keep(prefix: bytes | bytearray, frame_length: int) -> int:
                 # Not an SMB2 header: nothing past it can be decoded, so the rest is not worth buffering.
                 return PEEK_SIZE
             command = prefix[_SMB2_COMMAND_OFFSET] | prefix[_SMB2_COMMAND_OFFSET + 1] << 8
-            if command in _SMB2_BULK_COMMANDS and not any(
-                prefix[_SMB2_NEXT_COMMAND_OFFSET : _SMB2_NEXT_COMMAND_OFFSET + 4]
+            if (
+                command in _SMB2_BULK_COMMANDS
+                and frame_length > SMALL_IO_KEPT
+                and not any(prefix[_SMB2_NEXT_COMMAND_OFFSET : _SMB2_NEXT_COMMAND_OFFSET + 4])
             ):
-                return min(frame_length, BULK_MESSAGE_PREFIX)
+                return BULK_MESSAGE_PREFIX
         return min(frame_length, MAX_KEPT_MESSAGE)
     if marker == _SMB1_MARKER:
-        if prefix[_SMB1_COMMAND_OFFSET] in _SMB1_BULK_COMMANDS:
-            return min(frame_length, BULK_MESSAGE_PREFIX)
+        if prefix[_SMB1_COMMAND_OFFSET] in _SMB1_BULK_COMMANDS and frame_length > SMALL_IO_KEPT:
+            return BULK_MESSAGE_PREFIX
         return min(frame_length, MAX_KEPT_MESSAGE)
     if marker == _TRANSFORM_MARKER:
         return min(frame_length, smb2.SMB2_TRANSFORM_HEADER_SIZE)

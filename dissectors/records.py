@@ -96,6 +96,10 @@ class AnomalyKind(Enum):
     IOCTL_MALFORMED = "ioctl_malformed"
     SET_INFO_MALFORMED = "set_info_malformed"
     QUERY_DIRECTORY_MALFORMED = "query_directory_malformed"
+    # Per-connection activity state (monitor/smb/files.py, monitor/smb/rpc.py)
+    FILE_TRACKING_FULL = "file_tracking_full"  # a file entry, open handle or waiting request past its cap
+    RPC_TRACKING_FULL = "rpc_tracking_full"  # a pipe, bound interface, operation row or waiting call past its cap
+    RPC_DATA_NOT_KEPT = "rpc_data_not_kept"  # pipe data larger than smbwatch keeps of a READ/WRITE: not read
 
 
 @dataclass(frozen=True, slots=True)

@@ -290,6 +290,15 @@ class AuthenticationTracker:
             counts[AnomalyKind.SESSION_RESULTS_FULL] = self.results_dropped
         return counts
 
+    def users(self) -> list[str]:
+        """`DOMAIN\\user` (or `user`) of each session that was set up, in order, without repeats."""
+        names: dict[str, None] = {}
+        for session in self.sessions.values():
+            if session.get("status") == "STATUS_SUCCESS" and session.get("user"):
+                domain = session.get("domain")
+                names[f"{domain}\\{session['user']}" if domain else str(session["user"])] = None
+        return list(names)
+
     def describe_sessions(self) -> list[dict[str, Any]]:
         """Each session with the paths of the trees it connected (README: `sessions[].trees`)."""
         paths: dict[str, list[str | None]] = {}

@@ -14,6 +14,7 @@ from dissectors.records import AnomalyKind, StreamEvent
 from monitor.capture import Frame
 from monitor.decode import Decoder
 from monitor.detect import ATTACK_ALERT_KINDS, Alert, Detector
+from monitor.detect.activity import FINDING_KINDS as ACTIVITY_FINDING_KINDS
 from monitor.fastpath import FastPath
 from monitor.flows import CloseReason, Direction, Flow, FlowLimits, FlowState, FlowTable
 from monitor.identity import ConnectionRef, community_id, connection_uid, format_ip
@@ -205,10 +206,13 @@ class Pipeline:
 
     def _report_findings(self, flow: Flow, connection: SmbConnection) -> None:
         ref = connection_ref(flow, connection.source_file)
+        users = connection.auth.users()
         for kind, ts, evidence in connection.findings:
-            self._count_alert(
-                connection, self.detector.finding(kind, ref, ts, {**evidence, "server_port": flow.server[1]})
-            )
+            detail = {**evidence, "server_port": flow.server[1]}
+            if users and kind in ACTIVITY_FINDING_KINDS and "user" not in detail:
+                detail["session_users"] = users  # who the SMB session authenticated as
+            for alert in self.detector.finding_alerts(kind, ref, ts, detail):
+                self._count_alert(connection, alert)
         connection.findings.clear()
 
     def _report_smb1(self, flow: Flow, connection: SmbConnection, ts: float) -> None:
@@ -321,6 +325,10 @@ def describe_connection(
         "sessions": connection.auth.describe_sessions(),
         "trees": list(connection.auth.trees),
         **connection.describe_uses(),
+        "files": connection.files.describe(),
+        "files_not_listed": connection.files.entries_dropped,
+        "directory_listings": connection.files.directory_listings,
+        "rpc": connection.rpc.describe(),
         "alerts": dict(sorted(connection.alert_kinds.items())),
         "client_hints": dict(connection.auth.client_hints),
         "server_hints": dict(connection.auth.server_hints),

@@ -61,8 +61,11 @@ from dissectors.records import (
     ZeroedMessageHeader,
 )
 from monitor.authentication import AuthenticationTracker, encrypt_passwords
+from monitor.detect.rpc import classify_call
 from monitor.flows import Direction
 from monitor.ms17_010 import Ms17010Watch
+from monitor.smb.files import FileTracker
+from monitor.smb.rpc import RpcTracker
 from monitor.uses import UseTracker
 
 # A connection rarely needs more; keeps a hostile peer from growing state without bound.
@@ -76,6 +79,19 @@ _SMB1_AUTH_COMMANDS = frozenset(
 )
 _UNDEFINED_COMMAND = -1
 _SMB2_CREATE = int(Smb2Command.CREATE)
+# Commands about files and pipes (monitor/smb/files.py), CREATE included.
+_SMB2_FILE_COMMANDS = frozenset(
+    int(command)
+    for command in (
+        Smb2Command.CREATE,
+        Smb2Command.CLOSE,
+        Smb2Command.READ,
+        Smb2Command.WRITE,
+        Smb2Command.IOCTL,
+        Smb2Command.SET_INFO,
+        Smb2Command.QUERY_DIRECTORY,
+    )
+)
 
 
 class SmbConnection:
@@ -93,6 +109,7 @@ class SmbConnection:
         "dialect",
         "dialects_offered",
         "encrypted_messages",
+        "files",
         "findings",
         "first_ts",
         "last_ts",
@@ -101,6 +118,7 @@ class SmbConnection:
         "negotiations_reported",
         "netbios_called_name",
         "netbios_calling_name",
+        "rpc",
         "server_negotiate",
         "server_signing_required",
         "signed_messages",
@@ -151,6 +169,8 @@ class SmbConnection:
         self.netbios_calling_name: str | None = None
         self.auth = AuthenticationTracker()
         self.uses = UseTracker(self.anomalies, self.auth.trees)
+        self.rpc = RpcTracker(self.anomalies, self.findings, classify_call)
+        self.files = FileTracker(self.auth.trees, self.anomalies, self.findings, self.rpc)
 
     @property
     def encrypted(self) -> bool:
@@ -226,8 +246,10 @@ class SmbConnection:
         body = message.body
         if not header.flags & SMB1_FLAGS_REPLY:
             self.uses.smb1_request(header, body)
+            self.files.smb1_request(header, body, ts)
         else:
             self.uses.smb1_response(header)
+            self.files.smb1_response(header, body, ts)
         if isinstance(body, Smb1NegotiateRequest):
             self._smb1_negotiate_request(body, ts)
         elif isinstance(body, Smb1NegotiateResponse):
@@ -240,8 +262,9 @@ class SmbConnection:
                 self.auth.smb1_request(header, body, encrypt_passwords(security_mode))
 
     def unanswered_findings(self) -> None:
-        """At the end of the connection: probes never answered are findings too."""
+        """At the end of the connection: probes and DCE/RPC calls never answered are findings too."""
         self.ms17_010.close()
+        self.files.end(self.last_ts)
 
     def _offer(self, dialect: str) -> None:
         """One distinct dialect of a NEGOTIATE request: kept, or counted as `dialects_full`."""
@@ -315,9 +338,10 @@ class SmbConnection:
                 self.auth.smb2_response(header, body, command == _SMB2_SESSION_SETUP, ts)
             else:
                 self.auth.smb2_request(header, body)
-        elif command == _SMB2_CREATE:
-            if not flags & SMB2_FLAGS_SERVER_TO_REDIR:
+        elif command in _SMB2_FILE_COMMANDS:
+            if command == _SMB2_CREATE and not flags & SMB2_FLAGS_SERVER_TO_REDIR:
                 self.uses.smb2_request(command, header.tree_id)
+            self.files.smb2(header, body, ts)
         elif isinstance(body, Smb2NegotiateRequest):
             self._smb2_negotiate_request(body)
         elif isinstance(body, Smb2NegotiateResponse):

@@ -204,7 +204,8 @@ def _response(r: _Reader, header: RpcCommonHeader, end: int) -> RpcResponse | An
     """[C706] 12.6.4.10: alloc_hint, p_cont_id, cancel_count, reserved, stub data."""
     if min(end, len(r.data)) < 24:
         return _cut("response header", 24, min(end, len(r.data)))
-    return RpcResponse(r.u32(16), r.u16(20), r.u8(22), end - 24)
+    return_value = r.u32(end - 4) if end - 24 >= 4 and end <= len(r.data) else None
+    return RpcResponse(r.u32(16), r.u16(20), r.u8(22), end - 24, return_value)
 
 
 def _fault(r: _Reader, header: RpcCommonHeader, end: int) -> RpcFault | Anomaly:

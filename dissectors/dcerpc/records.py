@@ -55,12 +55,16 @@ class RpcRequest:
 
 @dataclass(frozen=True, slots=True)
 class RpcResponse:
-    """[C706] 12.6.4.10 response PDU."""
+    """[C706] 12.6.4.10 response PDU. `return_value` is the stub's last four bytes when this fragment's
+    stub is in the kept bytes: the operation's return code (a Win32 error, NTSTATUS or HRESULT; 0 is
+    success) for the NDR-encoded operations of [MS-SCMR], [MS-RPRN], [MS-EFSR], [MS-DFSNM] and most
+    others, which return it last."""
 
     alloc_hint: int
     p_cont_id: int
     cancel_count: int
     stub_length: int
+    return_value: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,3 +194,4 @@ class RpcCall:
     alloc_hint: int
     stub_length: int
     fragments: int
+    return_value: int | None = None  # of a response: its last fragment's `RpcResponse.return_value`

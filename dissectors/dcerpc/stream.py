@@ -47,13 +47,14 @@ RpcStreamEvent = RpcPdu | RpcCall | Anomaly
 class _Call:
     """A fragmented call being put together: its first fragment's fields and the stub so far."""
 
-    __slots__ = ("alloc_hint", "fragments", "opnum", "p_cont_id", "stub_length")
+    __slots__ = ("alloc_hint", "fragments", "opnum", "p_cont_id", "return_value", "stub_length")
 
     def __init__(self, body: RpcRequest | RpcResponse) -> None:
         self.p_cont_id = body.p_cont_id
         self.opnum = body.opnum if isinstance(body, RpcRequest) else None
         self.alloc_hint = body.alloc_hint
         self.stub_length = body.stub_length
+        self.return_value = body.return_value if isinstance(body, RpcResponse) else None
         self.fragments = 1
 
 
@@ -259,6 +260,8 @@ class RpcStream:
             return
         call.stub_length += body.stub_length
         call.fragments += 1
+        if isinstance(body, RpcResponse):
+            call.return_value = body.return_value  # the return code ends the stub: the last fragment has it
         if call.stub_length > self.max_call_stub:
             self.reassembly_full += 1
             self._forget(key)
@@ -277,5 +280,14 @@ class RpcStream:
 
     def _emit(self, ptype: int, call_id: int, call: _Call) -> None:
         self._events.append(
-            RpcCall(ptype, call_id, call.p_cont_id, call.opnum, call.alloc_hint, call.stub_length, call.fragments)
+            RpcCall(
+                ptype,
+                call_id,
+                call.p_cont_id,
+                call.opnum,
+                call.alloc_hint,
+                call.stub_length,
+                call.fragments,
+                call.return_value,
+            )
         )

@@ -21,6 +21,8 @@ from typing import Any
 
 from dissectors.constants import nt_status_name
 from dissectors.records import AnomalyKind
+from monitor.detect.activity import ACTIVITY_ALERT_KINDS, FINDING_KINDS, ActivityRules
+from monitor.detect.rpc import ALERT_RPC_BIG_ENDIAN, ALERT_RPC_COERCION
 from monitor.identity import ConnectionRef, format_ip
 from monitor.ms17_010 import ALERT_DOUBLEPULSAR, ALERT_ETERNALBLUE, ALERT_MS17_010_PROBE, FINDING_SRVNET_GROOMING
 from monitor.scan import ScanProbation
@@ -35,10 +37,20 @@ ALERT_KINDS = (
     ALERT_ETERNALBLUE,
     ALERT_DOUBLEPULSAR,
     ALERT_BRUTEFORCE,
+    *ACTIVITY_ALERT_KINDS,
 )
 # What an attacker does, not what a user does: SMB1 traffic of a pair that raised one of these is
 # no dependency on SMB1 (the retirement report lists it apart).
-ATTACK_ALERT_KINDS = frozenset((ALERT_SCAN_445, ALERT_MS17_010_PROBE, ALERT_ETERNALBLUE, ALERT_DOUBLEPULSAR))
+ATTACK_ALERT_KINDS = frozenset(
+    (
+        ALERT_SCAN_445,
+        ALERT_MS17_010_PROBE,
+        ALERT_ETERNALBLUE,
+        ALERT_DOUBLEPULSAR,
+        ALERT_RPC_COERCION,
+        ALERT_RPC_BIG_ENDIAN,
+    )
+)
 # Alerts that span connections list this many of them (the most recent).
 MAX_CONNECTIONS_PER_ALERT = 16
 
@@ -136,6 +148,19 @@ class DetectionSettings:
     # Known legacy devices (addresses or CIDR blocks): their SMB1 use is counted and reported as
     # allowed, but raises no smb1_negotiated alert.
     smb1_allow: tuple[str, ...] = ()
+    # After the login (monitor/detect/activity.py). remote_execution, admin_share_executable,
+    # print_driver_install, rpc_coercion and rpc_big_endian alert on the first event, then at most once
+    # per period per client/server pair and kind: psexec alone creates, starts and deletes a service.
+    activity_alert_period: float = 600.0
+    # BZAR pairs a service or task created remotely with a file written to an admin share within 10 minutes.
+    lateral_movement_window: float = 600.0
+    # Ransomware: distinct existing files renamed, overwritten or deleted by one client on one server
+    # within the window. The recorded controls change at most 3 files a minute (a user renaming and
+    # deleting a few); the ransomware-like recording changes 30 in under 2 seconds. Creations and reads
+    # (deployments, backups) are not counted.
+    ransomware_files: int = 20
+    ransomware_window: float = 60.0
+    max_activity_pairs: int = 10_000
 
 
 AlertSink = Callable[[Alert], None]
@@ -187,6 +212,7 @@ class Detector:
         self.scanners: OrderedDict[str, None] = OrderedDict()
         # SMB1 use by allowed legacy devices: counted, never alerted on.
         self.smb1_allowed = 0
+        self.activity = ActivityRules(self._settings, self._activity_alert)
 
     @property
     def settings(self) -> DetectionSettings:
@@ -195,6 +221,9 @@ class Detector:
     @settings.setter
     def settings(self, settings: DetectionSettings) -> None:
         self._settings = settings
+        activity: ActivityRules | None = getattr(self, "activity", None)
+        if activity is not None:
+            activity.settings = settings
         self._smb1_allow = parse_networks(settings.smb1_allow)
         scan: ScanProbation | None = getattr(self, "scan", None)
         if scan is None:
@@ -274,12 +303,32 @@ class Detector:
         return alert
 
     def finding(self, kind: str, connection: ConnectionRef, ts: float, evidence: dict[str, Any]) -> Alert | None:
-        """A pattern the per-connection state recognised (a probe and its answer): one alert each,
-        except grooming connections, which alert when enough of them come together."""
+        """A pattern the per-connection state recognised: the first alert it raised, if any."""
+        alerts = self.finding_alerts(kind, connection, ts, evidence)
+        return alerts[0] if alerts else None
+
+    def finding_alerts(self, kind: str, connection: ConnectionRef, ts: float, evidence: dict[str, Any]) -> list[Alert]:
+        """A pattern the per-connection state recognised (a probe and its answer, a call, a file
+        change): the alerts it raised. A probe alerts each time; grooming connections when enough of
+        them come together; the activity rules as monitor/detect/activity.py says."""
         client, server = connection.client_ip, connection.server_ip
+        if kind in FINDING_KINDS:
+            return self.activity.finding(kind, connection, ts, evidence)
         if kind == FINDING_SRVNET_GROOMING:
-            return self._grooming_connection(client, server, connection, ts, evidence)
-        return self._raise(Alert(kind, ts, client, server, evidence, connection))
+            alert = self._grooming_connection(client, server, connection, ts, evidence)
+            return [alert] if alert is not None else []
+        return [self._raise(Alert(kind, ts, client, server, evidence, connection))]
+
+    def _activity_alert(
+        self,
+        kind: str,
+        ts: float,
+        connection: ConnectionRef,
+        detail: dict[str, Any],
+        connections: tuple[ConnectionRef, ...],
+    ) -> Alert:
+        alert = Alert(kind, ts, connection.client_ip, connection.server_ip, detail, connection, connections)
+        return self._raise(alert)
 
     def _grooming_connection(
         self, client: str, server: str, connection: ConnectionRef, ts: float, evidence: dict[str, Any]
