@@ -25,10 +25,11 @@ PEEK_SIZE = smb2.SMB2_HEADER_SIZE
 MAX_KEPT_MESSAGE = 128 * 1024
 # For bulk-data commands the header and the fixed part of the body are enough.
 BULK_MESSAGE_PREFIX = 256
-# ... unless the message is small: READ/WRITE on a named pipe carry DCE/RPC fragments (4,280 bytes
-# by default, [MS-RPCE] 3.3.3.5.4), which must be read whole; which handle is a pipe only the
-# per-connection state knows. File transfers use far larger messages (64 KiB to 8 MiB).
-SMALL_IO_KEPT = 8 * 1024
+# ... unless the message is small: READ/WRITE on a named pipe carry one DCE/RPC fragment each (at
+# most 4,280 bytes as Windows and Samba negotiate them, [MS-RPCE] 3.3.3.5.4), which must be read
+# whole; which handle is a pipe only the per-connection state knows. 4,280 bytes with the SMB2
+# header and the WRITE request's fixed part fit in 4.5 KiB; file transfers use 64 KiB to 8 MiB.
+SMALL_IO_KEPT = 4608
 
 _SMB2_BULK_COMMANDS = frozenset((int(Smb2Command.READ), int(Smb2Command.WRITE)))
 _SMB1_BULK_COMMANDS = frozenset(

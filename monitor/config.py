@@ -164,7 +164,7 @@ def validate(config: SensorConfig) -> None:
         raise ConfigError("flows.max_flows: must be at least 1")
     if config.capture.buffer_mb < 1:
         raise ConfigError("capture.buffer_mb: must be at least 1")
-    for name in ("scan_destinations", "bruteforce_failures", "grooming_connections"):
+    for name in ("scan_destinations", "bruteforce_failures", "grooming_connections", "ransomware_files"):
         if getattr(config.detection, name) < 1:
             raise ConfigError(f"detection.{name}: must be at least 1")
     try:

@@ -16,6 +16,7 @@ from monitor.detect import Alert
 from monitor.inventory import Inventory
 from monitor.pipeline import MESSAGE_PROTOCOLS, ConnectionRecord, Pipeline
 from monitor.retirement import STATUS_ORDER, offered_but_upgraded, smb1_retirement
+from monitor.smb.files import ACTION_ORDER
 
 ANALYSIS_SCHEMA = "smbwatch.analysis/1"
 # /2: pairs carry `uses` and a `status`; hosts whose only SMB1 was refused are in; the attack-only
@@ -216,6 +217,34 @@ def _connection_row(c: ConnectionRecord) -> list[str]:
     ]
 
 
+def _activity_rows(c: ConnectionRecord) -> Iterator[list[str]]:
+    """One row per connection that touched files or called DCE/RPC: counts by action and the
+    operations per interface, never one line per READ (the JSON has every file and call)."""
+    files = c.get("files") or []
+    rpc = c.get("rpc") or []
+    if not files and not rpc:
+        return
+    actions: Counter[str] = Counter(action for entry in files for action in entry["actions"])
+    file_text = ", ".join(f"{action} {actions[action]}" for action in ACTION_ORDER if actions[action])
+    if c.get("files_not_listed"):
+        file_text += f" (+{c['files_not_listed']} files not listed)"
+    interfaces = []
+    for entry in rpc:
+        calls = ", ".join(
+            f"{call['operation']}"
+            + (f" x{call['count']}" if call["count"] > 1 else "")
+            + ("" if call["status"] == "ok" else f" [{call['status']}]")
+            for call in entry["calls"]
+        )
+        bind = "" if entry["bind_result"] == "accepted" else f" (bind {entry['bind_result']})"
+        interfaces.append(f"{entry['interface']}{bind}: {calls or '-'}")
+    yield [
+        f"{_endpoint(c['client'])} -> {_endpoint(c['server'])}",
+        printable(file_text) or "-",
+        printable("; ".join(interfaces)) or "-",
+    ]
+
+
 def _user_column(session: dict[str, Any]) -> str:
     """user@domain; for Kerberos, whose client principal is encrypted, the realm and the service asked for."""
     user = session["user"]
@@ -355,6 +384,12 @@ def write_table(analysis: Analysis, out: TextIO, local_time: bool = False) -> No
     _table(["CLIENT -> SERVER", "USER", "FROM", "AUTH", "RESULT", "SHARES", "COUNT"], lambda: iter(session_rows), out)
     if summary.sessions_not_listed:
         out.write(f"{summary.sessions_not_listed} more sessions not listed (row cap); the JSON output has them\n")
+    activity_rows = [row for c in connections for row in _activity_rows(c)]
+    if activity_rows:
+        out.write(f"\nActivity ({len(activity_rows)} connections with files or DCE/RPC)\n")
+        _table(
+            ["CLIENT -> SERVER", "FILES BY ACTION", "DCE/RPC INTERFACES: OPERATIONS"], lambda: iter(activity_rows), out
+        )
     alerts = _alerts(analysis)
     out.write(f"\nAlerts ({len(alerts)})\n")
     if alerts:

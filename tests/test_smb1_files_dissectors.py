@@ -25,7 +25,7 @@ from dissectors.constants import (
     Smb1SetInformationLevel,
     Smb1Trans2Subcommand,
 )
-from dissectors.message import BULK_MESSAGE_PREFIX, dissect_session_message
+from dissectors.message import BULK_MESSAGE_PREFIX, SMALL_IO_KEPT, dissect_session_message
 from dissectors.records import (
     Anomaly,
     AnomalyKind,
@@ -427,8 +427,9 @@ FILECONTAINER = PUBLIC / "filestore-filecontainer-smb/filecontainer-smb.pcap"
 
 
 @pytest.mark.skipif(not FILECONTAINER.exists(), reason="public captures not present")
-def test_bulk_reads_are_cut_but_not_malformed() -> None:
-    """filecontainer-smb reads files in 4 KiB READ_ANDX answers: smbwatch keeps 256 bytes of each."""
+def test_small_reads_are_kept_whole() -> None:
+    """filecontainer-smb reads files in 4 KiB READ_ANDX answers: below SMALL_IO_KEPT, so kept whole
+    (a named pipe's DCE/RPC fragments come this size; which FID is a pipe the stream cannot know)."""
     messages = smbwatch_messages(FILECONTAINER)
     reads = [
         m.body
@@ -438,9 +439,9 @@ def test_bulk_reads_are_cut_but_not_malformed() -> None:
     ]
     assert len(reads) >= 10
     for read in reads:
-        assert not read.data_complete
-        assert 0 < len(read.data) < read.data_length
-        assert read.data_offset + len(read.data) == BULK_MESSAGE_PREFIX
+        assert read.data_length <= SMALL_IO_KEPT
+        assert read.data_complete
+        assert len(read.data) == read.data_length
 
 
 def _public(name: str) -> Path:

@@ -212,7 +212,7 @@ class Detector:
         self.scanners: OrderedDict[str, None] = OrderedDict()
         # SMB1 use by allowed legacy devices: counted, never alerted on.
         self.smb1_allowed = 0
-        self.activity = ActivityRules(self._settings, self._activity_alert)
+        self.activity = ActivityRules(self._settings, self._activity_alert, self.pairs_evicted)
 
     @property
     def settings(self) -> DetectionSettings:

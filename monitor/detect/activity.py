@@ -92,11 +92,11 @@ def _folder(path: str) -> str:
 class ActivityRules:
     """Per-pair state of the activity rules; alerts go out through `make_alert`."""
 
-    def __init__(self, settings: Any, make_alert: AlertFactory) -> None:
+    def __init__(self, settings: Any, make_alert: AlertFactory, pairs_evicted: Counter[str]) -> None:
         self.settings = settings
         self._make_alert = make_alert
         self._pairs: OrderedDict[tuple[str, str], _PairActivity] = OrderedDict()
-        self.pairs_evicted = 0
+        self.pairs_evicted = pairs_evicted  # the detector's, by memory: this one is "activity"
         self.suppressed: Counter[str] = Counter()
 
     def _pair(self, client: str, server: str) -> _PairActivity:
@@ -105,7 +105,7 @@ class ActivityRules:
         self._pairs[key] = pair  # most recently active last
         if len(self._pairs) > self.settings.max_activity_pairs:
             self._pairs.popitem(last=False)
-            self.pairs_evicted += 1
+            self.pairs_evicted["activity"] += 1
         return pair
 
     def finding(self, kind: str, connection: ConnectionRef, ts: float, evidence: dict[str, Any]) -> list[Any]:
@@ -158,6 +158,7 @@ class ActivityRules:
             "window_seconds": window,
             "execution": {key: execution.get(key) for key in ("interface", "operation", "result", "accepted")},
             "executable": {key: written.get(key) for key in ("share", "path", "how")},
+            "server_port": evidence.get("server_port"),
         }
         return self._make_alert(ALERT_LATERAL_MOVEMENT, ts, connection, detail, tuple(pair.connections))
 
@@ -187,17 +188,20 @@ class ActivityRules:
         new_names = [entry[3] for entry in pair.changes if entry[3]] + [
             path for created_ts, path in pair.created if created_ts >= horizon
         ]
-        extensions = Counter(ext for ext in map(_extension, new_names) if ext)
+        # The extension the new names have and the changed files did not (".locked" beside ".txt").
+        old_extensions = {_extension(entry[1]) for entry in pair.changes}
+        extensions = Counter(ext for ext in map(_extension, new_names) if ext and ext not in old_extensions)
         detail: dict[str, Any] = {
             "files_changed": len(files),
             "window_seconds": settings.ransomware_window,
             "actions": dict(sorted(actions.items())),
             "share": evidence.get("share"),
             "sample_paths": sorted(files)[:10],
+            "server_port": evidence.get("server_port"),
         }
         if extensions:
             extension, count = extensions.most_common(1)[0]
-            if count >= max(2, len(new_names) // 2):
+            if count >= max(2, len(files) // 2):
                 detail["common_new_extension"] = extension
                 detail["files_with_it"] = count
         notes = {

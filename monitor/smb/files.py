@@ -40,6 +40,7 @@ from dissectors.records import (
     FileRenameInformation,
     Smb1CloseRequest,
     Smb1DeleteRequest,
+    Smb1DirectoryRequest,
     Smb1Header,
     Smb1NtCreateResponse,
     Smb1OpenAndxResponse,
@@ -117,8 +118,10 @@ _TRANSACT_NMPIPE = int(Smb1NamedPipeFunction.TRANS_TRANSACT_NMPIPE)
 _SET_FILE_INFORMATION = int(Smb1Trans2Subcommand.TRANS2_SET_FILE_INFORMATION)
 _SET_PATH_INFORMATION = int(Smb1Trans2Subcommand.TRANS2_SET_PATH_INFORMATION)
 _SMB1_TRANSACTION = int(Smb1Command.SMB_COM_TRANSACTION)
+_SMB1_CREATE_DIRECTORY = int(Smb1Command.SMB_COM_CREATE_DIRECTORY)
 _SMB2_CREATE = int(Smb2Command.CREATE)
 _SMB2_READ = int(Smb2Command.READ)
+_SMB2_SET_INFO = int(Smb2Command.SET_INFO)
 
 
 def is_executable_name(path: str) -> bool:
@@ -194,6 +197,8 @@ class FileTracker:
         self._opens: dict[Hashable, _Open] = {}
         self._creates: dict[Hashable, _Open] = {}  # request key -> open waiting for its answer
         self._reads: dict[Hashable, _Open] = {}  # request key -> open whose READ answer is awaited
+        # request key -> a rename or delete waiting for the server to say it was done (a refused one is not)
+        self._changes: dict[Hashable, tuple[_Open | None, str, str, str, str | None]] = {}
         self._chain_open: _Open | None = None  # the open the previous request of an SMB2 chain used
         self.directory_listings = 0
 
@@ -231,6 +236,37 @@ class FileTracker:
             self.anomalies[AnomalyKind.FILE_TRACKING_FULL] += 1
             return
         table[key] = handle
+
+    def _change(
+        self,
+        request: Hashable,
+        handle: _Open | None,
+        action: str,
+        renamed_to: str | None,
+        share: str = "",
+        path: str = "",
+    ) -> None:
+        """A rename or delete asked for: by handle, or by `share` and `path` (SMB1 DELETE, RENAME, ...)."""
+        if len(self._changes) >= MAX_REQUESTS_WAITING:
+            self.anomalies[AnomalyKind.FILE_TRACKING_FULL] += 1
+            return
+        self._changes[request] = (handle, share, path, action, renamed_to)
+
+    def _changed(self, request: Hashable, status: int, ts: float) -> bool:
+        """The answer to a request: True if it was a change waiting for it (applied when it succeeded)."""
+        change = self._changes.pop(request, None)
+        if change is None:
+            return False
+        handle, share, path, action, renamed_to = change
+        if status != _SUCCESS:
+            return True
+        if handle is None:
+            entry = self._entry(share, path, ts)
+            if entry is None:
+                return True
+            handle = _Open(entry.tree, False, entry, False)
+        self._act(handle, action, ts, renamed_to)
+        return True
 
     def _opened(self, handle: _Open, key: Hashable, action: str, name: str, ts: float) -> None:
         """The server answered an open with a handle: `action` is what it did to the file."""
@@ -347,12 +383,13 @@ class FileTracker:
                 self._wait(self._reads, (2, header.message_id), handle)
         elif isinstance(body, Smb2SetInfoRequest):
             buffer = body.buffer
+            request = (2, header.message_id)
             if isinstance(buffer, FileRenameInformation):
-                self._act(handle, ACTION_RENAME, ts, buffer.file_name)
+                self._change(request, handle, ACTION_RENAME, buffer.file_name)
             elif (isinstance(buffer, FileDispositionInformation) and buffer.delete_pending) or (
                 isinstance(buffer, FileDispositionInformationEx) and buffer.delete
             ):
-                self._act(handle, ACTION_DELETE, ts)
+                self._change(request, handle, ACTION_DELETE, None)
         elif isinstance(body, Smb2CloseRequest):
             if key is not None:
                 self._closed(key, ts)
@@ -364,6 +401,9 @@ class FileTracker:
     def _smb2_response(self, header: Smb2Header, body: object, ts: float) -> None:
         request = (2, header.message_id)
         command = header.command
+        if command == _SMB2_SET_INFO:
+            self._changed(request, header.status, ts)
+            return
         if command == _SMB2_CREATE:
             handle = self._creates.pop(request, None)
             if handle is not None and isinstance(body, Smb2CreateResponse) and header.status == _SUCCESS:
@@ -396,14 +436,15 @@ class FileTracker:
             self._wait(self._creates, request, handle)
             return
         if isinstance(body, Smb1DeleteRequest):
-            entry = self._entry(self._share(header.tid), body.file_name, ts)
-            if entry is not None:
-                self._act(_Open(entry.tree, False, entry, False), ACTION_DELETE, ts)
+            self._change(request, None, ACTION_DELETE, None, self._share(header.tid), body.file_name)
+            return
+        if isinstance(body, Smb1DirectoryRequest):
+            action = ACTION_CREATE if header.command == _SMB1_CREATE_DIRECTORY else ACTION_DELETE
+            self._change(request, None, action, None, self._share(header.tid), body.directory_name)
             return
         if isinstance(body, Smb1RenameRequest):
-            entry = self._entry(self._share(header.tid), body.old_file_name, ts)
-            if entry is not None:
-                self._act(_Open(entry.tree, False, entry, False), ACTION_RENAME, ts, body.new_file_name)
+            share = self._share(header.tid)
+            self._change(request, None, ACTION_RENAME, body.new_file_name, share, body.old_file_name)
             return
         fid = getattr(body, "fid", None)
         if not isinstance(fid, int):
@@ -429,9 +470,9 @@ class FileTracker:
                 self._wait(self._reads, request, handle)
             elif body.trans2 is not None and body.trans2.subcommand == _SET_FILE_INFORMATION:
                 if body.trans2.rename_target is not None:
-                    self._act(handle, ACTION_RENAME, ts, body.trans2.rename_target)
+                    self._change(request, handle, ACTION_RENAME, body.trans2.rename_target)
                 elif body.trans2.delete_pending:
-                    self._act(handle, ACTION_DELETE, ts)
+                    self._change(request, handle, ACTION_DELETE, None)
         elif isinstance(body, Smb1CloseRequest):
             self._closed((1, fid), ts)
 
@@ -445,17 +486,17 @@ class FileTracker:
             return
         if trans2.rename_target is None and not trans2.delete_pending:
             return
-        entry = self._entry(self._share(header.tid), trans2.name, ts)
-        if entry is None:
-            return
-        handle = _Open(entry.tree, False, entry, False)
+        request = (1, header.pid, header.mid)
+        share = self._share(header.tid)
         if trans2.rename_target is not None:
-            self._act(handle, ACTION_RENAME, ts, trans2.rename_target)
+            self._change(request, None, ACTION_RENAME, trans2.rename_target, share, trans2.name)
         else:
-            self._act(handle, ACTION_DELETE, ts)
+            self._change(request, None, ACTION_DELETE, None, share, trans2.name)
 
     def smb1_response(self, header: Smb1Header, body: object, ts: float) -> None:
         request = (1, header.pid, header.mid)
+        if self._changes and self._changed(request, header.status, ts):
+            return
         if isinstance(body, (Smb1NtCreateResponse, Smb1OpenAndxResponse)):
             handle = self._creates.pop(request, None)
             if handle is None or header.status != _SUCCESS:

@@ -1,0 +1,100 @@
+"""The after-login alert kinds on every recorded capture and every peer capture: each fires where its
+activity is on the wire, and nowhere else (the controls and the captures without such activity)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.detect.activity import ACTIVITY_ALERT_KINDS
+from tests.retirement_reports import document_of
+
+PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
+PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "pcaps-public" / "suricata-verify"
+
+# What each capture holds (everything not listed holds none of these activities).
+RECORDED_EXPECTED = {
+    # psexec.py and impacket's library: an .exe written to ADMIN$, then svcctl CreateService/StartService
+    "recorded/psexec_impacket.pcap": {"admin_share_executable", "remote_execution", "lateral_movement"},
+    # 30 files replaced by .locked copies and deleted, 6 of them renamed first
+    "recorded/files_ransomware_like.pcap": {"ransomware_activity"},
+    # netdfs NetrDfsRemoveStdRoot and spoolss RpcRemoteFindFirstPrinterChangeNotificationEx (the EFSRPC bind is refused)
+    "recorded/rpc_coercion_attempts.pcap": {"rpc_coercion"},
+    # RpcAddPrinterDriverEx (PrintNightmare's call) and rpcclient's RpcAddPrinterDriver
+    "recorded/print_driver_install.pcap": {"print_driver_install"},
+}
+PUBLIC_EXPECTED = {
+    # Windows PsExec sessions: PSEXESVC.exe written to ADMIN$ and a service created
+    "filestore-filecontainer-smb": {"admin_share_executable", "remote_execution", "lateral_movement"},
+    "filestore-filecontainer-smb1-data-offset": {"admin_share_executable", "remote_execution", "lateral_movement"},
+    "flow-tx-cnt": {"admin_share_executable", "remote_execution", "lateral_movement"},
+    "smb-filename": {"admin_share_executable", "remote_execution", "lateral_movement"},
+    "smb2-07": {"admin_share_executable", "remote_execution", "lateral_movement"},
+    "smb2-07-frames": {"admin_share_executable", "remote_execution", "lateral_movement"},
+    # svcctl CreateService without a file on an admin share in the capture
+    "bug-5162": {"remote_execution"},
+    "dcerpc-smb-fail": {"remote_execution"},
+    "dcerpc-smb-test-01": {"remote_execution"},
+    # atsvc NetrJobAdd
+    "dcerpc__dcerpc-smb-ctxid": {"remote_execution"},
+    # PrintNightmare attempts: RpcAddPrinterDriverEx, refused
+    "smb-dce_iface": {"print_driver_install"},
+    "smb-dce_opnum": {"print_driver_install"},
+}
+RECORDED = sorted(str(path.relative_to(PCAPS)) for path in (PCAPS / "recorded").glob("*.pcap*"))
+PUBLIC_CAPTURES = sorted(PUBLIC.glob("*/*.pcap")) if PUBLIC.is_dir() else []
+
+
+def _activity_alerts(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [alert for alert in document["alerts"] if alert["kind"] in ACTIVITY_ALERT_KINDS]
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_recorded_captures_raise_exactly_their_activity(name: str) -> None:
+    kinds = {alert["kind"] for alert in _activity_alerts(document_of(name))}
+    assert kinds == RECORDED_EXPECTED.get(name, set())
+
+
+@pytest.mark.skipif(not PUBLIC_CAPTURES, reason="peer captures not present (../shared/pcaps-public)")
+@pytest.mark.parametrize("path", PUBLIC_CAPTURES, ids=[p.parent.name for p in PUBLIC_CAPTURES])
+def test_peer_captures_raise_exactly_their_activity(path: Path) -> None:
+    kinds = {alert["kind"] for alert in _activity_alerts(document_of(str(path)))}
+    assert kinds == PUBLIC_EXPECTED.get(path.parent.name, set())
+
+
+def test_psexec_alerts_name_the_call_the_file_and_the_refusal() -> None:
+    alerts = {alert["kind"]: alert for alert in _activity_alerts(document_of("recorded/psexec_impacket.pcap"))}
+    written = alerts["admin_share_executable"]["detail"]
+    assert (written["share"], written["path"], written["how"]) == ("ADMIN$", "smbwatch-fixture.exe", "created")
+    assert written["session_users"] == ["SMBWLAB\\alice"]
+    execution = alerts["remote_execution"]["detail"]
+    assert (execution["interface"], execution["operation"]) == ("svcctl", "RCreateServiceW")
+    assert (execution["result"], execution["accepted"]) == ("nca_op_rng_error", False)
+    lateral = alerts["lateral_movement"]
+    assert lateral["detail"]["executable"]["path"] == "smbwatch-fixture.exe"
+    assert lateral["detail"]["execution"]["operation"] == "RCreateServiceW"
+    assert len(lateral["connections"]) == 2  # the upload and the service call came on two connections
+
+
+def test_coercion_alerts_one_per_technique_with_the_servers_answer() -> None:
+    alerts = _activity_alerts(document_of("recorded/rpc_coercion_attempts.pcap"))
+    assert sorted((a["detail"]["interface"], a["detail"]["operation"], a["detail"]["result"]) for a in alerts) == [
+        ("netdfs", "NetrDfsRemoveStdRoot", "nca_op_rng_error"),
+        ("spoolss", "RpcRemoteFindFirstPrinterChangeNotificationEx", "RPC_S_SERVER_UNAVAILABLE"),
+    ]
+
+
+def test_print_driver_install_names_the_refusal() -> None:
+    (alert,) = _activity_alerts(document_of("recorded/print_driver_install.pcap"))
+    assert (alert["detail"]["operation"], alert["detail"]["result"]) == ("RpcAddPrinterDriverEx", "ERROR_INVALID_LEVEL")
+    assert alert["detail"]["repeats"] == 0
+
+
+def test_ransomware_alert_names_the_new_extension() -> None:
+    (alert,) = _activity_alerts(document_of("recorded/files_ransomware_like.pcap"))
+    detail = alert["detail"]
+    assert detail["files_changed"] == 20  # raised with the 20th file, not at the end
+    assert detail["common_new_extension"] == ".locked"
+    assert detail["share"] == "UPLOAD"
