@@ -399,6 +399,8 @@ class FileTracker:
             self.directory_listings += 1
 
     def _smb2_response(self, header: Smb2Header, body: object, ts: float) -> None:
+        if header.status == _PENDING:
+            return  # an interim answer ([MS-SMB2] 3.3.4.2): the real one follows (a pipe READ waits for data)
         request = (2, header.message_id)
         command = header.command
         if command == _SMB2_SET_INFO:
@@ -410,8 +412,6 @@ class FileTracker:
                 action = _SMB2_ACTIONS.get(body.create_action, ACTION_OPEN)
                 self._opened(handle, (2, body.file_id), action, handle.name, ts)
             return
-        if header.status == _PENDING:
-            return  # an interim answer ([MS-SMB2] 3.3.4.2): a pipe READ waits for data, the real one follows
         handle = self._reads.pop(request, None)
         if handle is None or header.status not in (_SUCCESS, _BUFFER_OVERFLOW):
             return

@@ -247,8 +247,10 @@ class RpcTracker:
                 pipe.proposed[header.call_id] = proposed
         elif isinstance(body, RpcBindAck):
             for interface, result in zip(pipe.proposed.pop(header.call_id, []), body.results, strict=False):
-                if result.result == _NEGOTIATE_ACK:
-                    continue  # [MS-RPCE] 3.3.1.5.3 bind time feature negotiation, not an interface
+                if result.result == _NEGOTIATE_ACK or interface.bind_result == "accepted":
+                    # [MS-RPCE] 3.3.1.5.3 bind time feature negotiation is not an interface; and an interface
+                    # offered with several transfer syntaxes (NDR, NDR64) is bound if one was accepted.
+                    continue
                 interface.bind_result = (
                     "accepted" if result.result == _ACCEPTANCE else enum_name(ContDefResult, result.result, 1).lower()
                 )
