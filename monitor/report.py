@@ -237,6 +237,10 @@ def _activity_rows(c: ConnectionRecord) -> Iterator[list[str]]:
             for call in entry["calls"]
         )
         bind = "" if entry["bind_result"] == "accepted" else f" (bind {entry['bind_result']})"
+        auth = entry.get("auth") or {}
+        if auth.get("user"):  # the RPC verifier's own NTLM user (over a pipe the SMB session's is in Sessions)
+            domain = auth.get("domain")
+            bind += f" as {domain}\\{auth['user']}" if domain else f" as {auth['user']}"
         interfaces.append(f"{entry['interface']}{bind}: {calls or '-'}")
     yield [
         f"{_endpoint(c['client'])} -> {_endpoint(c['server'])}",
@@ -386,7 +390,8 @@ def write_table(analysis: Analysis, out: TextIO, local_time: bool = False) -> No
         out.write(f"{summary.sessions_not_listed} more sessions not listed (row cap); the JSON output has them\n")
     activity_rows = [row for c in connections for row in _activity_rows(c)]
     if activity_rows:
-        out.write(f"\nActivity ({len(activity_rows)} connections with files or DCE/RPC)\n")
+        plural = "s" if len(activity_rows) != 1 else ""
+        out.write(f"\nActivity ({len(activity_rows)} connection{plural} with files or DCE/RPC)\n")
         _table(
             ["CLIENT -> SERVER", "FILES BY ACTION", "DCE/RPC INTERFACES: OPERATIONS"], lambda: iter(activity_rows), out
         )
