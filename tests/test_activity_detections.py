@@ -98,3 +98,16 @@ def test_ransomware_alert_names_the_new_extension() -> None:
     assert detail["files_changed"] == 20  # raised with the 20th file, not at the end
     assert detail["common_new_extension"] == ".locked"
     assert detail["share"] == "UPLOAD"
+
+
+def test_the_table_summarises_activity_per_connection_not_per_message(capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    assert main(["analyze", str(PCAPS / "recorded/psexec_impacket.pcap")]) == 0
+    out = capsys.readouterr().out
+    section = out[out.index("\nActivity (2 connections with files or DCE/RPC)") : out.index("\nAlerts (")]
+    rows = section.strip().splitlines()[2:]
+    assert len(rows) == 2  # one row per connection
+    assert "open 1, create 1, write 1, delete 1" in rows[0]
+    assert "svcctl: ROpenSCManagerW [ERROR_ACCESS_DENIED]" in rows[0]
+    assert "RCreateServiceW [nca_op_rng_error]" in rows[1]
