@@ -167,6 +167,9 @@ def validate(config: SensorConfig) -> None:
     for name in ("scan_destinations", "bruteforce_failures", "grooming_connections", "ransomware_files"):
         if getattr(config.detection, name) < 1:
             raise ConfigError(f"detection.{name}: must be at least 1")
+    for name in ("activity_alert_period", "lateral_movement_window", "ransomware_window", "max_activity_pairs"):
+        if getattr(config.detection, name) <= 0:
+            raise ConfigError(f"detection.{name}: must be positive")
     try:
         parse_networks(config.detection.smb1_allow)
     except ValueError as error:
