@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+from collections.abc import Callable
 from typing import Final
 
 from dissectors import kerberos, ntlmssp, spnego
@@ -280,7 +281,7 @@ def _auth3(r: _Reader, header: RpcCommonHeader, end: int) -> RpcAuth3:
     return RpcAuth3()
 
 
-_BODY_PARSERS: Final = {
+_BODY_PARSERS: Final[dict[int, Callable[[_Reader, RpcCommonHeader, int], RpcBody | Anomaly]]] = {
     PType.REQUEST: _request,
     PType.RESPONSE: _response,
     PType.FAULT: _fault,

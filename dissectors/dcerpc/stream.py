@@ -247,8 +247,8 @@ class RpcStream:
                 return
             self._calls[key] = call
             return
-        call = self._calls.get(key)
-        if call is None:
+        continued = self._calls.get(key)
+        if continued is None:
             if key in self._forgotten:
                 if flags & _LAST:
                     del self._forgotten[key]
@@ -258,6 +258,7 @@ class RpcStream:
                 Anomaly(AnomalyKind.DCERPC_FRAGMENT_OUT_OF_CALL, f"call_id {call_id}: first fragment not seen")
             )
             return
+        call = continued
         call.stub_length += body.stub_length
         call.fragments += 1
         if isinstance(body, RpcResponse):

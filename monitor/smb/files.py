@@ -362,9 +362,10 @@ class FileTracker:
         file_id = getattr(body, "file_id", None)
         if not isinstance(file_id, Smb2FileId):
             return
-        handle = self._smb2_handle(header, file_id)
-        if handle is None:
+        found = self._smb2_handle(header, file_id)
+        if found is None:
             return
+        handle = found
         self._chain_open = handle
         key = handle.key
         if isinstance(body, Smb2WriteRequest):
@@ -451,9 +452,10 @@ class FileTracker:
             if isinstance(body, Smb1TransactionRequest) and body.trans2 is not None:
                 self._smb1_set_path(header, body, ts)
             return
-        handle = self._opens.get((1, fid))
-        if handle is None:
+        found = self._opens.get((1, fid))
+        if found is None:
             return
+        handle = found
         if isinstance(body, Smb1WriteAndxRequest):
             if handle.pipe:
                 if body.data_complete:
