@@ -1419,7 +1419,8 @@ run_impacket_scenario() {
       # impacket's services.py, one connection per action: list, create
       # (smbwatch-fixture, binary path C:\smbwatch-fixture\fixture.exe, a file
       # that does not exist), start, delete; each opens \svcctl and asks
-      # OpenSCManagerW, which smbd refuses.
+      # OpenSCManagerW, which smbd refuses (WERR_ACCESS_DENIED), so no
+      # CreateServiceW, StartServiceW or DeleteService is sent.
       impacket_start "$s"
       impk services.py "$IMPK_TARGET" list
       impk services.py "$IMPK_TARGET" create -name smbwatch-fixture -display smbwatch-fixture \
@@ -1430,8 +1431,8 @@ run_impacket_scenario() {
         'dcerpc.cn_bind_to_uuid == 367abb81-9844-35f1-ad32-98f038001003' \
         'tcp.stream == 3 && svcctl.opnum == 15 && dcerpc.pkt_type == 2' ;;
     samrdump_impacket)
-      # impacket's samrdump.py: \samr SamrConnect, EnumerateDomains, the
-      # users of each domain with their account details
+      # impacket's samrdump.py: \samr SamrConnect, EnumerateDomains,
+      # LookupDomain, OpenDomain, EnumerateUsers, OpenUser, QueryUserInfo2
       impacket_start "$s"
       impk samrdump.py "$IMPK_TARGET"
       auth_finish "$s" 'smb2.cmd == 5 && smb2.filename == "samr"' \
@@ -1439,8 +1440,8 @@ run_impacket_scenario() {
         'samr.opnum == 6 && dcerpc.pkt_type == 2' ;;
     lookupsid_impacket)
       # impacket's lookupsid.py (RIDs up to its default 4000): \lsarpc
-      # LsarOpenPolicy2, LsarQueryInformationPolicy2 (domain SID), then
-      # LsarLookupSids of 1000 SIDs at a time
+      # LsarOpenPolicy2, then LsarQueryInformationPolicy2 for the domain SID,
+      # which smbd 4.17 faults (nca_s_op_rng_error), so no LsarLookupSids
       impacket_start "$s"
       impk lookupsid.py "$IMPK_TARGET"
       auth_finish "$s" 'smb2.cmd == 5 && smb2.filename == "lsarpc"' \
