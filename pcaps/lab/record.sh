@@ -51,7 +51,11 @@
 # print_driver_install scenarios record what happens after the login (file
 # activity, DCE/RPC over named pipes); the impacket ones install the "lab"
 # extra of pyproject.toml (impacket) into pcaps/lab/.venv on first use.
+# admin_share_copy_exe and smbclient_list_* are smbclient controls (an .exe
+# copied to ADMIN$ without RPC, share listings).
 # SMBW_LAB_KEEP=DIR keeps a capture that failed its tshark check in DIR.
+# SMBW_LAB_NS=PREFIX names the namespaces PREFIX-cli, PREFIX-srv, ... instead
+# of smbw-lab-* (two recordings at once on one machine).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -112,7 +116,7 @@ log() { printf '[record] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 if [[ ${1:-} == --list ]]; then printf '%s\n' "${ALL_SCENARIOS[@]}"; exit 0; fi
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,54p' "$0"; exit 0; fi
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,58p' "$0"; exit 0; fi
 [[ $EUID -eq 0 ]] || die "must run as root (network namespaces)"
 
 SCENARIOS=("$@")
