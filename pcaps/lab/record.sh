@@ -51,16 +51,22 @@
 # print_driver_install scenarios record what happens after the login (file
 # activity, DCE/RPC over named pipes); the impacket ones install the "lab"
 # extra of pyproject.toml (impacket) into pcaps/lab/.venv on first use.
+# admin_share_copy_exe and smbclient_list_* are smbclient controls (an .exe
+# copied to ADMIN$ without RPC, share listings).
 # SMBW_LAB_KEEP=DIR keeps a capture that failed its tshark check in DIR.
+# SMBW_LAB_NS=PREFIX names the namespaces PREFIX-cli, PREFIX-srv, ... instead
+# of smbw-lab-* (two recordings at once on one machine).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PCAPS=$(dirname "$HERE")
 OUT="$PCAPS/recorded"
 
-NS_BR=smbw-lab-br
-NS_CLI=smbw-lab-cli
-NS_SRV=smbw-lab-srv
+# SMBW_LAB_NS=PREFIX renames the namespaces (two recordings at once on one machine)
+NS_PREFIX=${SMBW_LAB_NS:-smbw-lab}
+NS_BR=$NS_PREFIX-br
+NS_CLI=$NS_PREFIX-cli
+NS_SRV=$NS_PREFIX-srv
 CLI4=192.0.2.10
 SRV4=192.0.2.20
 CLI6=2001:db8:5b::10
@@ -72,8 +78,8 @@ LAB_PASS='Passw0rd!'
 LAB_UID=45150
 CAP_FILTER='tcp port 445 or tcp port 139'
 # extra lab servers (nmap sweep and control_three_servers only; created on demand)
-NS_SRV2=smbw-lab-srv2
-NS_SRV3=smbw-lab-srv3
+NS_SRV2=$NS_PREFIX-srv2
+NS_SRV3=$NS_PREFIX-srv3
 SRV2_4=192.0.2.21
 SRV3_4=192.0.2.22
 SRV2_MAC=02:00:00:5b:00:21
@@ -82,7 +88,7 @@ SRV3_MAC=02:00:00:5b:00:22
 # the rest of 192.0.2.0/24 through, so that nmap sends its SYNs to every
 # address (on a directly connected subnet nmap ARPs first and sends SYNs only
 # to hosts that answered ARP)
-NS_RTR=smbw-lab-rtr
+NS_RTR=$NS_PREFIX-rtr
 RTR4=192.0.2.1
 RTR_MAC=02:00:00:5b:00:01
 EXTRA_SMBD_PIDS=()
@@ -101,13 +107,16 @@ ALL_SCENARIOS=(
   smb1_browsing_139 smb1_printing smb1_named_pipe
   files_activity files_ransomware_like files_smb1 rpc_recon
   psexec_impacket smbexec_impacket atexec_impacket rpc_coercion_attempts print_driver_install
+  files_backup_read_all files_deployment_many_new files_user_renames_few files_ransomware_encrypted
+  files_ransomware_smb1 admin_share_copy_exe smbclient_list_auth smbclient_list_anonymous
+  services_impacket samrdump_impacket lookupsid_impacket reg_impacket
 )
 
 log() { printf '[record] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 if [[ ${1:-} == --list ]]; then printf '%s\n' "${ALL_SCENARIOS[@]}"; exit 0; fi
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,54p' "$0"; exit 0; fi
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,58p' "$0"; exit 0; fi
 [[ $EUID -eq 0 ]] || die "must run as root (network namespaces)"
 
 SCENARIOS=("$@")
@@ -442,6 +451,28 @@ check_pcap() {
   fi
 }
 
+# check_pcap_none FILE FILTER: no packet may match (what encryption hides, RPC that must not be there)
+check_pcap_none() {
+  local file=$1 reject=$2 n
+  # tshark's exit status counts here: a filter it cannot parse must not pass as "nothing matched"
+  n=$(timeout 60 tshark -n -r "$file" -Y "$reject" 2>"$WORK/tshark.err" | wc -l) ||
+    die "tshark cannot apply '$reject': $(head -n 3 "$WORK/tshark.err")"
+  if [[ $n -ne 0 ]]; then
+    [[ -z ${SMBW_LAB_KEEP:-} ]] || cp "$file" "$SMBW_LAB_KEEP/"
+    die "$(basename "$file"): $n packet(s) match '$reject', expected none"
+  fi
+}
+
+# check_pcap_count FILE FILTER N: exactly N packets match
+check_pcap_count() {
+  local file=$1 expect=$2 want=$3 n
+  n=$(timeout 60 tshark -n -r "$file" -Y "$expect" 2>/dev/null | wc -l)
+  if [[ $n -ne $want ]]; then
+    [[ -z ${SMBW_LAB_KEEP:-} ]] || cp "$file" "$SMBW_LAB_KEEP/"
+    die "$(basename "$file"): $n packet(s) match '$expect', expected $want"
+  fi
+}
+
 publish() {
   local name=$1 tmp=$2 ext=${3:-pcap}
   mkdir -p "$OUT"
@@ -534,13 +565,20 @@ auth_start() {
 }
 
 # auth_finish NAME FILTER... : stop capture and server; every display filter
-# must match at least one packet; then publish
+# must match at least one packet ("none:FILTER": no packet, "=N:FILTER":
+# exactly N packets); then publish
 auth_finish() {
   local name=$1; shift
   finish_capture
   stop_smbd
   local f
-  for f in "$@"; do check_pcap "$WORK/$name.pcap" "$f"; done
+  for f in "$@"; do
+    case $f in
+      none:*) check_pcap_none "$WORK/$name.pcap" "${f#none:}" ;;
+      =[0-9]*:*) local n=${f%%:*}; check_pcap_count "$WORK/$name.pcap" "${f#*:}" "${n#=}" ;;
+      *) check_pcap "$WORK/$name.pcap" "$f" ;;
+    esac
+  done
   publish "$name" "$WORK/$name.pcap"
 }
 
@@ -978,6 +1016,39 @@ activity_files() {
   done
 }
 
+# ransomware_cmds DIR: sets cmds to the files_ransomware_like session (local files in DIR)
+ransomware_cmds() {
+  local d=$1 i
+  activity_files "$d" 30 2048 doc
+  mkdir -p "$d/locked"
+  for i in $(seq -w 1 30); do head -c 2048 /dev/urandom >"$d/locked/doc-$i.txt.locked"; done
+  printf 'smbwatch lab fixture: this is not a ransom note; nothing was encrypted.\n' >"$d/HOW-TO-RESTORE.txt"
+  cmds="mkdir finance; cd finance"
+  for i in $(seq -w 1 30); do cmds+="; put $d/doc-$i.txt doc-$i.txt"; done
+  for i in $(seq -w 1 24); do
+    cmds+="; get doc-$i.txt /dev/null; put $d/locked/doc-$i.txt.locked doc-$i.txt.locked; del doc-$i.txt"
+  done
+  for i in $(seq -w 25 30); do
+    cmds+="; get doc-$i.txt /dev/null; rename doc-$i.txt doc-$i.txt.locked; put $d/locked/doc-$i.txt.locked doc-$i.txt.locked"
+  done
+  cmds+="; put $d/HOW-TO-RESTORE.txt HOW-TO-RESTORE.txt; ls"
+}
+
+# smbc_paced PAUSE MIN MAX TARGET CMD... : one smbclient session that reads its
+# commands from standard input, PAUSE seconds between two commands (a person at
+# the prompt rather than a script)
+smbc_paced() {
+  local pause=$1 min=$2 max=$3 target=$4; shift 4
+  log "  smbclient min=$min max=$max $target (commands $*, ${pause}s apart)"
+  local rc=0 c
+  { for c in "$@"; do printf '%s\n' "$c"; sleep "$pause"; done; } |
+    timeout 180 ip netns exec "$NS_CLI" smbclient -s "$CLI/smb.conf" \
+      --option="client min protocol=$min" --option="client max protocol=$max" \
+      -U "$LAB_USER%$LAB_PASS" "$target" >"$WORK/client.out" 2>&1 || rc=$?
+  sed 's/^/    | /' "$WORK/client.out" >&2
+  return "$rc"
+}
+
 run_activity_scenario() {
   local s=$1
   local -a srv_nt1=("server min protocol = NT1" "server max protocol = SMB3")
@@ -1008,19 +1079,7 @@ run_activity_scenario() {
       # the original (doc-01..24), or rename it to NAME.locked and overwrite
       # that with random bytes (doc-25..30); finally a ransom-note-like text
       # file. Random bytes come from /dev/urandom, nothing is encrypted.
-      activity_files "$d" 30 2048 doc
-      mkdir -p "$d/locked"
-      for i in $(seq -w 1 30); do head -c 2048 /dev/urandom >"$d/locked/doc-$i.txt.locked"; done
-      printf 'smbwatch lab fixture: this is not a ransom note; nothing was encrypted.\n' >"$d/HOW-TO-RESTORE.txt"
-      cmds="mkdir finance; cd finance"
-      for i in $(seq -w 1 30); do cmds+="; put $d/doc-$i.txt doc-$i.txt"; done
-      for i in $(seq -w 1 24); do
-        cmds+="; get doc-$i.txt /dev/null; put $d/locked/doc-$i.txt.locked doc-$i.txt.locked; del doc-$i.txt"
-      done
-      for i in $(seq -w 25 30); do
-        cmds+="; get doc-$i.txt /dev/null; rename doc-$i.txt doc-$i.txt.locked; put $d/locked/doc-$i.txt.locked doc-$i.txt.locked"
-      done
-      cmds+="; put $d/HOW-TO-RESTORE.txt HOW-TO-RESTORE.txt; ls"
+      ransomware_cmds "$d"
       auth_start "$s" srv_default
       smbc_auth SMB3_11 SMB3_11 -U "$LAB_USER%$LAB_PASS" "//$SRV4/upload" -c "$cmds" || log "  (client exit status $?)"
       auth_finish "$s" 'smb2.cmd == 5 && smb2.filename contains "locked" && smb2.flags.response == 0' \
@@ -1055,6 +1114,91 @@ run_activity_scenario() {
         'smb.trans2.cmd == 0x0006 && smb.spi_loi == 1010 && smb.file == "\\legacy\\memo.txt"' \
         'smb.trans2.cmd == 0x0006 && smb.spi_loi == 1004 && smb.file == "\\legacy\\ledger.txt"' \
         'smb.trans2.cmd == 0x0001 && smb.flags.response == 1 && smb.nt_status == 0' ;;
+    files_backup_read_all)
+      # A backup job: 60 existing files (data\backup\hr, \it, \sales, 20 each,
+      # 512 bytes) read by one 3.1.1 session with `recurse; prompt; mget *`
+      # into a local folder. Nothing is written on the server.
+      local b="$SRV/share/backup" sub
+      for sub in hr it sales; do activity_files "$b/$sub" 20 512 "$sub"; done
+      chmod -R a+rX "$b"
+      mkdir -p "$d"
+      auth_start "$s" srv_default
+      smbc_auth SMB3_11 SMB3_11 -U "$LAB_USER%$LAB_PASS" "//$SRV4/data" \
+        -c "lcd $d; cd backup; recurse; prompt; mget *" || log "  (client exit status $?)"
+      rm -rf "$b"
+      auth_finish "$s" 'smb2.cmd == 5 && smb2.filename == "backup\\sales\\sales-20.txt" && smb2.flags.response == 0' \
+        'smb2.cmd == 14 && smb2.flags.response == 1 && smb2.nt_status == 0' \
+        '=60:smb2.cmd == 8 && smb2.flags.response == 1 && smb2.nt_status == 0 && smb2.olb.length == 512' \
+        'none:smb2.cmd == 9 || smb2.cmd == 17' ;;
+    files_deployment_many_new)
+      # A software deployment: one 3.1.1 session on "upload" makes the new
+      # tree deploy\app\{bin,conf,lib} and writes 20 new 400-byte files into
+      # each (CREATE -> FILE_CREATED); nothing existing is changed.
+      local sub
+      for sub in bin conf lib; do activity_files "$d/$sub" 20 400 "$sub"; done
+      cmds="mkdir deploy; cd deploy; mkdir app; cd app"
+      for sub in bin conf lib; do
+        cmds+="; mkdir $sub; cd $sub"
+        for i in $(seq -w 1 20); do cmds+="; put $d/$sub/$sub-$i.txt $sub-$i.txt"; done
+        cmds+="; cd .."
+      done
+      auth_start "$s" srv_default
+      smbc_auth SMB3_11 SMB3_11 -U "$LAB_USER%$LAB_PASS" "//$SRV4/upload" -c "$cmds" || log "  (client exit status $?)"
+      rm -rf "$SRV/upload/deploy"
+      auth_finish "$s" 'smb2.cmd == 5 && smb2.filename == "deploy\\app\\lib" && smb2.create.disposition == 2' \
+        'smb2.cmd == 5 && smb2.filename == "deploy\\app\\lib\\lib-20.txt" && smb2.flags.response == 0' \
+        '=65:smb2.cmd == 5 && smb2.flags.response == 1 && smb2.create.action == 2' \
+        '=60:smb2.cmd == 9 && smb2.flags.response == 0 && smb2.write_length == 400' \
+        'none:smb2.create.action == 3 || smb2.cmd == 17' ;;
+    files_user_renames_few)
+      # A user tidying a folder at the smbclient prompt, 5 s between commands:
+      # ls, 4 renames, 2 deletes, ls, in upload\reports (6 existing files
+      # owned by alice).
+      local r="$SRV/upload/reports" f
+      mkdir -p "$r"
+      for f in q1 q2 q3 q4 old-draft scratch; do
+        printf 'smbwatch lab report %s, harmless text\n' "$f" >"$r/$f.txt"
+      done
+      chown -R "$LAB_UID:$LAB_UID" "$r"
+      auth_start "$s" srv_default
+      smbc_paced 5 SMB3_11 SMB3_11 "//$SRV4/upload" 'cd reports' 'ls' \
+        'rename q1.txt q1-final.txt' 'rename q2.txt q2-final.txt' 'rename q3.txt 2023-q3.txt' \
+        'rename q4.txt 2023-q4.txt' 'del old-draft.txt' 'del scratch.txt' 'ls' || log "  (client exit status $?)"
+      rm -rf "$r"
+      auth_finish "$s" 'smb2.cmd == 17 && smb2.file_info.infolevel == 10 && smb2.filename == "reports\\2023-q4.txt"' \
+        'smb2.cmd == 5 && smb.create_options & 0x1000 && smb2.filename == "reports\\scratch.txt"' \
+        '=4:smb2.cmd == 17 && smb2.flags.response == 1 && smb2.nt_status == 0' ;;
+    files_ransomware_encrypted)
+      # files_ransomware_like's session with "server smb encrypt = required":
+      # after SESSION_SETUP everything (tree connects, CREATE, READ, WRITE,
+      # SET_INFO, CLOSE) is inside SMB2 TRANSFORM headers.
+      local -a srv_enc=("${srv_default[@]}" "server smb encrypt = required")
+      ransomware_cmds "$d"
+      auth_start "$s" srv_enc
+      smbc_auth SMB3_11 SMB3_11 -U "$LAB_USER%$LAB_PASS" "//$SRV4/upload" -c "$cmds" || log "  (client exit status $?)"
+      rm -rf "$SRV/upload/finance"
+      auth_finish "$s" 'smb2.header.transform.msg_size' \
+        'smb2.cmd == 1 && smb2.flags.response == 1 && smb2.nt_status == 0' \
+        'none:smb2.cmd >= 2' \
+        'none:smb2.filename' ;;
+    files_ransomware_smb1)
+      # SMB1 (NT1) on "upload": 25 documents written to records\, then each
+      # renamed to .locked (SMB_COM_RENAME) and overwritten in place with
+      # 2048 random bytes (NT_CREATE_ANDX FILE_OVERWRITE_IF -> FILE_OVERWRITTEN).
+      activity_files "$d" 25 2048 doc
+      mkdir -p "$d/locked"
+      for i in $(seq -w 1 25); do head -c 2048 /dev/urandom >"$d/locked/doc-$i.txt.locked"; done
+      cmds="mkdir records; cd records"
+      for i in $(seq -w 1 25); do cmds+="; put $d/doc-$i.txt doc-$i.txt"; done
+      for i in $(seq -w 1 25); do
+        cmds+="; rename doc-$i.txt doc-$i.txt.locked; put $d/locked/doc-$i.txt.locked doc-$i.txt.locked"
+      done
+      auth_start "$s" srv_nt1
+      smbc_auth NT1 NT1 -U "$LAB_USER%$LAB_PASS" "//$SRV4/upload" -c "$cmds" || log "  (client exit status $?)"
+      rm -rf "$SRV/upload/records"
+      auth_finish "$s" 'smb.cmd == 0x07 && smb.flags.response == 0 && smb.file == "\\records\\doc-25.txt.locked"' \
+        '=25:smb.cmd == 0x07 && smb.flags.response == 1 && smb.nt_status == 0' \
+        '=25:smb.cmd == 0xa2 && smb.flags.response == 1 && smb.create.action == 3' ;;
     rpc_recon)
       # rpcclient over SMB 3.1.1 with samba-dcerpcd beside smbd: srvsvc,
       # samr and lsarpc over named pipes on IPC$, NTLMSSP-authenticated binds.
@@ -1068,6 +1212,54 @@ run_activity_scenario() {
         'samr.opnum == 13 && dcerpc.pkt_type == 2' 'lsarpc.opnum == 14 && dcerpc.pkt_type == 2' \
         'lsarpc.opnum == 45 && dcerpc.pkt_type == 2' 'smb2.cmd == 1 && ntlmssp.messagetype == 3' \
         'dcerpc.cn_bind_to_uuid == 12345778-1234-abcd-ef00-0123456789ab && dcerpc.auth_level == 5' ;;
+    *) die "no recipe for $s" ;;
+  esac
+}
+
+# ---------------------------------------------------------------- smbclient controls
+# Benign smbclient uses that look like parts of an attack: an executable-named
+# file copied to ADMIN$ without any RPC, and share listings (srvsvc
+# NetShareEnumAll over \srvsvc), authenticated and anonymous.
+run_client_control_scenario() {
+  local s=$1
+  local -a srv_default=("server min protocol = SMB2_02" "server max protocol = SMB3")
+  local -a srv_rpc=("${srv_default[@]}" "rpc start on demand helpers = no")
+  case $s in
+    admin_share_copy_exe)
+      # `put tool.exe` to a disk share named ADMIN$ (a temp dir writable by
+      # alice), 3.1.1. tool.exe is "MZ" and a line of text, not a program.
+      mkdir -p "$SRV/admin"
+      chmod 777 "$SRV/admin"
+      printf 'MZsmbwatch lab fixture: not a program, nothing to run.\n' >"$CLI/tool.exe"
+      local SRV_EXTRA_SECTIONS="[ADMIN\$]
+    path = $SRV/admin
+    read only = no
+    browseable = yes"
+      auth_start "$s" srv_default
+      smbc_auth SMB3_11 SMB3_11 -U "$LAB_USER%$LAB_PASS" "//$SRV4/ADMIN\$" -c "put $CLI/tool.exe tool.exe" ||
+        log "  (client exit status $?)"
+      rm -rf "$SRV/admin"
+      auth_finish "$s" 'smb2.cmd == 3 && smb2.flags.response == 0 && smb2.tree contains "ADMIN$"' \
+        'smb2.cmd == 5 && smb2.tree contains "ADMIN$" && smb2.filename == "tool.exe" && smb2.flags.response == 0' \
+        'smb2.cmd == 5 && smb2.flags.response == 1 && smb2.create.action == 2' \
+        'smb2.cmd == 9 && smb2.flags.response == 0 && smb2.tree contains "ADMIN$" && smb2.write_length == 55 && data.data[0:2] == 4d:5a' \
+        'none:dcerpc' ;;
+    smbclient_list_auth)
+      # `smbclient -L` as alice at 3.1.1, samba-dcerpcd beside smbd (as in
+      # auth_anonymous): IPC$, \srvsvc, NetShareEnumAll (opnum 15)
+      auth_start "$s" srv_rpc 1
+      smbc_auth SMB3_11 SMB3_11 -U "$LAB_USER%$LAB_PASS" -L "$SRV4" || log "  (client exit status $?)"
+      auth_finish "$s" 'ntlmssp.messagetype == 3 && ntlmssp.auth.username == "alice"' \
+        'smb2.cmd == 5 && smb2.filename == "srvsvc"' \
+        'dcerpc.cn_bind_to_uuid == 4b324fc8-1670-01d3-1278-5a47bf6ee188' 'dcerpc.pkt_type == 12 && dcerpc.cn_ack_result == 0' \
+        'srvsvc.opnum == 15 && dcerpc.pkt_type == 2 && srvsvc.werror == 0' ;;
+    smbclient_list_anonymous)
+      # the same listing in a null session (empty user and password), 3.1.1
+      auth_start "$s" srv_rpc 1
+      smbc_auth SMB3_11 SMB3_11 -U '%' -N -L "$SRV4" || log "  (client exit status $?)"
+      auth_finish "$s" 'ntlmssp.messagetype == 3 && ntlmssp.negotiateanonymous == 1' \
+        'smb2.cmd == 5 && smb2.filename == "srvsvc"' \
+        'srvsvc.opnum == 15 && dcerpc.pkt_type == 2 && srvsvc.werror == 0' ;;
     *) die "no recipe for $s" ;;
   esac
 }
@@ -1227,6 +1419,47 @@ run_impacket_scenario() {
         'spoolss.opnum == 89 && dcerpc.pkt_type == 0 && dcerpc.stub_data[-4:4] == 14:80:00:00' \
         'spoolss.opnum == 89 && dcerpc.pkt_type == 2 && spoolss.rc == 0x7c' \
         'spoolss.opnum == 9 && dcerpc.pkt_type == 0' 'spoolss.opnum == 9 && dcerpc.pkt_type == 2 && spoolss.rc == 0x43' ;;
+    services_impacket)
+      # impacket's services.py, one connection per action: list, create
+      # (smbwatch-fixture, binary path C:\smbwatch-fixture\fixture.exe, a file
+      # that does not exist), start, delete; each opens \svcctl and asks
+      # OpenSCManagerW, which smbd refuses (WERR_ACCESS_DENIED), so no
+      # CreateServiceW, StartServiceW or DeleteService is sent.
+      impacket_start "$s"
+      impk services.py "$IMPK_TARGET" list
+      impk services.py "$IMPK_TARGET" create -name smbwatch-fixture -display smbwatch-fixture \
+        -path 'C:\smbwatch-fixture\fixture.exe'
+      impk services.py "$IMPK_TARGET" start -name smbwatch-fixture
+      impk services.py "$IMPK_TARGET" delete -name smbwatch-fixture
+      auth_finish "$s" 'tcp.stream == 3 && smb2.cmd == 5 && smb2.filename == "svcctl"' \
+        'dcerpc.cn_bind_to_uuid == 367abb81-9844-35f1-ad32-98f038001003' \
+        'tcp.stream == 3 && svcctl.opnum == 15 && dcerpc.pkt_type == 2' ;;
+    samrdump_impacket)
+      # impacket's samrdump.py: \samr SamrConnect, EnumerateDomains,
+      # LookupDomain, OpenDomain, EnumerateUsers, OpenUser, QueryUserInfo2
+      impacket_start "$s"
+      impk samrdump.py "$IMPK_TARGET"
+      auth_finish "$s" 'smb2.cmd == 5 && smb2.filename == "samr"' \
+        'dcerpc.cn_bind_to_uuid == 12345778-1234-abcd-ef00-0123456789ac' \
+        'samr.opnum == 6 && dcerpc.pkt_type == 2' ;;
+    lookupsid_impacket)
+      # impacket's lookupsid.py (RIDs up to its default 4000): \lsarpc
+      # LsarOpenPolicy2, then LsarQueryInformationPolicy2 for the domain SID,
+      # which smbd 4.17 faults (nca_s_op_rng_error), so no LsarLookupSids
+      impacket_start "$s"
+      impk lookupsid.py "$IMPK_TARGET"
+      auth_finish "$s" 'smb2.cmd == 5 && smb2.filename == "lsarpc"' \
+        'dcerpc.cn_bind_to_uuid == 12345778-1234-abcd-ef00-0123456789ab' \
+        'lsarpc.opnum == 44 && dcerpc.pkt_type == 2' 'lsarpc.opnum == 46 && dcerpc.pkt_type == 0' \
+        'dcerpc.pkt_type == 3 && dcerpc.cn_status == 0x1c010002' ;;
+    reg_impacket)
+      # impacket's reg.py query -keyName HKLM\SOFTWARE: \svcctl to check the
+      # RemoteRegistry service (refused), then \winreg OpenLocalMachine,
+      # BaseRegOpenKey SOFTWARE, QueryInfoKey and the enumeration
+      impacket_start "$s"
+      impk reg.py "$IMPK_TARGET" query -keyName 'HKLM\SOFTWARE'
+      auth_finish "$s" 'smb2.cmd == 5 && smb2.filename == "winreg"' \
+        'dcerpc.cn_bind_to_uuid == 338cd001-2244-31f1-aaaa-900038001003' ;;
     *) die "no recipe for $s" ;;
   esac
 }
@@ -1407,6 +1640,7 @@ run_scenario() {
     smb1_browsing_139|smb1_printing|smb1_named_pipe) run_smb1_use_scenario "$s" ;;
     files_*|rpc_recon) run_activity_scenario "$s" ;;
     *_impacket|rpc_coercion_attempts|print_driver_install) run_impacket_scenario "$s" ;;
+    admin_share_copy_exe|smbclient_list_*) run_client_control_scenario "$s" ;;
     *) die "no recipe for $s" ;;
   esac
 }
