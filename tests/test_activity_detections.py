@@ -24,6 +24,12 @@ RECORDED_EXPECTED = {
     "recorded/rpc_coercion_attempts.pcap": {"rpc_coercion"},
     # RpcAddPrinterDriverEx (PrintNightmare's call) and rpcclient's RpcAddPrinterDriver
     "recorded/print_driver_install.pcap": {"print_driver_install"},
+    # smbclient puts tool.exe (MZ, then text) on ADMIN$: no RPC, so no lateral movement
+    "recorded/admin_share_copy_exe.pcap": {"admin_share_executable"},
+    # 25 files renamed to .locked and overwritten over SMB1 (RENAME, NT_CREATE_ANDX overwrite)
+    "recorded/files_ransomware_smb1.pcap": {"ransomware_activity"},
+    # the controls: a backup reading 60 files, a deployment writing 60, a user renaming 4 and deleting 2,
+    # and the same ransomware-like client over encrypted SMB3 (only transform headers visible) stay silent
 }
 PUBLIC_EXPECTED = {
     # Windows PsExec sessions: PSEXESVC.exe written to ADMIN$ and a service created
@@ -111,3 +117,17 @@ def test_the_table_summarises_activity_per_connection_not_per_message(capsys: py
     assert "open 1, create 1, write 1, delete 1" in rows[0]
     assert "svcctl: ROpenSCManagerW [ERROR_ACCESS_DENIED]" in rows[0]
     assert "RCreateServiceW [nca_op_rng_error]" in rows[1]
+
+
+def test_encrypted_smb3_shows_no_activity_and_the_rule_does_not_guess() -> None:
+    document = document_of("recorded/files_ransomware_encrypted.pcap")
+    (connection,) = document["connections"]
+    assert connection["encrypted"] and connection["messages"]["encrypted"] > 900
+    assert connection["files"] == [] and connection["rpc"] == []
+    assert _activity_alerts(document) == []
+
+
+def test_smb1_ransomware_is_seen_through_rename_and_overwrite() -> None:
+    (alert,) = _activity_alerts(document_of("recorded/files_ransomware_smb1.pcap"))
+    assert alert["detail"]["files_changed"] == 20
+    assert set(alert["detail"]["actions"]) <= {"rename", "overwrite"}
