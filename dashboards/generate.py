@@ -34,7 +34,31 @@ HOST_DIALECTS = ("smb1", "2.0.2", "2.1", "3.0", "3.0.2", "3.1.1", "unknown")
 AUTH_KINDS = ("ntlmv1", "ntlmv2", "lm", "plaintext", "kerberos", "anonymous", "guest", "unknown")
 # Authentication that hands an eavesdropper or a relay something useful, or proves nothing about the user.
 WEAK_AUTH_KINDS = ("ntlmv1", "lm", "plaintext", "guest", "anonymous")
-ALERT_KINDS = ("smb1_negotiated", "scan_445", "ms17_010_probe", "eternalblue", "doublepulsar", "bruteforce")
+# What happens after the login (monitor/detect/activity.py ACTIVITY_ALERT_KINDS).
+ACTIVITY_ALERT_KINDS = (
+    "remote_execution",
+    "admin_share_executable",
+    "lateral_movement",
+    "print_driver_install",
+    "rpc_coercion",
+    "rpc_big_endian",
+    "ransomware_activity",
+)
+ALERT_KINDS = (
+    "smb1_negotiated",
+    "scan_445",
+    "ms17_010_probe",
+    "eternalblue",
+    "doublepulsar",
+    "bruteforce",
+    *ACTIVITY_ALERT_KINDS,
+)
+# The kinds whose alert rules are critical: exploitation, an implant, or an attack under way.
+CRITICAL_KINDS = ("eternalblue", "doublepulsar", "lateral_movement", "rpc_big_endian", "ransomware_activity")
+CRITICAL_KINDS_REGEX = f"^({'|'.join(CRITICAL_KINDS)})$"
+RPC_RESULT_CLASSES = ("ok", "error", "fault", "no_answer")
+RPC_BIND_RESULTS = ("accepted", "user_rejection", "provider_rejection", "rejected", "no_answer", "other")
+FILE_ACTIONS = ("open", "create", "overwrite", "read", "write", "rename", "delete")
 
 
 @dataclass(frozen=True)
@@ -80,6 +104,12 @@ METRICS: dict[str, Metric] = {
     "smbwatch_flows_evicted_total": Metric("counter", ("reason",)),
     "smbwatch_scan_sources_evicted_total": Metric("counter", ("table",), {"table": ("probation", "tracked")}),
     "smbwatch_connections_total": Metric("counter", ("transport",), {"transport": ("tcp445", "netbios139")}),
+    # interface and operation: names from the generated DCE/RPC table, or "other" (pre-set: other, other).
+    "smbwatch_rpc_calls_total": Metric(
+        "counter", ("interface", "operation", "result_class"), {"result_class": RPC_RESULT_CLASSES}
+    ),
+    "smbwatch_rpc_binds_total": Metric("counter", ("interface", "result"), {"result": RPC_BIND_RESULTS}),
+    "smbwatch_file_actions_total": Metric("counter", ("action",), {"action": FILE_ACTIONS}),
     "smbwatch_hosts": Metric(
         "gauge",
         ("role", "highest_dialect", "smb1"),
@@ -194,6 +224,8 @@ class Panel:
     mappings: list[dict[str, Any]] = field(default_factory=list)
     text_mode: str = "auto"
     min_zero: bool = True
+    # A table of counts keeps the Value column (as `value_name`); the info table shows labels only.
+    value_name: str = ""
 
 
 @dataclass
@@ -301,7 +333,17 @@ def render_panel(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
         "options": options,
         "targets": [render_target(t, chr(ord("A") + i)) for i, t in enumerate(panel.targets)],
     }
-    if panel.kind == "table":
+    if panel.kind == "table" and panel.value_name:
+        out["transformations"] = [
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": {"Time": True, "__name__": True},
+                    "renameByName": {"Value": panel.value_name},
+                },
+            }
+        ]
+    elif panel.kind == "table":
         # The opt-in info metric's value is always 1 and its timestamp is noise: show the labels only.
         out["transformations"] = [
             {"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True, "__name__": True}}}
@@ -618,15 +660,16 @@ def overview() -> dict[str, Any]:
                 Panel(
                     "timeseries",
                     "Detector alerts by kind",
-                    "smb1_negotiated, scan_445, ms17_010_probe, eternalblue, doublepulsar, bruteforce. The "
-                    "alert's details (addresses, evidence) are in smbwatch's JSON log.",
+                    "Every kind: smb1_negotiated, scan_445, ms17_010_probe, eternalblue, doublepulsar, bruteforce, "
+                    "and the after-login kinds of the Activity row. The alert's details (addresses, evidence) are "
+                    "in smbwatch's JSON log.",
                     "cpm",
                     [Target(counter_rate("smbwatch_alerts_total", ("kind",), per_minute=True), "{{kind}}")],
                     width=16,
                     bars=True,
                     stack=True,
                     overrides=[
-                        color_override("byRegexp", "^(eternalblue|doublepulsar)$", "dark-red"),
+                        color_override("byRegexp", CRITICAL_KINDS_REGEX, "dark-red"),
                         color_override("byRegexp", "^(ms17_010_probe|bruteforce)$", "orange"),
                     ],
                 ),
@@ -641,6 +684,7 @@ def overview() -> dict[str, Any]:
                 ),
             ],
         ),
+        activity_row(),
         Row(
             "Hosts",
             [
@@ -734,6 +778,122 @@ def overview() -> dict[str, Any]:
         "Who still speaks SMBv1, which dialects and authentication are in use, and what the detectors saw.",
         rows,
         annotations,
+    )
+
+
+def activity_row() -> Row:
+    """What happens after the login: DCE/RPC over named pipes, file actions, and the alerts on them."""
+    activity = {"kind": "=~" + "|".join(ACTIVITY_ALERT_KINDS)}
+    return Row(
+        "Activity",
+        [
+            Panel(
+                "timeseries",
+                "RPC operations by interface",
+                "DCE/RPC calls over SMB named pipes per minute, by interface (svcctl, spoolss, samr, …; "
+                "'other': a UUID smbwatch's table does not know). Counted when the connection ends.",
+                "cpm",
+                [Target(counter_rate("smbwatch_rpc_calls_total", ("interface",), per_minute=True), "{{interface}}")],
+                width=8,
+                stack=True,
+            ),
+            Panel(
+                "timeseries",
+                "RPC calls by result",
+                "ok: the server ran the call; error: it answered with a non-zero return code; fault: a fault "
+                "PDU (access denied, unknown operation, …); no_answer: the pipe or connection ended first.",
+                "cpm",
+                [
+                    Target(
+                        counter_rate("smbwatch_rpc_calls_total", ("result_class",), per_minute=True),
+                        "{{result_class}}",
+                    )
+                ],
+                width=8,
+                stack=True,
+                overrides=[
+                    color_override("byName", "ok", "green"),
+                    color_override("byName", "error", "orange"),
+                    color_override("byName", "fault", "red"),
+                    color_override("byName", "no_answer", "yellow"),
+                ],
+            ),
+            Panel(
+                "timeseries",
+                "RPC binds by interface and result",
+                "Interfaces bound on a named pipe (once per pipe and interface per connection), by the server's "
+                "answer: accepted, user_rejection, provider_rejection (e.g. an interface the server lacks), "
+                "rejected (bind_nak), no_answer.",
+                "cpm",
+                [
+                    Target(
+                        counter_rate("smbwatch_rpc_binds_total", ("interface", "result"), per_minute=True),
+                        "{{interface}} {{result}}",
+                    )
+                ],
+                width=8,
+                overrides=[color_override("byRegexp", ".* (user_rejection|provider_rejection|rejected)$", "red")],
+            ),
+            Panel(
+                "table",
+                "Top RPC operations in the time range",
+                "The 25 (interface, operation, result) triples called most over the dashboard's time range.",
+                "short",
+                [
+                    Target(
+                        "topk(25, sum by (interface, operation, result_class) "
+                        f"(increase({selector('smbwatch_rpc_calls_total')}[$__range])))",
+                        table=True,
+                    )
+                ],
+                width=12,
+                height=10,
+                min_zero=False,
+                value_name="calls",
+            ),
+            Panel(
+                "timeseries",
+                "File actions by action",
+                "File opens per minute by what was done through them: how the open ended (open, create, "
+                "overwrite), then read, write, rename, delete (each once per open). Renames, overwrites and "
+                "deletes are what the ransomware rule counts. Counted when the connection ends; encrypted "
+                "SMB3 shows nothing here.",
+                "cpm",
+                [Target(counter_rate("smbwatch_file_actions_total", ("action",), per_minute=True), "{{action}}")],
+                width=12,
+                height=10,
+                stack=True,
+                overrides=[color_override("byRegexp", "^(rename|overwrite|delete)$", "orange")],
+            ),
+            Panel(
+                "timeseries",
+                "Activity alerts by kind",
+                "remote_execution, admin_share_executable, lateral_movement, print_driver_install, rpc_coercion, "
+                "rpc_big_endian, ransomware_activity. The evidence (pipe, operation, share, path, files) is in "
+                "the alert's JSON log event.",
+                "cpm",
+                [Target(counter_rate("smbwatch_alerts_total", ("kind",), activity, per_minute=True), "{{kind}}")],
+                width=16,
+                bars=True,
+                stack=True,
+                overrides=[color_override("byRegexp", CRITICAL_KINDS_REGEX, "dark-red")],
+            ),
+            Panel(
+                "table",
+                "Activity alerts in the time range",
+                "How many of each after-login alert the sensors raised over the dashboard's time range.",
+                "short",
+                [
+                    Target(
+                        f"sum by (kind) (increase({selector('smbwatch_alerts_total', activity)}[$__range]))",
+                        table=True,
+                    )
+                ],
+                width=8,
+                min_zero=False,
+                value_name="alerts",
+            ),
+        ],
     )
 
 
@@ -1087,6 +1247,7 @@ def alerts() -> list[Alert]:
             "Identify source, server and user names in the bruteforce log event; block the source, check "
             "for a following successful logon (called out in the event) and reset the password if one succeeded.",
         ),
+        *activity_alerts(),
         Alert(
             name="SmbwatchCaptureDrops",
             uid="smbwatch-capture-drops",
@@ -1138,6 +1299,82 @@ def alerts() -> list[Alert]:
     ]
 
 
+def activity_alerts() -> list[Alert]:
+    """The after-login detections (monitor/detect/activity.py), one alert rule per kind; critical for
+    the kinds in CRITICAL_KINDS (tests/test_dashboards.py checks)."""
+    found = [
+        detection(
+            "remote_execution",
+            "SmbwatchRemoteExecution",
+            "Remote execution over RPC",
+            "warning",
+            "a client asked a server to create, reconfigure or start a service, or to register or run a "
+            "scheduled task, over a named pipe (PsExec, smbexec, atexec).",
+            "Read the remote_execution log event (pipe, operation, whether the server ran it, the user): if "
+            "no administrator or deployment tool you run explains it, treat the client as compromised and "
+            "check the server for the new service or task.",
+        ),
+        detection(
+            "admin_share_executable",
+            "SmbwatchAdminShareExecutable",
+            "Executable written to an administrative share",
+            "warning",
+            "an executable was created or written on ADMIN$, C$ or another $ share.",
+            "The admin_share_executable event names share and path: a software deployment explains it, "
+            "anything else is a tool being staged for remote execution. Check the file on the server.",
+        ),
+        detection(
+            "lateral_movement",
+            "SmbwatchLateralMovement",
+            "Lateral movement (executable dropped and run)",
+            "critical",
+            "one client wrote an executable to a server's administrative share and made the server run "
+            "something, within minutes (how PsExec works).",
+            "Treat as an intrusion moving between hosts: isolate the client and the server, find the "
+            "service or task it created and the binary it dropped (both in the event), reset the credentials used.",
+        ),
+        detection(
+            "print_driver_install",
+            "SmbwatchPrintDriverInstall",
+            "Printer driver install over RPC",
+            "warning",
+            "a client asked a server to install a printer driver (RpcAddPrinterDriver(Ex), the PrintNightmare call).",
+            "Unless a print administrator did this, check the event's result: a server that accepted it may "
+            "run the attacker's DLL; disable the print spooler where no printing is served, patch CVE-2021-34527.",
+        ),
+        detection(
+            "rpc_coercion",
+            "SmbwatchRpcCoercion",
+            "Authentication coercion over RPC",
+            "warning",
+            "a client called an RPC operation that makes the server authenticate to a path of the caller's "
+            "choosing (PetitPotam, DFSCoerce, PrinterBug, ShadowCoerce).",
+            "Expect an NTLM relay: look for the server's machine account logging in elsewhere from the "
+            "client's address; require SMB signing and EPA, and block EFSRPC and the spooler where unused.",
+        ),
+        detection(
+            "rpc_big_endian",
+            "SmbwatchRpcBigEndian",
+            "Big-endian DCE/RPC request",
+            "critical",
+            "a DCE/RPC request in big-endian data representation, which Windows and Samba clients never "
+            "send and RPC exploits (CVE-2022-26809) do.",
+            "Treat as exploitation of the server's RPC runtime: isolate the source, patch the server "
+            "(CVE-2022-26809), and check it for compromise.",
+        ),
+        detection(
+            "ransomware_activity",
+            "SmbwatchRansomwareActivity",
+            "Ransomware-like file activity",
+            "critical",
+            "one client renamed, overwrote or deleted many existing files on one server in a short time.",
+            "Act at once: cut the client off the network (or disable its account) before more files go, "
+            "then check the event's common new extension and ransom-note names, and restore from backups.",
+        ),
+    ]
+    return found
+
+
 def prometheus_value(alert: Alert) -> str:
     return f"{{{{ $value | {alert.value_format} }}}}"
 
@@ -1170,9 +1407,11 @@ def grafana_alert_rules(dashboards: Mapping[str, dict[str, Any]]) -> dict[str, A
         "detections": (OVERVIEW_UID, panel_id(OVERVIEW_UID, "Detector alerts by kind")),
         "sensor": (HEALTH_UID, panel_id(HEALTH_UID, "Kernel drop ratio")),
     }
+    activity = (OVERVIEW_UID, panel_id(OVERVIEW_UID, "Activity alerts by kind"))
     linked_panel_by_alert = {
         "SmbwatchSmb1TrafficSeen": (OVERVIEW_UID, panel_id(OVERVIEW_UID, "SMBv1 connections over time")),
         "SmbwatchSensorDown": (HEALTH_UID, panel_id(HEALTH_UID, "Scrape status")),
+        **{alert.name: activity for alert in activity_alerts()},
     }
     rules = []
     for alert in alerts():
@@ -1471,7 +1710,7 @@ def prometheus_rule_tests() -> dict[str, Any]:
 # Every PromQL expression that ships, for tests that parse or evaluate them.
 # ---------------------------------------------------------------------------------------------
 
-GRAFANA_SUBSTITUTIONS = {"$__rate_interval": "1m", "$job": ".*", "$instance": ".*"}
+GRAFANA_SUBSTITUTIONS = {"$__rate_interval": "1m", "$__range": "1h", "$job": ".*", "$instance": ".*"}
 
 
 def concrete(expr: str) -> str:

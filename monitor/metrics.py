@@ -2,13 +2,17 @@
 
 Two kinds of series. Events the pipeline reports as they happen (negotiations,
 session setups, tree connects, SMB1 use, alerts, finished connections) are
-prometheus-client counters, safe to increment from the capture thread. State
+prometheus-client counters, safe to increment from the capture thread. What a
+connection did after the login (DCE/RPC binds and calls, file actions) is
+counted from its record when the pipeline reports the connection, the record's
+`rpc` and `files` lists being the only place that activity is summed up. State
 of the pipeline (capture statistics, message and anomaly totals, flows, hosts)
 is copied into a snapshot by the capture thread (`refresh`) and served from it
 by a custom collector, so a scrape never walks a table the capture thread is
 changing. The registry is passed in: tests use a fresh `CollectorRegistry`.
 
-Every label value is bounded (enums, dialect names, "unknown"), and counters
+Every label value is bounded (enums, dialect names, "unknown"; RPC interfaces and
+operations by the generated name table, anything else "other"), and counters
 are created at zero for every listed value so `increase()` works from the
 first scrape. Per-IP series exist only when the user opts in, capped.
 """
@@ -26,6 +30,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollecto
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from dissectors.dcerpc.constants import FaultStatus
+from dissectors.dcerpc.interfaces import OPERATIONS
+from dissectors.dcerpc.names import interface_name, operation_name
 from dissectors.records import AnomalyKind
 from monitor.capture import InterfaceStatistics
 from monitor.detect import ALERT_KINDS, LOGON_FAILURE_STATUSES, Alert
@@ -33,6 +40,8 @@ from monitor.flows import CloseReason
 from monitor.inventory import Inventory, dialect_order, is_smb2_family
 from monitor.pipeline import MESSAGE_PROTOCOLS, ConnectionRecord, Endpoints, Pipeline
 from monitor.session import SmbConnection
+from monitor.smb.files import ACTION_ORDER
+from monitor.smb.rpc import RESULT_NO_ANSWER, RESULT_OK
 
 PREFIX = "smbwatch"
 DIALECT_LABELS = ("smb1", "2.0.2", "2.1", "3.0", "3.0.2", "3.1.1", "2.???", "none", "unknown")
@@ -43,6 +52,18 @@ SESSION_RESULTS = ("success", "logon_failure", "other_failure")
 TREE_RESULTS = ("success", "failure")
 TRANSPORTS = ("tcp445", "netbios139")
 HOST_ROLES = ("client", "server")
+# What the server made of a DCE/RPC call: ran it (ok), answered with a non-zero return code (error),
+# sent a fault PDU (fault), or never answered before the pipe or the connection ended (no_answer).
+RPC_RESULT_CLASSES = ("ok", "error", "fault", "no_answer")
+# A bound interface's bind_result in the connection record ([C706] 12.6.3.1 p_cont_def_result_t;
+# "rejected" is a bind_nak), and "other" for a result value the spec does not define.
+RPC_BIND_RESULTS = ("accepted", "user_rejection", "provider_rejection", "rejected", "no_answer", "other")
+FILE_ACTIONS = ACTION_ORDER  # open, create, overwrite, read, write, rename, delete
+# An interface UUID or an operation number the generated table (dissectors.dcerpc.interfaces) lacks.
+OTHER = "other"
+_FAULT_NAMES = frozenset(status.name for status in FaultStatus)
+# [C706] Appendix E: the nca_s_* fault status codes are 0x1C00xxxx and 0x1C01xxxx.
+_NCA_STATUS_FIRST, _NCA_STATUS_LAST = 0x1C000000, 0x1C01FFFF
 # The opt-in per-host SMB1 series: a sensor on a big network must not grow without bound.
 DEFAULT_MAX_HOST_SERIES = 1000
 
@@ -62,6 +83,43 @@ def session_result(status: int) -> str:
     if status == 0:
         return "success"
     return "logon_failure" if status in LOGON_FAILURE_STATUSES else "other_failure"
+
+
+def rpc_interface_label(uuid: str, version: int) -> str:
+    """The interface's name from the generated table, or "other" for a UUID it does not know."""
+    name = interface_name(uuid, version)
+    return OTHER if name == uuid.lower() else name
+
+
+def rpc_operation_label(uuid: str, opnum: int) -> str:
+    """The operation's name from the generated table, or "other" for an (interface, opnum) it lacks."""
+    return operation_name(uuid, opnum) if (uuid.lower(), opnum) in OPERATIONS else OTHER
+
+
+def rpc_result_class(status: str) -> str:
+    """A call's `status` in the connection record (monitor.smb.rpc) as one of RPC_RESULT_CLASSES.
+
+    Fault PDUs carry nca_s_* names (FaultStatus), responses Win32 error or NTSTATUS names. A code
+    neither table names reads "unknown-0x…" in both cases: it counts as a fault in the nca range of
+    [C706] Appendix E, as an error otherwise.
+    """
+    if status == RESULT_OK:
+        return "ok"
+    if status == RESULT_NO_ANSWER:
+        return "no_answer"
+    if status in _FAULT_NAMES:
+        return "fault"
+    if status.startswith("unknown-0x"):
+        try:
+            code = int(status[len("unknown-0x") :], 16)
+        except ValueError:
+            return "error"
+        return "fault" if _NCA_STATUS_FIRST <= code <= _NCA_STATUS_LAST else "error"
+    return "error"
+
+
+def rpc_bind_result(result: str) -> str:
+    return result if result in RPC_BIND_RESULTS else OTHER
 
 
 @dataclass(slots=True)
@@ -149,10 +207,38 @@ class SensorMetrics:
                 self.session_setups.labels(auth, result)
         for value in TREE_RESULTS:
             self.tree_connects.labels(value)
+        self.rpc_calls = Counter(
+            f"{PREFIX}_rpc_calls",
+            "DCE/RPC calls over named pipes by interface, operation and what the server made of them, "
+            "counted when their connection ends",
+            ["interface", "operation", "result_class"],
+            registry=registry,
+        )
+        self.rpc_binds = Counter(
+            f"{PREFIX}_rpc_binds",
+            "DCE/RPC interfaces bound on a named pipe (once per pipe and interface per connection), by the "
+            "bind's answer, counted when their connection ends",
+            ["interface", "result"],
+            registry=registry,
+        )
+        self.file_actions = Counter(
+            f"{PREFIX}_file_actions",
+            "File opens by what was done through them (how the open ended: open, create, overwrite; then "
+            "read, write, rename, delete, each counted once per open), counted when their connection ends",
+            ["action"],
+            registry=registry,
+        )
         for value in ALERT_KINDS:
             self.alerts.labels(value)
         for value in TRANSPORTS:
             self.connections.labels(value)
+        # Named interfaces and operations appear when first seen: all of the table's would be ~3,800 series.
+        for value in RPC_RESULT_CLASSES:
+            self.rpc_calls.labels(OTHER, OTHER, value)
+        for value in RPC_BIND_RESULTS:
+            self.rpc_binds.labels(OTHER, value)
+        for value in FILE_ACTIONS:
+            self.file_actions.labels(value)
         registry.register(_SnapshotCollector(self))
         if process_metrics:
             ProcessCollector(registry=registry)
@@ -184,6 +270,23 @@ class SensorMetrics:
     def connection_closed(self, record: ConnectionRecord) -> None:
         transport = record["transport"]
         self.connections.labels(transport if transport in TRANSPORTS else "tcp445").inc()
+        self._count_activity(record)
+
+    def _count_activity(self, record: ConnectionRecord) -> None:
+        """The connection's `rpc` and `files` lists (capped per connection, like the record itself)."""
+        for bound in record.get("rpc") or ():
+            uuid, version = bound["uuid"], bound["version"]
+            interface = rpc_interface_label(uuid, version)
+            self.rpc_binds.labels(interface, rpc_bind_result(bound["bind_result"])).inc()
+            for call in bound["calls"]:
+                operation = rpc_operation_label(uuid, call["opnum"]) if interface != OTHER else OTHER
+                self.rpc_calls.labels(interface, operation, rpc_result_class(call["status"])).inc(call["count"])
+        actions: CountOf[str] = CountOf()
+        for entry in record.get("files") or ():
+            actions.update(entry["actions"])
+        for action, count in actions.items():
+            if action in FILE_ACTIONS:
+                self.file_actions.labels(action).inc(count)
 
     # --- snapshot --------------------------------------------------------------------------
 

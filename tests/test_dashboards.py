@@ -159,6 +159,14 @@ def _dashboard_queries() -> list[tuple[str, str]]:
 
 QUERIES = _dashboard_queries()
 QUERY_IDS = [name for name, _ in QUERIES]
+# Queries Grafana runs once for the whole time range (tables): there `increase(...[$__range])` is the count.
+INSTANT_QUERIES = {
+    f"{dashboard['uid']}/{panel['title']}/{target['refId']}"
+    for dashboard in _dashboards()
+    for panel in _panels(dashboard)
+    for target in panel["targets"]
+    if target["instant"]
+}
 
 
 def _selectors(expr: str) -> Iterator[tuple[str, str]]:
@@ -170,14 +178,37 @@ def _selectors(expr: str) -> Iterator[tuple[str, str]]:
 
 @pytest.mark.parametrize(("name", "expr"), QUERIES, ids=QUERY_IDS)
 def test_dashboard_counters_use_rate_interval(name: str, expr: str) -> None:
-    """A raw counter, or a rate over a fixed window, shows wrong values at some zoom level or scrape interval."""
+    """A raw counter, or a rate over a fixed window, shows wrong values at some zoom level or scrape interval.
+    An instant query (a table) may count over the whole time range instead: `increase(...[$__range])`."""
     for metric, matchers in _selectors(expr):
         if gen.METRICS[metric].kind != "counter":
             continue
         selector = rf"(?<![\w:]){re.escape(metric + matchers)}"
         wrapped = rf"\b(rate|increase)\({selector}\[\$__rate_interval\]\)"
+        if name in INSTANT_QUERIES:
+            wrapped = rf"\b((rate|increase)\({selector}\[\$__rate_interval\]\)|increase\({selector}\[\$__range\]\))"
         uses = len(re.findall(selector, expr))
         assert len(re.findall(wrapped, expr)) == uses, f"{name}: {metric} not in rate()/increase() on $__rate_interval"
+    assert "$__range" not in expr or name in INSTANT_QUERIES, f"{name}: $__range in a range query"
+
+
+def test_the_activity_row_shows_rpc_files_and_the_after_login_alerts() -> None:
+    overview = next(d for d in _dashboards() if d["uid"] == gen.OVERVIEW_UID)
+    rows = [panel["title"] for panel in overview["panels"] if panel["type"] == "row"]
+    assert "Activity" in rows
+    start = next(i for i, p in enumerate(overview["panels"]) if p["type"] == "row" and p["title"] == "Activity")
+    end = next(i for i in range(start + 1, len(overview["panels"])) if overview["panels"][i]["type"] == "row")
+    exprs = [t["expr"] for panel in overview["panels"][start + 1 : end] for t in panel["targets"]]
+    read = set().union(*(metric_names(expr) for expr in exprs))
+    assert {"smbwatch_rpc_calls_total", "smbwatch_rpc_binds_total", "smbwatch_file_actions_total"} <= read
+    assert "sum by (interface) (rate(smbwatch_rpc_calls_total" in " ".join(exprs)
+    assert "sum by (action) (rate(smbwatch_file_actions_total" in " ".join(exprs)
+    activity = [expr for expr in exprs if "smbwatch_alerts_total" in expr]
+    assert activity and all(f'kind=~"{"|".join(gen.ACTIVITY_ALERT_KINDS)}"' in expr for expr in activity)
+    tables = [panel for panel in overview["panels"][start + 1 : end] if panel["type"] == "table"]
+    for table in tables:  # a table of counts shows its counts
+        excluded = table["transformations"][0]["options"]["excludeByName"]
+        assert "Value" not in excluded, table["title"]
 
 
 @pytest.mark.parametrize(("name", "expr"), QUERIES, ids=QUERY_IDS)
@@ -269,6 +300,13 @@ REQUIRED_ALERTS = {
     "SmbwatchEternalBlue",
     "SmbwatchDoublePulsar",
     "SmbwatchBruteForce",
+    "SmbwatchRemoteExecution",
+    "SmbwatchAdminShareExecutable",
+    "SmbwatchLateralMovement",
+    "SmbwatchPrintDriverInstall",
+    "SmbwatchRpcCoercion",
+    "SmbwatchRpcBigEndian",
+    "SmbwatchRansomwareActivity",
     "SmbwatchCaptureDrops",
     "SmbwatchSensorDown",
 }
@@ -289,6 +327,11 @@ def test_prometheus_alerts_are_complete_and_documented() -> None:
     detector_kinds = {a.detector_kind for a in gen.alerts() if a.detector_kind}
     # smb1_negotiated is covered by the SMB1-use counter, which counts connections rather than alerts.
     assert detector_kinds == set(gen.ALERT_KINDS) - {"smb1_negotiated"}
+    for alert in gen.alerts():
+        if alert.detector_kind:
+            critical = alert.detector_kind in gen.CRITICAL_KINDS
+            assert rules[alert.name]["labels"]["severity"] == ("critical" if critical else "warning"), alert.name
+            assert f'kind="{alert.detector_kind}"' in rules[alert.name]["expr"], alert.name
     assert "smbwatch_smb1_connections_total" in rules["SmbwatchSmb1TrafficSeen"]["expr"]
     assert 'job=~"smbwatch.*"' in rules["SmbwatchSensorDown"]["expr"]
 

@@ -13,9 +13,22 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from dissectors.dcerpc.interfaces import INTERFACES, OPERATIONS
 from monitor.capture import CaptureFile, InterfaceStatistics
 from monitor.config import SensorConfig
-from monitor.metrics import dialect_label, session_result
+from monitor.detect import ALERT_KINDS
+from monitor.metrics import (
+    FILE_ACTIONS,
+    RPC_BIND_RESULTS,
+    RPC_RESULT_CLASSES,
+    SensorMetrics,
+    dialect_label,
+    rpc_bind_result,
+    rpc_interface_label,
+    rpc_operation_label,
+    rpc_result_class,
+    session_result,
+)
 from monitor.report import Analysis, build_document
 from monitor.sensor import build_parts
 from tests.metrics_text import Samples, parse_samples, value
@@ -114,6 +127,119 @@ def test_counts_equal_the_offline_analysis(scraped: tuple[dict, dict]) -> None:
         v for (name, labels), v in scrape.items() if name == "smbwatch_hosts" and ("smb1", "true") in labels
     )
     assert exported_smb1 >= len(smb1_hosts) > 0  # a host using SMB1 in both roles counts in each
+
+
+def test_activity_counts_equal_the_offline_analysis(scraped: tuple[dict, dict]) -> None:
+    """RPC calls and binds, file actions: the scrape sums what the connections' `rpc` and `files` list."""
+    scrape, document = scraped
+    connections = document["connections"]
+    actions = Counter(action for c in connections for entry in c["files"] for action in entry["actions"])
+    assert set(actions) == set(FILE_ACTIONS)  # the captures do every action at least once
+    for action in FILE_ACTIONS:
+        assert value(scrape, "smbwatch_file_actions_total", action=action) == actions[action], action
+    calls: Counter[str] = Counter()  # by interface name as the record gives it; unknown UUIDs as "other"
+    results: Counter[str] = Counter()
+    binds: Counter[tuple[str, str]] = Counter()
+    for connection in connections:
+        for bound in connection["rpc"]:
+            name = "other" if bound["interface"] == bound["uuid"] else bound["interface"]
+            binds[name, bound["bind_result"]] += 1
+            for call in bound["calls"]:
+                calls[name] += call["count"]
+                status = call["status"]
+                results[status if status in ("ok", "no_answer") else "not ok"] += call["count"]
+    assert calls["svcctl"] and calls["spoolss"] and calls["samr"] and results["not ok"]
+    exported_calls: Counter[str] = Counter()
+    exported_results: Counter[str] = Counter()
+    exported_binds: Counter[tuple[str, str]] = Counter()
+    for (name, labels), count in scrape.items():
+        label = dict(labels)
+        if name == "smbwatch_rpc_calls_total":
+            exported_calls[label["interface"]] += int(count)
+            exported_results[label["result_class"]] += int(count)
+        elif name == "smbwatch_rpc_binds_total" and count:
+            exported_binds[label["interface"], label["result"]] += int(count)
+    assert +exported_calls == +calls
+    assert exported_results["ok"] == results["ok"] and exported_results["no_answer"] == results["no_answer"]
+    assert exported_results["error"] + exported_results["fault"] == results["not ok"]
+    assert exported_results["fault"] > 0 and exported_results["error"] > 0
+    assert exported_binds == binds
+    # Real calls, named from the table: impacket's psexec asked for RCreateServiceW, the coercion capture
+    # got a fault for NetrDfsRemoveStdRoot, and a spoolss call that reached no one was answered with a Win32 error.
+    for interface, operation, result in (
+        ("svcctl", "RCreateServiceW", "fault"),
+        ("netdfs", "NetrDfsRemoveStdRoot", "fault"),
+        ("spoolss", "RpcRemoteFindFirstPrinterChangeNotificationEx", "error"),
+    ):
+        labels = {"interface": interface, "operation": operation, "result_class": result}
+        assert value(scrape, "smbwatch_rpc_calls_total", **labels), labels
+
+
+def test_activity_label_values_stay_in_the_table(scraped: tuple[dict, dict]) -> None:
+    scrape, _ = scraped
+    interfaces = {name for name, _ in INTERFACES.values()} | {"other"}
+    operations = set(OPERATIONS.values()) | {"other"}
+    seen = 0
+    for name, labels in scrape:
+        label = dict(labels)
+        if name == "smbwatch_rpc_calls_total":
+            seen += 1
+            assert label["interface"] in interfaces and label["operation"] in operations, label
+            assert label["result_class"] in RPC_RESULT_CLASSES, label
+        elif name == "smbwatch_rpc_binds_total":
+            assert label["interface"] in interfaces and label["result"] in RPC_BIND_RESULTS, label
+    assert seen > len(RPC_RESULT_CLASSES)
+
+
+def test_unknown_interfaces_and_operations_fold_into_other() -> None:
+    """Names never come from the wire: a UUID or opnum the generated table lacks is "other"."""
+    svcctl = "367abb81-9844-35f1-ad32-98f038001003"
+    unknown = "01234567-89ab-cdef-0123-456789abcdef"
+    assert rpc_interface_label(svcctl.upper(), 2) == "svcctl"
+    assert rpc_interface_label(svcctl, 7) == "svcctl"  # a version the table lacks still has the name
+    assert rpc_interface_label(unknown, 1) == "other"
+    assert rpc_operation_label(svcctl, 12) == "RCreateServiceW"
+    assert rpc_operation_label(svcctl, 4000) == rpc_operation_label(unknown, 0) == "other"
+    assert rpc_result_class("ok") == "ok" and rpc_result_class("no_answer") == "no_answer"
+    assert rpc_result_class("nca_s_fault_access_denied") == rpc_result_class("nca_op_rng_error") == "fault"
+    assert rpc_result_class("ERROR_ACCESS_DENIED") == rpc_result_class("STATUS_ACCESS_DENIED") == "error"
+    assert rpc_result_class("unknown-0x1c0100ff") == "fault"  # the nca range of [C706] Appendix E
+    assert rpc_result_class("unknown-0x00001234") == rpc_result_class("unknown-0xc0ffee00") == "error"
+    assert rpc_bind_result("accepted") == "accepted" and rpc_bind_result("unknown-0x7") == "other"
+    registry = CollectorRegistry()
+    metrics = SensorMetrics(registry, "test", process_metrics=False)
+    hostile = [
+        {"uuid": unknown, "version": 1, "bind_result": "unknown-0x9", "calls": [
+            {"opnum": opnum, "status": f"unknown-0x{opnum:08x}", "count": 2} for opnum in range(500)]},
+        {"uuid": svcctl, "version": 2, "bind_result": "accepted", "calls": [
+            {"opnum": 12, "status": "ok", "count": 1}, {"opnum": 9999, "status": "nca_op_rng_error", "count": 3}]},
+    ]  # fmt: skip
+    files = [{"actions": ["create", "write", "rename"]}, {"actions": ["open", "read", "delete"]}, {"actions": []}]
+    metrics.connection_closed({"transport": "tcp445", "rpc": hostile, "files": files})
+    scrape = samples(registry)
+    calls = {labels: count for (name, labels), count in scrape.items() if name == "smbwatch_rpc_calls_total"}
+    assert calls == {
+        (("interface", "other"), ("operation", "other"), ("result_class", "error")): 1000.0,
+        (("interface", "other"), ("operation", "other"), ("result_class", "fault")): 0.0,
+        (("interface", "other"), ("operation", "other"), ("result_class", "ok")): 0.0,
+        (("interface", "other"), ("operation", "other"), ("result_class", "no_answer")): 0.0,
+        (("interface", "svcctl"), ("operation", "RCreateServiceW"), ("result_class", "ok")): 1.0,
+        (("interface", "svcctl"), ("operation", "other"), ("result_class", "fault")): 3.0,
+    }
+    assert value(scrape, "smbwatch_rpc_binds_total", interface="other", result="other") == 1
+    assert value(scrape, "smbwatch_rpc_binds_total", interface="svcctl", result="accepted") == 1
+    assert {a: value(scrape, "smbwatch_file_actions_total", action=a) for a in FILE_ACTIONS} == {
+        "open": 1, "create": 1, "overwrite": 0, "read": 1, "write": 1, "rename": 1, "delete": 1}  # fmt: skip
+
+
+def test_every_alert_kind_is_in_the_contract_and_counted_from_zero() -> None:
+    """The after-login kinds joined ALERT_KINDS: the dashboards' contract lists them all, at 0 before any traffic."""
+    assert dashboard_contract()["smbwatch_alerts_total"].values["kind"] == ALERT_KINDS
+    registry = CollectorRegistry()
+    build_parts(SensorConfig(), registry, NullLogger(), "test")
+    scrape = samples(registry)
+    for kind in ALERT_KINDS:
+        assert scrape[("smbwatch_alerts_total", (("kind", kind),))] == 0, kind
 
 
 def test_the_exported_names_and_labels_are_the_dashboards_contract(scraped: tuple[dict, dict]) -> None:
