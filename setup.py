@@ -27,11 +27,11 @@ from setuptools.command.build_ext import build_ext
 # The per-packet and per-message code (../shared/DESIGN.md sections 1-2); see bench/README.md
 # for what compiling them buys. Modules that only run once per connection stay interpreted.
 COMPILED_MODULES = [
-    "monitor/decode.py",
-    "monitor/flows.py",
-    "monitor/fastpath.py",
-    "monitor/scan.py",
-    "monitor/pcap_records.py",
+    "monitor/input/decode.py",
+    "monitor/tcp/flows.py",
+    "monitor/tcp/fastpath.py",
+    "monitor/tcp/scan_probation.py",
+    "monitor/input/pcap_records.py",
     "dissectors/stream.py",
     "dissectors/netbios.py",
     "dissectors/smb2.py",

@@ -10,7 +10,7 @@ until a receiver loses packets (``--confirm`` failures in a row end its climb).
 
 Receivers (all with the default kernel filter ``tcp port 445 or tcp port 139``):
 
-* ``ring``     `monitor.capture.LiveCapture` (AF_PACKET, TPACKET_V3 ring), frames counted
+* ``ring``     `monitor.input.capture.LiveCapture` (AF_PACKET, TPACKET_V3 ring), frames counted
 * ``pipeline`` the same, every frame fed through `monitor.pipeline.Pipeline`
 * ``recv``     a plain AF_PACKET socket, same filter, SO_RCVBUFFORCE 64 MiB, ``recv_into`` per packet
 * ``scapy``    scapy's ``AsyncSniffer`` (``sniff()``), ``store=False``, counting in ``prn``
@@ -74,7 +74,7 @@ def receive(mode: str, interface: str) -> dict[str, object]:
     stop = threading.Event()
     result: dict[str, object] = {}
     if mode in ("ring", "pipeline"):
-        from monitor.capture import LiveCapture
+        from monitor.input.capture import LiveCapture
 
         capture = LiveCapture([interface], FILTER)
         signal.signal(signal.SIGTERM, lambda _signum, _frame: capture.stop())
@@ -93,7 +93,7 @@ def receive(mode: str, interface: str) -> dict[str, object]:
         capture.close()
         result.update(frames=frames, kernel_packets=statistics.kernel_packets, kernel_drops=statistics.kernel_drops)
     elif mode == "recv":
-        from monitor.capture import _attach_filter, compile_filter
+        from monitor.input.capture import _attach_filter, compile_filter
 
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         _attach_filter(sock, compile_filter(FILTER))
@@ -185,7 +185,7 @@ def veth() -> Iterator[tuple[str, str, str, str]]:
 
 def pcap_packets(path: Path) -> int:
     sys.path.insert(0, str(REPO))
-    from monitor.capture import CaptureFile
+    from monitor.input.capture import CaptureFile
 
     return sum(1 for _frame in CaptureFile(str(path)))
 

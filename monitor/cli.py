@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from monitor.capture import CaptureError, CaptureFile, LiveCapture, ReadInterrupt, ReadInterrupted
 from monitor.config import (
     DEFAULT_BPF_FILTER,
     DEFAULT_LISTEN_ADDRESS,
@@ -30,11 +29,12 @@ from monitor.config import (
     validate,
 )
 from monitor.detect import DetectionSettings, Detector, parse_networks
-from monitor.flows import FlowLimits
-from monitor.inventory import DEFAULT_MAX_HOSTS, Inventory
-from monitor.log import LOG_FORMATS, GuardedStream, configure_logger
+from monitor.input.capture import CaptureError, CaptureFile, LiveCapture, ReadInterrupt, ReadInterrupted
+from monitor.output.events import LOG_FORMATS, GuardedStream, configure_logger
+from monitor.output.inventory import DEFAULT_MAX_HOSTS, Inventory
+from monitor.output.report import Analysis, SourceResult, build_smb1_report, write_json, write_smb1_table, write_table
 from monitor.pipeline import Pipeline
-from monitor.report import Analysis, SourceResult, build_smb1_report, write_json, write_smb1_table, write_table
+from monitor.tcp.flows import FlowLimits
 
 if TYPE_CHECKING:
     from monitor.sensor import FrameSource
@@ -276,7 +276,7 @@ def run_sniff(args: argparse.Namespace) -> int:
     logger = configure_logger(config.logging.format, event_output)  # type: ignore[arg-type]
     from prometheus_client import CollectorRegistry
 
-    from monitor.exporter import Exporter
+    from monitor.output.exporter import Exporter
     from monitor.sensor import LiveSource, ReplaySource, Sensor, build_parts
 
     registry = CollectorRegistry()

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.capture import DEFAULT_FILTER as DEFAULT_BPF_FILTER
 from monitor.detect import DetectionSettings, parse_networks
-from monitor.flows import FlowLimits
-from monitor.inventory import DEFAULT_MAX_HOSTS
+from monitor.input.capture import DEFAULT_FILTER as DEFAULT_BPF_FILTER
+from monitor.output.inventory import DEFAULT_MAX_HOSTS
+from monitor.tcp.flows import FlowLimits
 
 # The exporter range 9100-9999 of Prometheus' port allocation list is used up, so no number in it is
 # free; 10445 stays clear of registered exporters and echoes SMB's own port 445.

@@ -11,14 +11,14 @@ from typing import Any, NamedTuple, Protocol
 
 from dissectors.constants import SMB_PORTS
 from dissectors.records import AnomalyKind, StreamEvent
-from monitor.capture import Frame
-from monitor.decode import Decoder
 from monitor.detect import ATTACK_ALERT_KINDS, Alert, Detector
 from monitor.detect.activity import FINDING_KINDS as ACTIVITY_FINDING_KINDS
-from monitor.fastpath import FastPath
-from monitor.flows import CloseReason, Direction, Flow, FlowLimits, FlowState, FlowTable
-from monitor.identity import ConnectionRef, community_id, connection_uid, format_ip
-from monitor.session import SmbConnection
+from monitor.input.capture import Frame
+from monitor.input.decode import Decoder
+from monitor.smb.session import SmbConnection
+from monitor.tcp.fastpath import FastPath
+from monitor.tcp.flows import CloseReason, Direction, Flow, FlowLimits, FlowState, FlowTable
+from monitor.tcp.identity import ConnectionRef, community_id, connection_uid, format_ip
 
 ConnectionRecord = dict[str, Any]
 # The keys of every connection's `messages` and of the totals (JSON `stats.smb_messages`, the metric's label).

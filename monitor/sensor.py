@@ -22,12 +22,12 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from monitor.capture import CaptureError, CaptureFile, Frame, InterfaceStatistics, LiveCapture
 from monitor.config import SensorConfig
 from monitor.detect import DetectionSettings, Detector
-from monitor.inventory import Inventory
-from monitor.log import EventLog
-from monitor.metrics import SensorMetrics
+from monitor.input.capture import CaptureError, CaptureFile, Frame, InterfaceStatistics, LiveCapture
+from monitor.output.events import EventLog
+from monitor.output.inventory import Inventory
+from monitor.output.metrics import SensorMetrics
 from monitor.pipeline import Pipeline
 
 REFRESH_INTERVAL = 1.0  # seconds of wall time between metric snapshots

@@ -39,7 +39,7 @@ fi
 # this, every run compiles them again where bytecode is not written (PYTHONDONTWRITEBYTECODE), about
 # 0.1 s of each `smbwatch analyze`.
 .venv/bin/python -m compileall -q monitor dissectors >/dev/null
-if .venv/bin/python -c 'import sys, monitor.flows; sys.exit(monitor.flows.__file__.endswith(".py"))' 2>/dev/null; then
+if .venv/bin/python -c 'import sys, monitor.tcp.flows; sys.exit(monitor.tcp.flows.__file__.endswith(".py"))' 2>/dev/null; then
     echo "smbwatch installed; hot path compiled (mypyc)" >&2
 else
     echo "smbwatch installed as plain Python (hot path not compiled: see pip's build output with -v)" >&2

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from monitor.cli import analyze_files
-from monitor.flows import FlowLimits
-from monitor.report import build_document
+from monitor.output.report import build_document
+from monitor.tcp.flows import FlowLimits
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 

@@ -16,10 +16,10 @@ from typing import Any, NamedTuple
 import pytest
 
 from dissectors.records import Smb1Message, StreamEvent
-from monitor.capture import CaptureFile
-from monitor.decode import Decoder
-from monitor.flows import Direction, Flow, FlowLimits, FlowTable
-from monitor.identity import format_ip
+from monitor.input.capture import CaptureFile
+from monitor.input.decode import Decoder
+from monitor.tcp.flows import Direction, Flow, FlowLimits, FlowTable
+from monitor.tcp.identity import format_ip
 
 # One direction of one connection: source ip, source port, destination ip, destination port.
 DirectionKey = tuple[str, int, str, int]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from monitor.cli import analyze_files
 from monitor.detect import DetectionSettings
-from monitor.flows import FlowLimits
-from monitor.report import build_document
+from monitor.output.report import build_document
+from monitor.tcp.flows import FlowLimits
 from tests.metrics_text import parse_samples
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from dissectors.records import (
     Smb2TreeConnectResponse,
     SpnegoToken,
 )
-from monitor.authentication import MAX_PENDING_REQUESTS, MAX_SESSIONS, MAX_TREES, AuthenticationTracker
+from monitor.smb.authentication import MAX_PENDING_REQUESTS, MAX_SESSIONS, MAX_TREES, AuthenticationTracker
 
 MORE = 0xC0000016
 LOGON_FAILURE = 0xC000006D

@@ -11,11 +11,11 @@ from typing import Any
 
 from dissectors.records import AnomalyKind
 from monitor.cli import analyze_files
-from monitor.flows import FlowLimits
-from monitor.ms17_010 import MAX_ANSWERED_REQUESTS, MAX_OPEN_EXCHANGES, MAX_OUTSTANDING_REQUESTS, Ms17010Watch
-from monitor.report import build_document
-from monitor.session import MAX_DIALECTS_KEPT
-from monitor.uses import MAX_TREES_TRACKED
+from monitor.detect.ms17_010 import MAX_ANSWERED_REQUESTS, MAX_OPEN_EXCHANGES, MAX_OUTSTANDING_REQUESTS, Ms17010Watch
+from monitor.output.report import build_document
+from monitor.smb.session import MAX_DIALECTS_KEPT
+from monitor.smb.uses import MAX_TREES_TRACKED
+from monitor.tcp.flows import FlowLimits
 from tests.test_ms17_010 import ECHO, NT_TRANSACT, TRANS2, nt_transact, request, response, trans2
 
 CLIENT, SERVER = b"\xc0\x00\x02\x0a", b"\xc0\x00\x02\x14"
@@ -154,7 +154,7 @@ def test_dialects_past_those_kept_reach_the_totals_once(tmp_path: Path) -> None:
 
 def test_names_past_a_connections_lists_are_counted_per_request() -> None:
     from dissectors.records import Smb1Header, Smb1TransactionRequest
-    from monitor.uses import MAX_NAMES_KEPT, UseTracker
+    from monitor.smb.uses import MAX_NAMES_KEPT, UseTracker
 
     tracker = UseTracker()
     header = Smb1Header(0x25, 0, 0x18, 0xC807, 7, 100, 9, 1)
@@ -181,7 +181,7 @@ def test_files_opened_on_a_disk_share_take_no_pipe_name_place() -> None:
     """A file copy opens hundreds of names on C$: they are files, not pipes, and must leave the
     `named_pipes` places to the pipes opened on IPC$ (the psexec capture lost \\wkssvc that way)."""
     from dissectors.records import Smb1Header, Smb1OpenRequest
-    from monitor.uses import MAX_NAMES_KEPT, UseTracker
+    from monitor.smb.uses import MAX_NAMES_KEPT, UseTracker
 
     trees = [
         {"tree_id": 5, "status": "STATUS_SUCCESS", "share_type": "disk", "path": "\\\\fs\\C$"},
@@ -213,7 +213,7 @@ def test_names_past_a_brute_force_pairs_users_are_counted() -> None:
 
 
 def test_names_dialects_and_hints_past_an_inventorys_lists_reach_the_totals_once(tmp_path: Path) -> None:
-    from monitor.inventory import MAX_DIALECTS_PER_PAIR, MAX_HINTS_PER_HOST, MAX_NAMES_PER_PAIR, Inventory
+    from monitor.output.inventory import MAX_DIALECTS_PER_PAIR, MAX_HINTS_PER_HOST, MAX_NAMES_PER_PAIR, Inventory
 
     pings = [trans2_request(0x0001, mid) for mid in range(2)]
     [record] = analyze(connection_pcap(tmp_path / "one.pcap", pings))["connections"]

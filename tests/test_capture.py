@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor import capture as capture_module
-from monitor.capture import CaptureError, CaptureFile, Frame
+from monitor.input import capture as capture_module
+from monitor.input.capture import CaptureError, CaptureFile, Frame
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 REAL = PCAPS / "recorded" / "smb3_1_1.pcap"
@@ -324,7 +324,7 @@ def test_gzip_on_a_pipe_reads_what_arrived(tmp_path: Path) -> None:
     packed = gzip.compress(BULK.read_bytes(), mtime=0)
     cut = len(packed) // 2
     script = (
-        "import sys; from monitor.capture import CaptureFile, CaptureError\n"
+        "import sys; from monitor.input.capture import CaptureFile, CaptureError\n"
         "c = CaptureFile('-')\n"
         "try:\n    n = sum(1 for _ in c)\nexcept CaptureError as e:\n    print(c.frames, e.offset, e.stream_offset)\n"
     )

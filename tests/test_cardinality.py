@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import tracemalloc
 
-from monitor.cardinality import DistinctCounter
 from monitor.cli import analyze_files
-from monitor.flows import FlowLimits
-from monitor.inventory import Inventory
-from monitor.report import build_document
+from monitor.output.cardinality import DistinctCounter
+from monitor.output.inventory import Inventory
+from monitor.output.report import build_document
+from monitor.tcp.flows import FlowLimits
 from tests.test_retirement import PCAPS
 
 

@@ -29,7 +29,7 @@ def compiled_module_names() -> list[str]:
 
 
 def test_setup_lists_the_hot_path() -> None:
-    assert "monitor.flows" in compiled_module_names()
+    assert "monitor.tcp.flows" in compiled_module_names()
     assert "dissectors.stream" in compiled_module_names()
 
 

@@ -19,8 +19,8 @@ import pytest
 
 from monitor.cli import analyze_files
 from monitor.detect import DetectionSettings
-from monitor.flows import FlowLimits
-from monitor.report import build_document
+from monitor.output.report import build_document
+from monitor.tcp.flows import FlowLimits
 
 CRAFTED = Path(__file__).resolve().parents[1] / "pcaps" / "crafted"
 FIXTURES = ("rpc_coercion_efsrpc.pcap", "rpc_big_endian.pcap", "rpc_big_endian_smb1.pcap")

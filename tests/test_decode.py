@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from dissectors.records import AnomalyKind
-from monitor.capture import CaptureFile
-from monitor.decode import Decoder, TcpSegment
+from monitor.input.capture import CaptureFile
+from monitor.input.decode import Decoder, TcpSegment
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 

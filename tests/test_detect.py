@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from dissectors.records import AnomalyKind
-from monitor.capture import CaptureFile
 from monitor.cli import analyze_files
 from monitor.detect import (
     ALERT_BRUTEFORCE,
@@ -23,12 +22,13 @@ from monitor.detect import (
     DetectionSettings,
     Detector,
 )
-from monitor.flows import FlowLimits
-from monitor.identity import ConnectionRef
-from monitor.inventory import Inventory
-from monitor.ms17_010 import is_ms17_010_probe, ms17_010_verdict
+from monitor.detect.ms17_010 import is_ms17_010_probe, ms17_010_verdict
+from monitor.input.capture import CaptureFile
+from monitor.output.inventory import Inventory
+from monitor.output.report import build_document
 from monitor.pipeline import Pipeline
-from monitor.report import build_document
+from monitor.tcp.flows import FlowLimits
+from monitor.tcp.identity import ConnectionRef
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 MANIFEST = tomllib.loads((PCAPS / "manifest.toml").read_text())["capture"]

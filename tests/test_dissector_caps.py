@@ -26,9 +26,9 @@ from dissectors.message import dissect_session_message
 from dissectors.records import Anomaly, AnomalyKind, Smb2Message, Smb2SessionSetupRequest, SpnegoToken
 from dissectors.stream import SmbStream
 from monitor.cli import analyze_files
-from monitor.decode import TcpSegment
-from monitor.flows import FlowLimits
-from monitor.report import build_document
+from monitor.input.decode import TcpSegment
+from monitor.output.report import build_document
+from monitor.tcp.flows import FlowLimits
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 THE_THREE = {

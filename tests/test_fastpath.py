@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor.capture import CaptureError, CaptureFile
 from monitor.detect import DetectionSettings, Detector
-from monitor.flows import FlowLimits
-from monitor.inventory import Inventory
+from monitor.input.capture import CaptureError, CaptureFile
+from monitor.output.inventory import Inventory
 from monitor.pipeline import Pipeline
+from monitor.tcp.flows import FlowLimits
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 CAPTURES = sorted(str(path.relative_to(PCAPS)) for path in PCAPS.rglob("*.pcap*"))

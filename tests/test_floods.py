@@ -17,8 +17,8 @@ import pytest
 
 from monitor.cli import analyze_files
 from monitor.detect import ALERT_BRUTEFORCE, ALERT_SCAN_445, DetectionSettings
-from monitor.flows import FlowLimits
-from monitor.report import write_json
+from monitor.output.report import write_json
+from monitor.tcp.flows import FlowLimits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import make_captures

@@ -12,11 +12,11 @@ from collections import Counter
 from pathlib import Path
 
 from dissectors.records import AnomalyKind
-from monitor.capture import CaptureFile
-from monitor.decode import TCP_ACK, TCP_RST, TCP_SYN, Decoder, TcpSegment
-from monitor.flows import CloseReason, FlowLimits, HalfOpenTable, seq_diff
+from monitor.input.capture import CaptureFile
+from monitor.input.decode import TCP_ACK, TCP_RST, TCP_SYN, Decoder, TcpSegment
 from monitor.pipeline import ConnectionRecord, Pipeline
-from monitor.scan import ScanProbation
+from monitor.tcp.flows import CloseReason, FlowLimits, HalfOpenTable, seq_diff
+from monitor.tcp.scan_probation import ScanProbation
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 CLIENT = bytes([192, 0, 2, 10])
@@ -217,7 +217,7 @@ def test_stray_reset_opens_nothing() -> None:
 def test_out_of_order_anomalies_are_counted_once() -> None:
     """The flow table counts them; the connection's record lists them; the totals add them once."""
     from monitor.cli import analyze_files
-    from monitor.report import build_document
+    from monitor.output.report import build_document
 
     capture = Path(__file__).resolve().parents[1] / "pcaps" / "crafted" / "out_of_order.pcap"
     no_room = FlowLimits(max_out_of_order_segments=0, max_out_of_order_bytes=0)

@@ -62,10 +62,10 @@ from dissectors.records import (
     UnknownNegotiateContext,
 )
 from dissectors.stream import MAX_KEPT_CONTROL_PACKET, SmbStream
-from monitor.capture import MAX_RECORD_BYTES, CaptureError, CaptureFile
-from monitor.decode import Decoder, TcpSegment
-from monitor.flows import FlowLimits
+from monitor.input.capture import MAX_RECORD_BYTES, CaptureError, CaptureFile
+from monitor.input.decode import Decoder, TcpSegment
 from monitor.pipeline import ConnectionRecord, Pipeline
+from monitor.tcp.flows import FlowLimits
 
 # --- limits the properties check --------------------------------------------------------
 

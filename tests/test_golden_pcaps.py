@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from monitor.cli import analyze_files
-from monitor.flows import FlowLimits
-from monitor.report import build_document
+from monitor.output.report import build_document
+from monitor.tcp.flows import FlowLimits
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 MANIFEST = tomllib.loads((PCAPS / "manifest.toml").read_text())["capture"]

@@ -9,8 +9,8 @@ import struct
 
 from dissectors import ntlmssp
 from dissectors.records import NtlmsspAuthenticate
-from monitor.inventory import ConnectionLog
-from monitor.report import _session_row
+from monitor.output.inventory import ConnectionLog
+from monitor.output.report import _session_row
 
 HOSTILE_USER = "ev\x07il\x1b[31m\ud800"  # bell, an ANSI escape and a lone surrogate
 

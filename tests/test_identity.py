@@ -8,7 +8,7 @@ import communityid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.identity import ConnectionRef, community_id, connection_uid
+from monitor.tcp.identity import ConnectionRef, community_id, connection_uid
 
 ports = st.integers(min_value=0, max_value=0xFFFF)
 ipv4 = st.binary(min_size=4, max_size=4)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.capture import (
+from monitor.input.capture import (
     DEFAULT_FILTER,
     CaptureError,
     CaptureFile,
@@ -456,7 +456,7 @@ def test_statistics_accumulate_across_reads() -> None:
 
 _CHILD = """
 import json, sys, threading
-from monitor.capture import CaptureError, LiveCapture
+from monitor.input.capture import CaptureError, LiveCapture
 try:
     capture = LiveCapture([sys.argv[1]], buffer_bytes=int(sys.argv[2]))
 except CaptureError as error:

@@ -12,9 +12,9 @@ import structlog
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from monitor.capture import CaptureFile
 from monitor.config import SensorConfig
-from monitor.log import EventLog, configure_logger
+from monitor.input.capture import CaptureFile
+from monitor.output.events import EventLog, configure_logger
 from monitor.sensor import build_parts
 
 ROOT = Path(__file__).resolve().parents[1]

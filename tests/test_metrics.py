@@ -14,10 +14,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from dissectors.dcerpc.interfaces import INTERFACES, OPERATIONS
-from monitor.capture import CaptureFile, InterfaceStatistics
 from monitor.config import SensorConfig
 from monitor.detect import ALERT_KINDS
-from monitor.metrics import (
+from monitor.input.capture import CaptureFile, InterfaceStatistics
+from monitor.output.metrics import (
     FILE_ACTIONS,
     RPC_BIND_RESULTS,
     RPC_RESULT_CLASSES,
@@ -29,7 +29,7 @@ from monitor.metrics import (
     rpc_result_class,
     session_result,
 )
-from monitor.report import Analysis, build_document
+from monitor.output.report import Analysis, build_document
 from monitor.sensor import build_parts
 from tests.metrics_text import Samples, parse_samples, value
 

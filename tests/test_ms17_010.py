@@ -19,9 +19,7 @@ from dissectors.records import (
 )
 from monitor.cli import analyze_files
 from monitor.detect import DetectionSettings, Detector
-from monitor.flows import FlowLimits
-from monitor.identity import ConnectionRef
-from monitor.ms17_010 import (
+from monitor.detect.ms17_010 import (
     ALERT_DOUBLEPULSAR,
     ALERT_ETERNALBLUE,
     FINDING_SRVNET_GROOMING,
@@ -32,7 +30,9 @@ from monitor.ms17_010 import (
     Ms17010Watch,
     doublepulsar_verdict,
 )
-from monitor.report import build_document
+from monitor.output.report import build_document
+from monitor.tcp.flows import FlowLimits
+from monitor.tcp.identity import ConnectionRef
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 NT_TRANSACT, TRANS2, TRANS2_SECONDARY, NT_TRANSACT_SECONDARY, ECHO, READ_ANDX = 0xA0, 0x32, 0x33, 0xA1, 0x2B, 0x2E

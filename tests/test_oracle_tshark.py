@@ -32,8 +32,8 @@ import oracle
 import pytest
 
 from monitor.cli import analyze_files, main
-from monitor.flows import FlowLimits
-from monitor.report import build_document
+from monitor.output.report import build_document
+from monitor.tcp.flows import FlowLimits
 
 pytestmark = pytest.mark.oracle
 

@@ -38,14 +38,14 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.capture import CaptureFile
 from monitor.config import load_config
 from monitor.detect import ALERT_KINDS, Detector
 from monitor.detect.activity import ACTIVITY_ALERT_KINDS
-from monitor.inventory import Inventory
-from monitor.metrics import FILE_ACTIONS, dialect_label, rpc_interface_label, rpc_result_class
+from monitor.input.capture import CaptureFile
+from monitor.output.inventory import Inventory
+from monitor.output.metrics import FILE_ACTIONS, dialect_label, rpc_interface_label, rpc_result_class
+from monitor.output.report import Analysis, SourceResult, build_document
 from monitor.pipeline import Pipeline
-from monitor.report import Analysis, SourceResult, build_document
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "pcaps"

@@ -11,9 +11,9 @@ import pytest
 
 from monitor.cli import analyze_files
 from monitor.detect import ALERT_BRUTEFORCE, ALERT_MS17_010_PROBE, ALERT_SCAN_445
-from monitor.flows import FlowLimits
-from monitor.ms17_010 import ALERT_DOUBLEPULSAR, ALERT_ETERNALBLUE
-from monitor.report import build_document
+from monitor.detect.ms17_010 import ALERT_DOUBLEPULSAR, ALERT_ETERNALBLUE
+from monitor.output.report import build_document
+from monitor.tcp.flows import FlowLimits
 from tests.oracle import tshark_available
 
 pytestmark = pytest.mark.public

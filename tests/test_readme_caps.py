@@ -13,7 +13,7 @@ from dissectors.records import AnomalyKind
 from monitor.cli import build_parser
 from monitor.config import SensorConfig
 from monitor.detect import DetectionSettings
-from monitor.flows import FlowLimits
+from monitor.tcp.flows import FlowLimits
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from dissectors.records import AnomalyKind
-from monitor import inventory as inventory_module
-from monitor.capture import CaptureFile
 from monitor.cli import analyze_files, main
-from monitor.flows import FlowLimits
-from monitor.inventory import HostFacts, Inventory, Smb1Pair
+from monitor.input.capture import CaptureFile
+from monitor.output import inventory as inventory_module
+from monitor.output.inventory import HostFacts, Inventory, Smb1Pair
+from monitor.output.report import SMB1_REPORT_SCHEMA, build_document, build_smb1_report
+from monitor.output.retirement import VERDICT_BREAKS, os_hint, pair_status, pair_verdict
 from monitor.pipeline import Pipeline
-from monitor.report import SMB1_REPORT_SCHEMA, build_document, build_smb1_report
-from monitor.retirement import VERDICT_BREAKS, os_hint, pair_status, pair_verdict
+from monitor.tcp.flows import FlowLimits
 from tests.retirement_reports import document_of, hosts_of, pairs_of
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"

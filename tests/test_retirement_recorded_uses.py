@@ -13,7 +13,7 @@ from typing import Any
 
 from dissectors.constants import Smb1Command, Smb2Command
 from dissectors.records import AnomalyKind, Smb1Header, Smb1OpenRequest
-from monitor.uses import MAX_OPENS_PENDING, MAX_TREES_TRACKED, UseTracker
+from monitor.smb.uses import MAX_OPENS_PENDING, MAX_TREES_TRACKED, UseTracker
 from tests.retirement_reports import document_of, hosts_of, pairs_of
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from monitor.capture import CaptureFile
-from monitor.exporter import Exporter
+from monitor.input.capture import CaptureFile
+from monitor.output.exporter import Exporter
 from tests.metrics_text import parse_samples
 
 ROOT = Path(__file__).resolve().parents[1]

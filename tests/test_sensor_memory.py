@@ -13,8 +13,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from monitor.capture import CaptureFile, Frame, InterfaceStatistics
 from monitor.config import SensorConfig
+from monitor.input.capture import CaptureFile, Frame, InterfaceStatistics
 from monitor.sensor import build_parts
 
 RECORDED = Path(__file__).resolve().parents[1] / "pcaps" / "recorded"

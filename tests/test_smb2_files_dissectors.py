@@ -50,9 +50,9 @@ from dissectors.records import (
     Smb2WriteRequest,
     Smb2WriteResponse,
 )
-from monitor.capture import CaptureFile
-from monitor.flows import Direction
+from monitor.input.capture import CaptureFile
 from monitor.pipeline import Pipeline
+from monitor.tcp.flows import Direction
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDED = REPO / "pcaps" / "recorded"

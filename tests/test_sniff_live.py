@@ -23,11 +23,11 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from monitor.capture import CaptureFile
 from monitor.cli import analyze_files
-from monitor.flows import FlowLimits
-from monitor.metrics import dialect_label
-from monitor.report import build_document
+from monitor.input.capture import CaptureFile
+from monitor.output.metrics import dialect_label
+from monitor.output.report import build_document
+from monitor.tcp.flows import FlowLimits
 from tests.metrics_text import parse_samples, value
 from tests.test_live_capture import Link, inside, needs_root, replay, run, veth_links
 

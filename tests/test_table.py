@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor import report
 from monitor.cli import main
-from monitor.report import LEGEND, alert_evidence, format_time
+from monitor.output import report
+from monitor.output.report import LEGEND, alert_evidence, format_time
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 ETERNALBLUE = PCAPS / "crafted" / "eternalblue_patterns.pcap"

@@ -4,7 +4,7 @@ SMBv1 use (`smb1_negotiated`), raised once per client/server pair per period
 rather than per packet or per connection; 445/139 scans (`scan_445`); brute
 force (`bruteforce`, and a success that follows it); and the MS17-010 family
 (`ms17_010_probe`, `eternalblue`, `doublepulsar`), whose per-connection patterns
-`monitor.ms17_010` recognises and whose cross-connection part (EternalBlue's
+`monitor.detect.ms17_010` recognises and whose cross-connection part (EternalBlue's
 pool grooming over many connections) is counted here. Every memory is capped
 (least recently active entries are forgotten first), and so is the list of
 alerts kept for a report; what the caps drop is counted.
@@ -22,10 +22,10 @@ from typing import Any
 from dissectors.constants import nt_status_name
 from dissectors.records import AnomalyKind
 from monitor.detect.activity import ACTIVITY_ALERT_KINDS, FINDING_KINDS, ActivityRules
+from monitor.detect.ms17_010 import ALERT_DOUBLEPULSAR, ALERT_ETERNALBLUE, ALERT_MS17_010_PROBE, FINDING_SRVNET_GROOMING
 from monitor.detect.rpc import ALERT_RPC_BIG_ENDIAN, ALERT_RPC_COERCION
-from monitor.identity import ConnectionRef, format_ip
-from monitor.ms17_010 import ALERT_DOUBLEPULSAR, ALERT_ETERNALBLUE, ALERT_MS17_010_PROBE, FINDING_SRVNET_GROOMING
-from monitor.scan import ScanProbation
+from monitor.tcp.identity import ConnectionRef, format_ip
+from monitor.tcp.scan_probation import ScanProbation
 
 ALERT_SMB1_NEGOTIATED = "smb1_negotiated"
 ALERT_SCAN_445 = "scan_445"
@@ -187,7 +187,7 @@ class Detector:
     ) -> None:
         # By raw address: a flood of SYNs must not cost a formatted address each.
         self._scan_sources: OrderedDict[bytes, _ScanSource] = OrderedDict()
-        # One-destination sources wait in `scan` (monitor/scan.py; made by the settings setter), which
+        # One-destination sources wait in `scan` (monitor/tcp/scan_probation.py; made by the settings setter), which
         # the flow table calls directly for every SYN: this detector sees only the sources it tracks.
         self.settings = settings or DetectionSettings()
         self.sinks = list(sinks or [])

@@ -32,8 +32,8 @@ from monitor.detect.rpc import (
     ALERT_RPC_BIG_ENDIAN,
     ALERT_RPC_COERCION,
 )
-from monitor.identity import ConnectionRef
 from monitor.smb.files import FINDING_ADMIN_SHARE_WRITE, FINDING_FILE_CHANGE
+from monitor.tcp.identity import ConnectionRef
 
 ALERT_ADMIN_SHARE_EXECUTABLE: Final = FINDING_ADMIN_SHARE_WRITE
 ALERT_LATERAL_MOVEMENT: Final = "lateral_movement"

@@ -1,7 +1,7 @@
 """The SMB1 retirement report: who still needs SMB1, for what, and what breaks if it is turned off.
 
 Turning SMB1 off breaks a *use*, so the verdict is given per client/server pair
-from what its SMB1 connections were used for (`monitor.uses`): file access,
+from what its SMB1 connections were used for (`monitor.smb.uses`): file access,
 printing, named pipes, RAP browsing over \\PIPE\\LANMAN, a login alone, a
 negotiation alone, or a negotiation the server refused. Each pair gets a status:
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.detect import Detector
-from monitor.inventory import (
+from monitor.output.inventory import (
     SMB1_NEGOTIATE_SMB2,
     SMB2_DIALECT_ORDER,
     HostFacts,
@@ -35,7 +35,7 @@ from monitor.inventory import (
     dialect_rank,
     is_smb2_family,
 )
-from monitor.uses import USE_ATTACK, USE_BROWSING, USE_NEGOTIATE_ONLY, USE_ORDER, USE_REFUSED, USE_SESSION_ONLY
+from monitor.smb.uses import USE_ATTACK, USE_BROWSING, USE_NEGOTIATE_ONLY, USE_ORDER, USE_REFUSED, USE_SESSION_ONLY
 
 SMB1_ONLY = "SMB1 only"
 # What the highest dialect a host offers or accepts says about its age.

@@ -32,8 +32,17 @@ from collections.abc import Iterable
 from typing import Final
 
 from dissectors.constants import NETBIOS_SESSION_PORT, SMB_DIRECT_TCP_PORT
-from monitor.decode import IPPROTO_TCP, IPV4_NO_OPTIONS, LINKTYPE_ETHERNET, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Decoder
-from monitor.flows import SEQ_MASK, FlowTable
+from monitor.input.decode import (
+    IPPROTO_TCP,
+    IPV4_NO_OPTIONS,
+    LINKTYPE_ETHERNET,
+    TCP_ACK,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    Decoder,
+)
+from monitor.tcp.flows import SEQ_MASK, FlowTable
 
 _IPV4: Final = 14  # IPv4 header offset in an untagged Ethernet frame
 _TCP: Final = _IPV4 + 20

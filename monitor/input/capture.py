@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
-from monitor.pcap_records import PcapRecords
+from monitor.input.pcap_records import PcapRecords
 
 Frame = tuple[float, int, bytes]
 
@@ -403,7 +403,7 @@ class CaptureFile:
         return chunks.error(f"{what} cut short after {self.frames} frames (file truncated)", position)
 
     def _read_pcap(self, chunks: _Chunks, endian: str, nanoseconds: bool) -> Iterator[Frame]:
-        """The records of a classic pcap stream: a compiled loop (monitor/pcap_records.py)."""
+        """The records of a classic pcap stream: a compiled loop (monitor/input/pcap_records.py)."""
         self._pcap = PcapRecords(chunks, endian == "<", nanoseconds, MAX_RECORD_BYTES, self.linktypes)
         return self._pcap.read()
 

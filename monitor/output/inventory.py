@@ -17,10 +17,10 @@ from typing import Any, BinaryIO
 
 from dissectors.constants import SMB1_DIALECT_SMB_2_002, SMB1_DIALECT_SMB_2_WILDCARD
 from dissectors.records import AnomalyKind
-from monitor.cardinality import DistinctCounter
+from monitor.output.cardinality import DistinctCounter
 from monitor.pipeline import ConnectionRecord, Endpoints
-from monitor.session import SmbConnection
-from monitor.uses import USE_REFUSED
+from monitor.smb.session import SmbConnection
+from monitor.smb.uses import USE_REFUSED
 
 # Order of SMB2/3 dialects from oldest to newest, for "highest dialect" questions.
 SMB2_DIALECT_ORDER = ("2.0.2", "2.1", "2.2.2", "2.2.4", "3.0", "3.0.2", "3.1", "3.1.1")
@@ -225,7 +225,7 @@ def plausible_hint(key: str, value: str) -> bool:
 @dataclass(slots=True)
 class Smb1Pair:
     """A client/server pair whose connections used SMB1 (or offered only SMB1 and were refused),
-    with what those connections were used for (`monitor.uses`)."""
+    with what those connections were used for (`monitor.smb.uses`)."""
 
     first_seen: float
     last_seen: float

@@ -1,5 +1,5 @@
 """The record loop of a classic pcap file (libpcap format: a 24-byte file header, then per frame
-a 16-byte record header and the captured bytes), for `monitor/capture.py`.
+a 16-byte record header and the captured bytes), for `monitor/input/capture.py`.
 
 It is the one part of reading a capture that runs for every frame, so it is compiled with the hot
 path (setup.py): as Python code its generator cost about half the instructions of a SYN flood's

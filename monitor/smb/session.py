@@ -60,13 +60,13 @@ from dissectors.records import (
     UnknownNegotiateContext,
     ZeroedMessageHeader,
 )
-from monitor.authentication import AuthenticationTracker, encrypt_passwords
+from monitor.detect.ms17_010 import Ms17010Watch
 from monitor.detect.rpc import classify_call
-from monitor.flows import Direction
-from monitor.ms17_010 import Ms17010Watch
+from monitor.smb.authentication import AuthenticationTracker, encrypt_passwords
 from monitor.smb.files import FileTracker
 from monitor.smb.rpc import RpcTracker
-from monitor.uses import UseTracker
+from monitor.smb.uses import UseTracker
+from monitor.tcp.flows import Direction
 
 # A connection rarely needs more; keeps a hostile peer from growing state without bound.
 MAX_DIALECTS_KEPT = 64
@@ -187,7 +187,7 @@ class SmbConnection:
         return bool(server.get("no_dialect_acceptable")) and self.dialect is None
 
     def describe_uses(self) -> dict[str, list[str]]:
-        """What the connection was used for (`monitor.uses`)."""
+        """What the connection was used for (`monitor.smb.uses`)."""
         commands = self.commands
         logged_in = bool(self.auth.sessions) or any(
             commands[key] for key in ((2, _SMB2_SESSION_SETUP, 0), (1, Smb1Command.SMB_COM_SESSION_SETUP_ANDX, 0))

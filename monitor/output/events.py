@@ -21,7 +21,7 @@ import structlog
 
 from monitor.detect import Alert
 from monitor.pipeline import Endpoints
-from monitor.session import SmbConnection
+from monitor.smb.session import SmbConnection
 
 LOG_FORMATS = ("json", "console")
 

@@ -26,8 +26,8 @@ from librt.vecs import vec
 from dissectors.constants import NETBIOS_SESSION_PORT, SMB_DIRECT_TCP_PORT, SMB_PORTS
 from dissectors.records import AnomalyKind, StreamEvent
 from dissectors.stream import SmbStream
-from monitor.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpSegment
-from monitor.scan import ScanProbation
+from monitor.input.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpSegment
+from monitor.tcp.scan_probation import ScanProbation
 
 SEQ_MASK: Final = 0xFFFFFFFF
 SEQ_HALF: Final = 0x80000000
@@ -408,7 +408,7 @@ class FlowTable:
         self._on_events = on_events
         self._on_close = on_close
         self._by_tuple: dict[tuple[bytes, int, bytes, int], tuple[Flow, Direction]] = {}
-        # IPv4 flows by their addresses and ports as they appear on the wire (see monitor/fastpath.py).
+        # IPv4 flows by their addresses and ports as they appear on the wire (see monitor/tcp/fastpath.py).
         self.wire_index: dict[bytes, tuple[Flow, Direction]] = {}
         self._flows: dict[int, Flow] = {}
         # Attempts with only a SYN seen, in order of arrival (see max_half_open).

@@ -11,11 +11,11 @@ from typing import Any, TextIO
 
 from dissectors.records import AnomalyKind
 from dissectors.text import printable
-from monitor.capture import CaptureError, CaptureFile
 from monitor.detect import Alert
-from monitor.inventory import Inventory
+from monitor.input.capture import CaptureError, CaptureFile
+from monitor.output.inventory import Inventory
+from monitor.output.retirement import STATUS_ORDER, offered_but_upgraded, smb1_retirement
 from monitor.pipeline import MESSAGE_PROTOCOLS, ConnectionRecord, Pipeline
-from monitor.retirement import STATUS_ORDER, offered_but_upgraded, smb1_retirement
 from monitor.smb.files import ACTION_ORDER
 
 ANALYSIS_SCHEMA = "smbwatch.analysis/1"

@@ -34,14 +34,14 @@ from dissectors.dcerpc.constants import FaultStatus
 from dissectors.dcerpc.interfaces import OPERATIONS
 from dissectors.dcerpc.names import interface_name, operation_name
 from dissectors.records import AnomalyKind
-from monitor.capture import InterfaceStatistics
 from monitor.detect import ALERT_KINDS, LOGON_FAILURE_STATUSES, Alert
-from monitor.flows import CloseReason
-from monitor.inventory import Inventory, dialect_order, is_smb2_family
+from monitor.input.capture import InterfaceStatistics
+from monitor.output.inventory import Inventory, dialect_order, is_smb2_family
 from monitor.pipeline import MESSAGE_PROTOCOLS, ConnectionRecord, Endpoints, Pipeline
-from monitor.session import SmbConnection
 from monitor.smb.files import ACTION_ORDER
 from monitor.smb.rpc import RESULT_NO_ANSWER, RESULT_OK
+from monitor.smb.session import SmbConnection
+from monitor.tcp.flows import CloseReason
 
 PREFIX = "smbwatch"
 DIALECT_LABELS = ("smb1", "2.0.2", "2.1", "3.0", "3.0.2", "3.1.1", "2.???", "none", "unknown")

@@ -1,0 +1,1 @@
+"""Reading frames: capture files, live capture, link-layer decoding."""

@@ -1,0 +1,1 @@
+"""TCP: the flow table, its fast path, connection identity."""
