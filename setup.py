@@ -34,8 +34,8 @@ COMPILED_MODULES = [
     "monitor/input/pcap_records.py",
     "dissectors/stream.py",
     "dissectors/netbios.py",
-    "dissectors/smb2.py",
-    "dissectors/smb1.py",
+    "dissectors/smb2/message.py",
+    "dissectors/smb1/message.py",
 ]
 # The support library all compiled modules share (a top-level extension module; an editable
 # install maps it like the packages). Set so that the name is stable across builds.

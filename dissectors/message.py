@@ -7,7 +7,6 @@ never the bulk data of READ/WRITE. That is what keeps file-server links cheap.
 
 from __future__ import annotations
 
-from dissectors import smb1, smb2
 from dissectors.constants import (
     SMB1_PROTOCOL_ID,
     SMB2_COMPRESSION_PROTOCOL_ID,
@@ -17,6 +16,8 @@ from dissectors.constants import (
     Smb2Command,
 )
 from dissectors.records import Anomaly, AnomalyKind, StreamEvent, ZeroedMessageHeader
+from dissectors.smb1 import message as smb1
+from dissectors.smb2 import message as smb2
 
 # Bytes needed to decide how much of a frame to keep: the SMB2 header is the longest.
 PEEK_SIZE = smb2.SMB2_HEADER_SIZE

@@ -16,7 +16,7 @@ from auth_samples import (
     SMB2_TREE_CONNECT_RESPONSE,
 )
 
-from dissectors import der, kerberos, ntlmssp, smb1, spnego
+from dissectors.auth import der, kerberos, ntlmssp, spnego
 from dissectors.message import dissect_session_message
 from dissectors.records import (
     Anomaly,
@@ -36,6 +36,7 @@ from dissectors.records import (
     Smb2TreeConnectRequest,
     Smb2TreeConnectResponse,
 )
+from dissectors.smb1 import message as smb1
 
 
 def body_of(frame: bytes) -> object:

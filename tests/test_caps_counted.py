@@ -21,7 +21,7 @@ from tests.test_ms17_010 import ECHO, NT_TRANSACT, TRANS2, nt_transact, request,
 CLIENT, SERVER = b"\xc0\x00\x02\x0a", b"\xc0\x00\x02\x14"
 SYN, ACK, PSH, FIN = 0x02, 0x10, 0x08, 0x01
 SEGMENT = 32768  # TCP payload per packet (an IPv4 packet holds at most 65,535 bytes)
-# TotalParameterCount .. Reserved3 of a TRANSACTION2 request (dissectors/smb1_transaction.py).
+# TotalParameterCount .. Reserved3 of a TRANSACTION2 request (dissectors/smb1/transaction.py).
 TRANS2_FIXED = struct.Struct("<HHHHBxHIxxHHHHBx")
 
 

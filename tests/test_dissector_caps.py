@@ -21,7 +21,7 @@ from test_flows import recorded_segments, run
 from test_stream import frame, read_response
 from wire_samples import SMB2_NEGOTIATE_REQUEST_311
 
-from dissectors import der, kerberos, spnego
+from dissectors.auth import der, kerberos, spnego
 from dissectors.message import dissect_session_message
 from dissectors.records import Anomaly, AnomalyKind, Smb2Message, Smb2SessionSetupRequest, SpnegoToken
 from dissectors.stream import SmbStream

@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
-from dissectors import message, netbios, smb1, smb2, smb2_negotiate
+from dissectors import message, netbios
 from dissectors.constants import SMB_PORTS
 from dissectors.message import MAX_KEPT_MESSAGE, PEEK_SIZE
 from dissectors.records import (
@@ -61,6 +61,9 @@ from dissectors.records import (
     TransportCapabilities,
     UnknownNegotiateContext,
 )
+from dissectors.smb1 import message as smb1
+from dissectors.smb2 import message as smb2
+from dissectors.smb2 import negotiate as smb2_negotiate
 from dissectors.stream import MAX_KEPT_CONTROL_PACKET, SmbStream
 from monitor.input.capture import MAX_RECORD_BYTES, CaptureError, CaptureFile
 from monitor.input.decode import Decoder, TcpSegment

@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_authentication_dissectors import kerberos_spnego_blob
 
-from dissectors import der, kerberos, ntlmssp, spnego
+from dissectors.auth import der, kerberos, ntlmssp, spnego
 from dissectors.message import dissect_session_message
 from dissectors.records import Anomaly, SpnegoToken, StreamEvent
 

@@ -7,7 +7,7 @@ import io
 import json
 import struct
 
-from dissectors import ntlmssp
+from dissectors.auth import ntlmssp
 from dissectors.records import NtlmsspAuthenticate
 from monitor.output.inventory import ConnectionLog
 from monitor.output.report import _session_row

@@ -8,7 +8,7 @@ from wire_samples import SMB1_NEGOTIATE_REQUEST, SMB1_NEGOTIATE_RESPONSE
 
 from dissectors.constants import Smb1Capabilities, Smb1Command, Smb1SecurityMode
 from dissectors.records import Anomaly, AnomalyKind, Smb1Message, Smb1NegotiateRequest, Smb1NegotiateResponse
-from dissectors.smb1 import parse_header, parse_message, parse_negotiate_request, parse_negotiate_response
+from dissectors.smb1.message import parse_header, parse_message, parse_negotiate_request, parse_negotiate_response
 
 REQUEST = SMB1_NEGOTIATE_REQUEST[4:]
 RESPONSE = SMB1_NEGOTIATE_RESPONSE[4:]

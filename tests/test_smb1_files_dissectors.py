@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from dissectors import smb1
 from dissectors.constants import (
     Smb1Command,
     Smb1CreateAction,
@@ -45,7 +44,8 @@ from dissectors.records import (
     Smb1WriteAndxRequest,
     Smb1WriteAndxResponse,
 )
-from dissectors.smb1_transaction import parse_find_response_parameters
+from dissectors.smb1 import message as smb1
+from dissectors.smb1.transaction import parse_find_response_parameters
 from tests.smb1_capture_messages import DirectionKey, TsharkCommand, smbwatch_messages, tshark_commands
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from dissectors.records import (
     Smb2NegotiateResponse,
     Smb2TransformHeader,
 )
-from dissectors.smb2 import (
+from dissectors.smb2.message import (
     MAX_COMPOUND_MESSAGES,
     parse_compound,
     parse_compression_header,

@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 
-from dissectors import smb2, smb2_create
 from dissectors.constants import FsctlCode, Smb2Command, fsctl_name
 from dissectors.message import BULK_MESSAGE_PREFIX, bytes_to_keep, dissect_session_message
 from dissectors.records import (
@@ -50,6 +49,8 @@ from dissectors.records import (
     Smb2WriteRequest,
     Smb2WriteResponse,
 )
+from dissectors.smb2 import create as smb2_create
+from dissectors.smb2 import message as smb2
 from monitor.input.capture import CaptureFile
 from monitor.pipeline import Pipeline
 from monitor.tcp.flows import Direction

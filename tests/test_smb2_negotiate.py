@@ -18,7 +18,7 @@ from dissectors.records import (
     Smb2NegotiateResponse,
     UnknownNegotiateContext,
 )
-from dissectors.smb2_negotiate import parse_negotiate_contexts, parse_negotiate_request, parse_negotiate_response
+from dissectors.smb2.negotiate import parse_negotiate_contexts, parse_negotiate_request, parse_negotiate_response
 
 REQUEST = SMB2_NEGOTIATE_REQUEST_311[4:]
 RESPONSE = SMB2_NEGOTIATE_RESPONSE_311[4:]

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Final
 
-from dissectors import kerberos, ntlmssp, spnego
+from dissectors.auth import kerberos, ntlmssp, spnego
 from dissectors.dcerpc.constants import (
     COMMON_HEADER_SIZE,
     RPC_VERS,

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from typing import Any
 
+from dissectors.auth.kerberos import WEAK_ENCRYPTION_TYPES, EncryptionType
+from dissectors.auth.ntlmssp import NtlmNegotiateFlags
+from dissectors.auth.spnego import mechanism_name
 from dissectors.constants import Smb1SecurityMode, flag_names, nt_status_name
-from dissectors.kerberos import WEAK_ENCRYPTION_TYPES, EncryptionType
-from dissectors.ntlmssp import NtlmNegotiateFlags
 from dissectors.records import (
     AnomalyKind,
     KerberosApReq,
@@ -32,7 +33,6 @@ from dissectors.records import (
     Smb2TreeConnectResponse,
     SpnegoToken,
 )
-from dissectors.spnego import mechanism_name
 
 STATUS_MORE_PROCESSING_REQUIRED = 0xC0000016
 # [MS-SMB2] 2.2.6 SessionFlags.

@@ -20,7 +20,7 @@ from dissectors.records import (
     Smb1OpenAndxResponse,
     Smb1OpenRequest,
 )
-from dissectors.smb1_parameters import NT_CREATE_EXTENDED_WORDS_SIZE, Smb1Block, read_string
+from dissectors.smb1.parameters import NT_CREATE_EXTENDED_WORDS_SIZE, Smb1Block, read_string
 
 # AndXCommand, AndXReserved, AndXOffset, Reserved, NameLength, Flags, RootDirectoryFID, DesiredAccess,
 # AllocationSize, ExtFileAttributes, ShareAccess, CreateDisposition, CreateOptions, ImpersonationLevel,

@@ -21,7 +21,7 @@ from dissectors.records import (
     Smb1WriteAndxRequest,
     Smb1WriteAndxResponse,
 )
-from dissectors.smb1_parameters import Smb1Block
+from dissectors.smb1.parameters import Smb1Block
 
 # AndX (4 bytes), FID, Offset, MaxCountOfBytesToReturn, MinCountOfBytesToReturn, Timeout_or_MaxCountHigh,
 # Remaining ([MS-CIFS] 2.2.4.42.1: WordCount 0x0A; 0x0C adds OffsetHigh).

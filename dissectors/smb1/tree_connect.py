@@ -6,7 +6,7 @@ import struct
 
 from dissectors.constants import Smb1Flags2
 from dissectors.records import Anomaly, AnomalyKind, Smb1Header, Smb1TreeConnectRequest, Smb1TreeConnectResponse
-from dissectors.smb1_parameters import Smb1Block, read_string
+from dissectors.smb1.parameters import Smb1Block, read_string
 
 _UNICODE = int(Smb1Flags2.SMB_FLAGS2_UNICODE)
 

@@ -10,16 +10,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from dissectors import (
-    smb1_echo,
-    smb1_file,
-    smb1_open,
-    smb1_read_write,
-    smb1_session_setup,
-    smb1_transaction,
-    smb1_tree_connect,
-    spnego,
-)
+from dissectors.auth import spnego
 from dissectors.constants import Smb1Capabilities, Smb1Command
 from dissectors.records import (
     Anomaly,
@@ -31,7 +22,14 @@ from dissectors.records import (
     Smb1NegotiateResponse,
     StreamEvent,
 )
-from dissectors.smb1_parameters import SMB1_HEADER_SIZE, Smb1Block, nt_create_response_words_size, split_parameters
+from dissectors.smb1 import echo as smb1_echo
+from dissectors.smb1 import file as smb1_file
+from dissectors.smb1 import open as smb1_open
+from dissectors.smb1 import read_write as smb1_read_write
+from dissectors.smb1 import session_setup as smb1_session_setup
+from dissectors.smb1 import transaction as smb1_transaction
+from dissectors.smb1 import tree_connect as smb1_tree_connect
+from dissectors.smb1.parameters import SMB1_HEADER_SIZE, Smb1Block, nt_create_response_words_size, split_parameters
 from dissectors.text import oem
 
 _HEADER: Final = struct.Struct("<4sBIBHH8xxxHHHH")

@@ -22,7 +22,7 @@ from dissectors.records import (
     Smb2SetInfoRequest,
     Smb2SetInfoResponse,
 )
-from dissectors.smb2_buffers import SMB2_HEADER_SIZE, buffer_problem
+from dissectors.smb2.buffers import SMB2_HEADER_SIZE, buffer_problem
 from dissectors.text import utf16le
 
 SET_INFO_REQUEST_STRUCTURE_SIZE: Final = 33

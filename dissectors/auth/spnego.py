@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dissectors import der, kerberos, ntlmssp
+from dissectors.auth import der, kerberos, ntlmssp
 from dissectors.records import Anomaly, AnomalyKind, KerberosApReq, NtlmsspMessage, SpnegoToken
 
 OID_SPNEGO = "1.3.6.1.5.5.2"

@@ -11,7 +11,7 @@ import struct
 from typing import Final
 
 from dissectors.records import Anomaly, AnomalyKind, Smb2FileId, Smb2IoctlRequest, Smb2IoctlResponse
-from dissectors.smb2_buffers import SMB2_HEADER_SIZE, buffer_problem
+from dissectors.smb2.buffers import SMB2_HEADER_SIZE, buffer_problem
 
 IOCTL_REQUEST_STRUCTURE_SIZE: Final = 57
 IOCTL_RESPONSE_STRUCTURE_SIZE: Final = 49

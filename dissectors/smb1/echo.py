@@ -6,7 +6,7 @@ Only the first bytes of the data are kept: enough to recognise a fixed marker.
 from __future__ import annotations
 
 from dissectors.records import Anomaly, AnomalyKind, Smb1EchoRequest, Smb1Header
-from dissectors.smb1_parameters import Smb1Block
+from dissectors.smb1.parameters import Smb1Block
 
 ECHO_DATA_PREFIX_KEPT = 16
 

@@ -19,7 +19,7 @@ from dissectors.records import (
     Smb1Header,
     Smb1RenameRequest,
 )
-from dissectors.smb1_parameters import Smb1Block, read_buffer_format_string
+from dissectors.smb1.parameters import Smb1Block, read_buffer_format_string
 
 _CLOSE_WORDS = struct.Struct("<HI")  # FID, LastTimeModified ([MS-CIFS] 2.2.4.5.1: WordCount 0x03)
 _NT_RENAME_WORDS = struct.Struct("<HHI")  # SearchAttributes, InformationLevel, Reserved (2.2.4.66.1: 0x04)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from dissectors import spnego
+from dissectors.auth import spnego
 from dissectors.constants import Smb1Flags2
 from dissectors.records import (
     Anomaly,
@@ -20,7 +20,7 @@ from dissectors.records import (
     Smb1SessionSetupResponse,
     SpnegoToken,
 )
-from dissectors.smb1_parameters import Smb1Block, read_strings
+from dissectors.smb1.parameters import Smb1Block, read_strings
 
 _EXTENDED_REQUEST = struct.Struct("<4xHHHIHII")  # WordCount 12, after AndX
 _NT_REQUEST = struct.Struct("<4xHHHIHHII")  # WordCount 13

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from dissectors import der
+from dissectors.auth import der
 from dissectors.records import Anomaly, AnomalyKind, KerberosApReq
 
 KRB5_TOK_ID_AP_REQ = b"\x01\x00"  # RFC 4121 4.1
@@ -40,7 +40,7 @@ WEAK_ENCRYPTION_TYPES = frozenset(
 def parse_gss_token(token: bytes, damage: der.Damage | None = None) -> KerberosApReq | Anomaly | None:
     """A GSS-API Kerberos token: [APPLICATION 0] { krb5 OID, TOK_ID, AP-REQ }; None if it is another token.
 
-    `damage` (see `dissectors.der`) notes lengths past the token's end; it is consulted only once the
+    `damage` (see `dissectors.auth.der`) notes lengths past the token's end; it is consulted only once the
     token starts as a GSS-API token, so another mechanism's bytes (NegoEx) are never taken for a cut one.
     """
     if token[:1] != GSS_APPLICATION_0:

@@ -6,18 +6,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from dissectors import (
-    smb2_close,
-    smb2_create,
-    smb2_ioctl,
-    smb2_negotiate,
-    smb2_query_directory,
-    smb2_read_write,
-    smb2_session_setup,
-    smb2_set_info,
-    smb2_tree_connect,
-    spnego,
-)
+from dissectors.auth import spnego
 from dissectors.constants import SMB2_FLAGS_ASYNC_COMMAND, SMB2_FLAGS_SERVER_TO_REDIR, Smb2Command
 from dissectors.records import (
     Anomaly,
@@ -31,6 +20,15 @@ from dissectors.records import (
     Smb2TransformHeader,
     StreamEvent,
 )
+from dissectors.smb2 import close as smb2_close
+from dissectors.smb2 import create as smb2_create
+from dissectors.smb2 import ioctl as smb2_ioctl
+from dissectors.smb2 import negotiate as smb2_negotiate
+from dissectors.smb2 import query_directory as smb2_query_directory
+from dissectors.smb2 import read_write as smb2_read_write
+from dissectors.smb2 import session_setup as smb2_session_setup
+from dissectors.smb2 import set_info as smb2_set_info
+from dissectors.smb2 import tree_connect as smb2_tree_connect
 
 SMB2_HEADER_SIZE: Final = 64
 SMB2_HEADER_STRUCTURE_SIZE: Final = 64

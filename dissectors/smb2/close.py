@@ -6,7 +6,7 @@ import struct
 from typing import Final
 
 from dissectors.records import Anomaly, AnomalyKind, Smb2CloseRequest, Smb2CloseResponse, Smb2FileId
-from dissectors.smb2_buffers import SMB2_HEADER_SIZE
+from dissectors.smb2.buffers import SMB2_HEADER_SIZE
 
 CLOSE_REQUEST_STRUCTURE_SIZE: Final = 24
 CLOSE_RESPONSE_STRUCTURE_SIZE: Final = 60

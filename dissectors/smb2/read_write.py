@@ -20,7 +20,7 @@ from dissectors.records import (
     Smb2WriteRequest,
     Smb2WriteResponse,
 )
-from dissectors.smb2_buffers import SMB2_HEADER_SIZE, buffer_problem
+from dissectors.smb2.buffers import SMB2_HEADER_SIZE, buffer_problem
 
 READ_REQUEST_STRUCTURE_SIZE: Final = 49
 READ_RESPONSE_STRUCTURE_SIZE: Final = 17

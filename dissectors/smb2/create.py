@@ -6,7 +6,7 @@ import struct
 from typing import Final
 
 from dissectors.records import Anomaly, AnomalyKind, Smb2CreateRequest, Smb2CreateResponse, Smb2FileId
-from dissectors.smb2_buffers import SMB2_HEADER_SIZE, buffer_problem
+from dissectors.smb2.buffers import SMB2_HEADER_SIZE, buffer_problem
 from dissectors.text import utf16le
 
 CREATE_REQUEST_STRUCTURE_SIZE: Final = 57

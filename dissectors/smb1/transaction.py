@@ -42,7 +42,7 @@ from dissectors.records import (
     Smb1TransactionResponse,
     Smb1TransactionSecondaryRequest,
 )
-from dissectors.smb1_parameters import Smb1Block, read_string
+from dissectors.smb1.parameters import Smb1Block, read_string
 from dissectors.text import oem, utf16le
 
 # TotalParameterCount, TotalDataCount, MaxParameterCount, MaxDataCount, MaxSetupCount, Reserved1, Flags,

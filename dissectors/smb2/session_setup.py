@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from dissectors import spnego
+from dissectors.auth import spnego
 from dissectors.records import Anomaly, AnomalyKind, Smb2SessionSetupRequest, Smb2SessionSetupResponse, SpnegoToken
 
 SMB2_HEADER_SIZE = 64
