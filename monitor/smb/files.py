@@ -31,6 +31,7 @@ from dissectors.constants import (
     Smb1Trans2Subcommand,
     Smb2Command,
     Smb2CreateAction,
+    Smb2CreateOptions,
     Smb2Flags,
 )
 from dissectors.records import (
@@ -109,6 +110,7 @@ _OPEN_ANDX_ACTIONS = {
 # What the ransomware rule hears of: changes to existing files, and creations (for their names).
 _CHANGES = frozenset((ACTION_CREATE, ACTION_OVERWRITE, ACTION_RENAME, ACTION_DELETE))
 _RELATED = int(Smb2Flags.SMB2_FLAGS_RELATED_OPERATIONS)
+_DELETE_ON_CLOSE = int(Smb2CreateOptions.FILE_DELETE_ON_CLOSE)
 _TO_CLIENT = int(Smb2Flags.SMB2_FLAGS_SERVER_TO_REDIR)
 _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _BUFFER_OVERFLOW = int(NtStatus.STATUS_BUFFER_OVERFLOW)  # a pipe read with more to come
@@ -355,7 +357,8 @@ class FileTracker:
         if not header.flags & _RELATED:
             self._chain_open = None
         if isinstance(body, Smb2CreateRequest):
-            handle = self._new_open(header.tree_id, body.name, bool(body.create_options & 0x00001000), ts)
+            delete_on_close = bool(body.create_options & _DELETE_ON_CLOSE)
+            handle = self._new_open(header.tree_id, body.name, delete_on_close, ts)
             self._wait(self._creates, (2, header.message_id), handle)
             self._chain_open = handle
             return

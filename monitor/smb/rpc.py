@@ -20,7 +20,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from dissectors.constants import enum_name, nt_status_name
-from dissectors.dcerpc.constants import ContDefResult, FaultStatus, PType, Win32Error
+from dissectors.dcerpc.constants import ContDefResult, FaultStatus, PfcFlags, PType, Win32Error
 from dissectors.dcerpc.names import auth_level_name, auth_type_name, interface_name, operation_name
 from dissectors.dcerpc.records import (
     RpcAuthVerifier,
@@ -47,8 +47,9 @@ _RESPONSE = int(PType.RESPONSE)
 _BIND_KINDS = (int(PType.BIND), int(PType.ALTER_CONTEXT))
 _ACCEPTANCE = int(ContDefResult.ACCEPTANCE)
 _NEGOTIATE_ACK = int(ContDefResult.NEGOTIATE_ACK)
+_FIRST_FRAG = int(PfcFlags.PFC_FIRST_FRAG)
 
-# (kind, interface uuid, opnum) -> finding kind or None: the rules' classification of a call.
+# (interface uuid, opnum) -> the finding kind the rules give that call, or None (monitor.detect.rpc.classify_call).
 CallClassifier = Callable[[str, int], str | None]
 Finding = tuple[str, float, dict[str, Any]]
 
@@ -219,7 +220,7 @@ class RpcTracker:
             self.anomalies[anomaly.kind] += 1
         header = pdu.header
         body = pdu.body
-        if header.ptype == _REQUEST and header.big_endian and header.pfc_flags & 1:
+        if header.ptype == _REQUEST and header.big_endian and header.pfc_flags & _FIRST_FRAG:
             # Windows and Samba clients always send little-endian; CVE-2022-26809 exploits do not.
             self.big_endian_requests += 1
             interface = self._context_interface(pipe, body)
