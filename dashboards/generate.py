@@ -59,6 +59,7 @@ CRITICAL_KINDS_REGEX = f"^({'|'.join(CRITICAL_KINDS)})$"
 RPC_RESULT_CLASSES = ("ok", "error", "fault", "no_answer")
 RPC_BIND_RESULTS = ("accepted", "user_rejection", "provider_rejection", "rejected", "no_answer", "other")
 FILE_ACTIONS = ("open", "create", "overwrite", "read", "write", "rename", "delete")
+RPC_BIND_AUTH_KINDS = ("ntlmv1", "ntlmv2", "lm", "plaintext", "kerberos", "anonymous", "guest", "unknown", "none")
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ METRICS: dict[str, Metric] = {
         "counter", ("interface", "operation", "result_class"), {"result_class": RPC_RESULT_CLASSES}
     ),
     "smbwatch_rpc_binds_total": Metric("counter", ("interface", "result"), {"result": RPC_BIND_RESULTS}),
+    "smbwatch_rpc_bind_auth_total": Metric("counter", ("auth",), {"auth": RPC_BIND_AUTH_KINDS}),
     "smbwatch_file_actions_total": Metric("counter", ("action",), {"action": FILE_ACTIONS}),
     "smbwatch_hosts": Metric(
         "gauge",
@@ -835,6 +837,16 @@ def activity_row() -> Row:
                 overrides=[color_override("byRegexp", ".* (user_rejection|provider_rejection|rejected)$", "red")],
             ),
             Panel(
+                "timeseries",
+                "RPC binds by authentication",
+                "Accepted binds by how their own verifier authenticated (ntlmv2, kerberos, ...), as SMB sessions "
+                "are counted by auth kind; none: no verifier, the SMB session's user is the caller.",
+                "cpm",
+                [Target(counter_rate("smbwatch_rpc_bind_auth_total", ("auth",), per_minute=True), "{{auth}}")],
+                width=8,
+                overrides=[color_override("byRegexp", "^(ntlmv1|lm|plaintext|anonymous)$", "orange")],
+            ),
+            Panel(
                 "table",
                 "Top RPC operations in the time range",
                 "The 25 (interface, operation, result) triples called most over the dashboard's time range.",
@@ -846,7 +858,7 @@ def activity_row() -> Row:
                         table=True,
                     )
                 ],
-                width=12,
+                width=16,
                 height=10,
                 min_zero=False,
                 value_name="calls",

@@ -338,3 +338,24 @@ def test_the_host_cap_is_counted_on_a_sensor() -> None:
     assert parts.inventory.hosts_dropped > 0
     scraped = parse_samples(generate_latest(registry).decode())
     assert scraped[("smbwatch_anomalies_total", (("kind", "hosts_full"),))] == parts.inventory.hosts_dropped
+
+
+def test_rpc_binds_are_counted_by_how_their_verifier_authenticated() -> None:
+    """Point 3 of issue 11: NTLM users of RPC binds counted by auth kind, as SMB sessions are."""
+    from monitor.output.metrics import RPC_BIND_AUTH_KINDS, rpc_bind_auth
+    from tests.retirement_reports import document_of
+
+    assert rpc_bind_auth(None) == "none"
+    assert rpc_bind_auth({"kind": "RPC_C_AUTHN_WINNT", "user": "alice", "ntlm": "ntlmv2"}) == "ntlmv2"
+    assert rpc_bind_auth({"kind": "RPC_C_AUTHN_GSS_KERBEROS", "realm": "LAB"}) == "kerberos"
+    assert rpc_bind_auth({"kind": "RPC_C_AUTHN_WINNT", "ntlm": "something-else"}) == "unknown"
+    registry = CollectorRegistry()
+    metrics = SensorMetrics(registry, "test", process_metrics=False)
+    # rpcclient after `sign`: the lsarpc bind carries alice's NTLMv2 AUTHENTICATE, srvsvc and samr none.
+    (record,) = document_of("recorded/rpc_recon.pcap")["connections"]
+    metrics.connection_closed(record)
+    scrape = samples(registry)
+    counts = {kind: value(scrape, "smbwatch_rpc_bind_auth_total", auth=kind) for kind in RPC_BIND_AUTH_KINDS}
+    assert counts["ntlmv2"] == 1
+    assert counts["none"] == 2
+    assert sum(counts.values()) == 3

@@ -58,6 +58,9 @@ RPC_RESULT_CLASSES = ("ok", "error", "fault", "no_answer")
 # A bound interface's bind_result in the connection record ([C706] 12.6.3.1 p_cont_def_result_t;
 # "rejected" is a bind_nak), and "other" for a result value the spec does not define.
 RPC_BIND_RESULTS = ("accepted", "user_rejection", "provider_rejection", "rejected", "no_answer", "other")
+# How an accepted bind's own verifier authenticated: the session kinds, or none (no verifier: over a
+# named pipe the SMB session's user is the caller, counted in smbwatch_session_setups_total).
+RPC_BIND_AUTH_KINDS = (*AUTH_KINDS, "none")
 FILE_ACTIONS = ACTION_ORDER  # open, create, overwrite, read, write, rename, delete
 # An interface UUID or an operation number the generated table (dissectors.dcerpc.interfaces) lacks.
 OTHER = "other"
@@ -116,6 +119,16 @@ def rpc_result_class(status: str) -> str:
             return "error"
         return "fault" if _NCA_STATUS_FIRST <= code <= _NCA_STATUS_LAST else "error"
     return "error"
+
+
+def rpc_bind_auth(auth: dict[str, Any] | None) -> str:
+    """The `auth` label of an accepted bind: its NTLMSSP kind, kerberos, none, or unknown."""
+    if not auth:
+        return "none"
+    ntlm = auth.get("ntlm")
+    if ntlm is not None:
+        return ntlm if ntlm in AUTH_KINDS else "unknown"
+    return "kerberos" if "realm" in auth else "unknown"
 
 
 def rpc_bind_result(result: str) -> str:
@@ -221,6 +234,14 @@ class SensorMetrics:
             ["interface", "result"],
             registry=registry,
         )
+        self.rpc_bind_auth = Counter(
+            f"{PREFIX}_rpc_bind_auth",
+            "Accepted DCE/RPC binds on named pipes by how their own verifier authenticated (as SMB sessions "
+            "are counted by auth kind; none: no verifier, the SMB session's user calls), counted when their "
+            "connection ends",
+            ["auth"],
+            registry=registry,
+        )
         self.file_actions = Counter(
             f"{PREFIX}_file_actions",
             "File opens by what was done through them (how the open ended: open, create, overwrite; then "
@@ -239,6 +260,8 @@ class SensorMetrics:
             self.rpc_binds.labels(OTHER, value)
         for value in FILE_ACTIONS:
             self.file_actions.labels(value)
+        for value in RPC_BIND_AUTH_KINDS:
+            self.rpc_bind_auth.labels(value)
         registry.register(_SnapshotCollector(self))
         if process_metrics:
             ProcessCollector(registry=registry)
@@ -278,6 +301,8 @@ class SensorMetrics:
             uuid, version = bound["uuid"], bound["version"]
             interface = rpc_interface_label(uuid, version)
             self.rpc_binds.labels(interface, rpc_bind_result(bound["bind_result"])).inc()
+            if bound["bind_result"] == "accepted":
+                self.rpc_bind_auth.labels(rpc_bind_auth(bound.get("auth"))).inc()
             for call in bound["calls"]:
                 operation = rpc_operation_label(uuid, call["opnum"]) if interface != OTHER else OTHER
                 self.rpc_calls.labels(interface, operation, rpc_result_class(call["status"])).inc(call["count"])
