@@ -1406,18 +1406,19 @@ run_impacket_scenario() {
     print_driver_install)
       # PrintNightmare's call, fields only: RpcAddPrinterDriverEx (opnum 89)
       # with a DRIVER_INFO_2 naming files that do not exist; then the benign
-      # `rpcclient -c adddriver` (AddPrinterDriver, opnum 9) with made-up
-      # file names.
+      # `rpcclient -c enumdrivers` (EnumPrinterDrivers, opnum 10) and
+      # `adddriver` (AddPrinterDriver, opnum 9) with made-up file names.
       impacket_start "$s"
       impk "$HERE/rpc_calls.py" driver "$SRV4" "$LAB_USER" "$LAB_PASS" SMBWLAB "$CLI4"
       rpcc SMB2_02 SMB3 -U "$LAB_USER%$LAB_PASS" \
-        -c 'adddriver "Windows x64" "smbwatch-fixture:driver.dll:data.dll:config.dll:help.hlp:NULL:RAW:NULL" 3' \
+        -c 'enumdrivers 2; adddriver "Windows x64" "smbwatch-fixture:driver.dll:data.dll:config.dll:help.hlp:NULL:RAW:NULL" 3' \
         "$SRV4" || log "  (client exit status $?)"
       # "driver.dll" in UTF-16LE in the stub (tshark 4.0 does not decode
       # AddPrinterDriverEx), dwFileCopyFlags 0x8014 its last four bytes
       auth_finish "$s" 'spoolss.opnum == 89 && dcerpc.pkt_type == 0 && dcerpc.stub_data contains 64:00:72:00:69:00:76:00:65:00:72:00:2e:00:64:00:6c:00:6c:00' \
         'spoolss.opnum == 89 && dcerpc.pkt_type == 0 && dcerpc.stub_data[-4:4] == 14:80:00:00' \
         'spoolss.opnum == 89 && dcerpc.pkt_type == 2 && spoolss.rc == 0x7c' \
+        'spoolss.opnum == 10 && dcerpc.pkt_type == 0' \
         'spoolss.opnum == 9 && dcerpc.pkt_type == 0' 'spoolss.opnum == 9 && dcerpc.pkt_type == 2 && spoolss.rc == 0x43' ;;
     services_impacket)
       # impacket's services.py, one connection per action: list, create
