@@ -108,3 +108,20 @@ def test_the_names_agree_with_the_result_codes_used_above() -> None:
     assert return_value_name(0xC0000022) == "STATUS_ACCESS_DENIED"
     assert fault_status_name(0x1C010002) == "nca_op_rng_error"
     assert ContDefResult.PROVIDER_REJECTION.name.lower() == BIND_RESULTS["provider_rejection"]
+
+
+PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "pcaps-public" / "suricata-verify"
+
+
+@pytest.mark.skipif(not (PUBLIC / "smb2-delete").is_dir(), reason="peer captures not present (../shared/pcaps-public)")
+def test_a_delete_in_a_compound_chain_is_seen_through_the_related_file_id() -> None:
+    """macOS deletes with CREATE (DELETE_ON_CLOSE) + CLOSE in one compound, the CLOSE naming the open by the
+    related FileId (all ones): the peer's expectation is one `delete on close` of "test" (its test.yaml)."""
+    (path,) = sorted((PUBLIC / "smb2-delete").glob("*.pcap"))
+    deleted = [
+        entry["path"]
+        for connection in document_of(str(path))["connections"]
+        for entry in connection["files"]
+        if "delete" in entry["actions"]
+    ]
+    assert deleted == ["test"]
