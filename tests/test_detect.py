@@ -206,6 +206,20 @@ def test_a_few_failures_then_success_is_no_bruteforce() -> None:
     assert not detector.alerts
 
 
+def test_failures_with_an_empty_user_name_are_counted_apart_from_bruteforce() -> None:
+    """Scanners and share browsers fail anonymous logons by the dozen: no password is guessed."""
+    detector = Detector(DetectionSettings(bruteforce_failures=5))
+    pair = ConnectionRef.between("192.0.2.66", "192.0.2.20")
+    for i in range(50):
+        detector.session_result(pair, float(i), 0xC000006D, "")
+    assert not detector.alerts
+    assert detector.empty_user_logon_failures == 50
+    for i in range(5):  # a user name smbwatch could not see (None) still counts: it may be a guess
+        detector.session_result(pair, 60.0 + i, 0xC000006D, None)
+    (alert,) = detector.alerts
+    assert alert.kind == ALERT_BRUTEFORCE and alert.detail["failures"] == 5
+
+
 def test_bruteforce_on_the_recorded_failed_logons() -> None:
     inventory = Inventory()
     detector = Detector(DetectionSettings(bruteforce_failures=3))

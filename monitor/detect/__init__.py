@@ -85,6 +85,7 @@ class Detector(Smb1Rules, ScanRules, BruteForceRules, GroomingRules):
         # bruteforce, grooming, smb1_negotiated, attack_pairs, scanners.
         self.pairs_evicted: Counter[str] = Counter()
         self.users_dropped = 0  # brute-force failures naming a user past MAX_USERS_PER_PAIR
+        self.empty_user_logon_failures = 0  # failed logons with an empty user name: not brute force
         # Who attacked whom (client, server) -> alert kinds, and scanning sources: the retirement report
         # keeps their SMB1 traffic apart. Capped like the other memories.
         self.attack_pairs: OrderedDict[tuple[str, str], set[str]] = OrderedDict()

@@ -38,6 +38,7 @@ class BruteForceRules(RuleBase):
 
     _logon_pairs: OrderedDict[bytes, LogonFailures | FirstFailure]
     users_dropped: int
+    empty_user_logon_failures: int
 
     def session_result(self, connection: ConnectionRef, ts: float, status: int, user: str | None) -> Alert | None:
         """A SESSION_SETUP's final status: failures count towards brute force; a success after
@@ -47,6 +48,11 @@ class BruteForceRules(RuleBase):
         pair = connection.client[0] + connection.server[0]
         failures = self._logon_pairs.get(pair)
         if status in LOGON_FAILURE_STATUSES:
+            if user == "":
+                # An empty user name (an anonymous NTLMSSP AUTHENTICATE) guesses no password: scanners and
+                # share browsers send it. Counted apart; a user name smbwatch could not see (None) still counts.
+                self.empty_user_logon_failures += 1
+                return None
             if user is not None:
                 user = sys.intern(user)  # a flood repeats a handful of user names
             if failures is None:

@@ -86,6 +86,7 @@ def _stats(analysis: Analysis) -> dict[str, Any]:
         "hosts_not_listed": analysis.inventory.hosts_not_listed,
         "alerts": dict(sorted(pipeline.detector.counts.items())),
         "smb1_allowed_connections": pipeline.detector.smb1_allowed,
+        "empty_user_logon_failures": pipeline.detector.empty_user_logon_failures,
         "detector_pairs_evicted": dict(sorted(pipeline.detector.pairs_evicted.items())),
         "scan_sources": {
             "tracked": pipeline.detector.scan_sources_tracked,
