@@ -321,6 +321,13 @@ class FileTracker:
         elif offset == 0 and data.startswith(MZ_HEADER):
             self._executable(handle, ts, "written (MZ header)")
 
+    def _pipe_data(self, key: Hashable, to_server: bool, data: bytes, complete: bool, ts: float) -> None:
+        """A pipe READ/WRITE's bytes to its DCE/RPC reader; one cut at the kept bytes cannot be read."""
+        if complete:
+            self.rpc.data(key, to_server, data, ts)
+        else:
+            self.anomalies[AnomalyKind.RPC_DATA_NOT_KEPT] += 1
+
     def _read(self, handle: _Open, length: int, ts: float) -> None:
         if handle.entry is not None:
             handle.entry.bytes_read += length
@@ -373,10 +380,7 @@ class FileTracker:
         key = handle.key
         if isinstance(body, Smb2WriteRequest):
             if handle.pipe and key is not None:
-                if body.data_complete:
-                    self.rpc.data(key, True, body.data, ts)
-                else:
-                    self.anomalies[AnomalyKind.RPC_DATA_NOT_KEPT] += 1
+                self._pipe_data(key, True, body.data, body.data_complete, ts)
             else:
                 self._written(handle, body.offset, body.data_length, body.data, ts)
         elif isinstance(body, Smb2ReadRequest):
@@ -422,10 +426,7 @@ class FileTracker:
         key = handle.key
         if isinstance(body, Smb2ReadResponse):
             if handle.pipe and key is not None:
-                if body.data_complete:
-                    self.rpc.data(key, False, body.data, ts)
-                else:
-                    self.anomalies[AnomalyKind.RPC_DATA_NOT_KEPT] += 1
+                self._pipe_data(key, False, body.data, body.data_complete, ts)
             else:
                 self._read(handle, body.data_length, ts)
         elif isinstance(body, Smb2IoctlResponse) and key is not None:
@@ -461,10 +462,7 @@ class FileTracker:
         handle = found
         if isinstance(body, Smb1WriteAndxRequest):
             if handle.pipe:
-                if body.data_complete:
-                    self.rpc.data((1, fid), True, body.data, ts)
-                else:
-                    self.anomalies[AnomalyKind.RPC_DATA_NOT_KEPT] += 1
+                self._pipe_data((1, fid), True, body.data, body.data_complete, ts)
             else:
                 self._written(handle, body.offset, body.data_length, body.data, ts)
         elif isinstance(body, Smb1ReadAndxRequest):
@@ -517,10 +515,7 @@ class FileTracker:
             return
         if isinstance(body, Smb1ReadAndxResponse):
             if handle.pipe:
-                if body.data_complete:
-                    self.rpc.data(handle.key, False, body.data, ts)
-                else:
-                    self.anomalies[AnomalyKind.RPC_DATA_NOT_KEPT] += 1
+                self._pipe_data(handle.key, False, body.data, body.data_complete, ts)
             else:
                 self._read(handle, body.data_length, ts)
         elif isinstance(body, Smb1TransactionResponse) and handle.pipe:
